@@ -53,5 +53,12 @@ class TracingError(DiffkitError, TypeError):
     """
 
 
+class ShapeError(DiffkitError, TypeError):
+    """An operator got a function or argument of the wrong shape.
+
+    For example ``grad`` of a function that does not return a scalar.
+    """
+
+
 class BackendMismatch(DiffkitError, AssertionError):
     """Raised by ``assert_backends_agree`` when backends disagree."""

@@ -1,0 +1,33 @@
+"""diffkit: one function definition, differentiated by interchangeable backends.
+
+Example:
+    >>> import numpy as np, diffkit as dk
+    >>> f = lambda x, y: np.sin(x) * np.exp(y) + x**2 * y
+    >>> [round(float(g), 6) for g in dk.grad(f, argnums=(0, 1))(1.0, 2.0)]
+    [7.992324, 7.217676]
+"""
+
+from . import numpy_api as _numpy_api  # noqa: F401  (registers NumPy's dispatch handlers)
+from .backends import Forward, Reverse, backends, get_backend
+from .core.function import Function
+from .custom import custom_jvp, custom_vjp
+from .errors import (
+    BackendMismatch,
+    DiffkitError,
+    DomainError,
+    ParseError,
+    ShapeError,
+    TracingError,
+    UnsupportedOperation,
+)
+from .operators import derivative, grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .primitives import PRIMITIVES
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRIMITIVES", "BackendMismatch", "DiffkitError", "DomainError", "Forward", "Function",
+    "ParseError", "Reverse", "ShapeError", "TracingError", "UnsupportedOperation", "backends",
+    "custom_jvp", "custom_vjp", "derivative", "get_backend", "grad", "hessian", "jacobian", "jvp",
+    "value_and_grad", "vjp",
+]

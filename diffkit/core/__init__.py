@@ -1,0 +1,1 @@
+"""The core: function definitions, the safe parser, and the traced-value protocol."""

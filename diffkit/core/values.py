@@ -1,0 +1,416 @@
+"""The value protocol every backend's traced type implements.
+
+A backend runs the user's unchanged NumPy code on its own value type. Every
+such type derives from :class:`Value`, which answers Python's operators and
+NumPy's two dispatch protocols (``__array_ufunc__`` and
+``__array_function__``) by looking the operation up in the primitive table
+(:mod:`diffkit.primitives`, through the handlers of :mod:`diffkit.numpy_api`)
+and calling :func:`bind`.
+
+:func:`bind` picks the *innermost* trace among the arguments (the one with the
+highest level) and lets it apply the primitive; values of outer traces are
+constants to it. Each transformation opens a trace with a fresh, increasing
+level, which is what makes nested derivatives free of perturbation confusion
+(Siskind and Pearlmutter's example is a test).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import numpy as np
+
+from ..errors import TracingError, UnsupportedOperation
+
+if TYPE_CHECKING:
+    from ..primitives import Primitive
+
+_levels = itertools.count(1)
+
+
+def new_level() -> int:
+    """A level higher than that of every trace opened before."""
+    return next(_levels)
+
+
+class Trace(Protocol):
+    """What a backend's trace provides to :func:`bind`."""
+
+    level: int
+    backend_name: str
+
+    def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any: ...
+
+    def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any: ...
+
+
+# Filled by diffkit.numpy_api at import: NumPy callable -> handler.
+UFUNC_HANDLERS: dict[Any, Callable[..., Any]] = {}
+FUNCTION_HANDLERS: dict[Any, Callable[..., Any]] = {}
+REDUCE_HANDLERS: dict[Any, Callable[..., Any]] = {}
+
+
+def top_trace(args: tuple[Any, ...] | list[Any]) -> Trace | None:
+    """The innermost trace among ``args`` (``None`` when all are constants)."""
+    top = None
+    level = 0
+    for a in args:
+        if isinstance(a, Value):
+            t = a._trace
+            if t.level > level:
+                top, level = t, t.level
+    return top
+
+
+def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
+    """Apply ``prim`` to ``args``: on plain NumPy data, or by the innermost trace.
+
+    Object arrays holding traced values (what ``np.array([x, y])`` makes of
+    traced scalars) are packed into one traced array first.
+    """
+    top = None
+    level = 0
+    packed = False
+    for a in args:
+        if isinstance(a, Value):
+            t = a._trace
+            if t.level > level:
+                top, level = t, t.level
+        elif type(a) is np.ndarray and a.dtype == object:
+            packed = True
+    if packed:
+        args = tuple(pack(a) if type(a) is np.ndarray and a.dtype == object else a for a in args)
+        return bind(prim, *args, **params)
+    if top is None:
+        return prim.numpy(*args, **params)
+    return top.apply(prim, args, params)
+
+
+def pack(a: Any) -> Any:
+    """Turn an object array (or nested list) of traced scalars into one traced array.
+
+    ``np.array([x, y])`` with traced ``x`` and ``y`` gives an object array;
+    NumPy cannot be told otherwise, so diffkit packs such arrays with the
+    ``stack`` primitive wherever they meet a traced operation.
+    """
+    if isinstance(a, Value):
+        return a
+    if isinstance(a, (list, tuple)):
+        a = np.array(a, dtype=object) if any(_holds_value(e) for e in a) else np.asarray(a)
+    if type(a) is not np.ndarray or a.dtype != object:
+        return a
+    flat = [pack(e) if isinstance(e, (list, tuple, np.ndarray)) else e for e in a.ravel()]
+    if not any(isinstance(e, Value) for e in flat):
+        return np.asarray(a.tolist(), dtype=float)
+    from ..primitives import P
+
+    stacked = bind(P.stack, *flat, axis=-1) if flat else np.zeros(0)
+    return stacked.reshape(a.shape + np.shape(flat[0]))
+
+
+def _holds_value(e: Any) -> bool:
+    if isinstance(e, Value):
+        return True
+    if isinstance(e, (list, tuple)):
+        return any(_holds_value(x) for x in e)
+    if type(e) is np.ndarray and e.dtype == object:
+        return any(_holds_value(x) for x in e.ravel())
+    return False
+
+
+def concrete(x: Any) -> Any:
+    """Strip every trace: the plain NumPy value under a (nested) traced value."""
+    while isinstance(x, Value):
+        x = x.primal
+    return x
+
+
+def _numpy_name(func: Any) -> str:
+    mod = getattr(func, "__module__", None) or "numpy"
+    mod = mod.replace("numpy.linalg._linalg", "numpy.linalg").replace("numpy._core.", "numpy.")
+    if mod.startswith("numpy._") or mod == "numpy.core" or mod.startswith("numpy.core."):
+        mod = "numpy"
+    return f"{mod}.{getattr(func, '__name__', repr(func))}"
+
+
+class Value:
+    """Base class of traced values: operators and NumPy dispatch go to the table.
+
+    Subclasses set ``_trace`` (the trace they belong to) and ``primal`` (the
+    value one level down: a NumPy array, or a traced value of an outer trace).
+    """
+
+    __slots__ = ()
+    __array_priority__ = 1000
+    _trace: Any
+    primal: Any
+
+    # -- NumPy protocols ------------------------------------------------------
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if kwargs.get("out") is not None:
+            raise TracingError(
+                f"numpy.{ufunc.__name__}(..., out=...) writes in place into an array, which a traced "
+                f"value cannot do (backend '{self._trace.backend_name}'); use the returned value instead"
+            )
+        kwargs.pop("out", None)
+        if method == "__call__":
+            handler = UFUNC_HANDLERS.get(ufunc)
+        elif method == "reduce":
+            handler = REDUCE_HANDLERS.get(ufunc)
+        else:
+            handler = None
+        if handler is None:
+            what = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+            raise UnsupportedOperation(
+                f"{what} is not supported by diffkit (backend '{self._trace.backend_name}'); "
+                f"see diffkit.primitives for the supported operations"
+            )
+        return handler(*inputs, **kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        handler = FUNCTION_HANDLERS.get(func)
+        if handler is None:
+            raise UnsupportedOperation(
+                f"{_numpy_name(func)} is not supported by diffkit (backend "
+                f"'{self._trace.backend_name}'); see diffkit.primitives for the supported operations"
+            )
+        return handler(*args, **kwargs)
+
+    # -- structure ------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return np.shape(self.primal)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return np.result_type(self.primal)
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of a 0-d traced value")
+        return shape[0]
+
+    def __iter__(self) -> Any:
+        shape = self.shape
+        if not shape:
+            raise TypeError("iteration over a 0-d traced value")
+        return (self[i] for i in range(shape[0]))
+
+    # -- what a traced value cannot do ------------------------------------------
+    def _refuse(self, what: str, hint: str) -> TracingError:
+        return TracingError(
+            f"{what} a traced value (backend '{self._trace.backend_name}'): its number is not "
+            f"fixed while diffkit differentiates; {hint}"
+        )
+
+    def __float__(self) -> float:
+        raise self._refuse(
+            "float() of", "use NumPy functions (np.sin, not math.sin), and build arrays with "
+            "np.stack or np.array([...]) rather than assigning into a float array"
+        )
+
+    def __int__(self) -> int:
+        raise self._refuse("int() of", "keep indices and sizes independent of differentiated values")
+
+    def __index__(self) -> int:
+        raise self._refuse("using as an index", "keep indices independent of differentiated values")
+
+    def __complex__(self) -> complex:
+        raise self._refuse("complex() of", "use NumPy functions on the value")
+
+    def __bool__(self) -> bool:
+        raise self._refuse("the truth value of", "compare it (x > 0) or use np.where")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise self._refuse(
+            "in-place assignment into", "build a new array instead: np.where(mask, new, x), "
+            "np.concatenate, or np.stack"
+        )
+
+    def item(self) -> Any:
+        raise self._refuse(".item() of", "keep the value as an array")
+
+    def tolist(self) -> Any:
+        raise self._refuse(".tolist() of", "iterate over it or index it instead")
+
+    __hash__ = object.__hash__
+
+    # -- operators --------------------------------------------------------------
+    def __add__(self, o: Any) -> Any:
+        return bind(_P.add, self, o)
+
+    def __radd__(self, o: Any) -> Any:
+        return bind(_P.add, o, self)
+
+    def __sub__(self, o: Any) -> Any:
+        return bind(_P.subtract, self, o)
+
+    def __rsub__(self, o: Any) -> Any:
+        return bind(_P.subtract, o, self)
+
+    def __mul__(self, o: Any) -> Any:
+        return bind(_P.multiply, self, o)
+
+    def __rmul__(self, o: Any) -> Any:
+        return bind(_P.multiply, o, self)
+
+    def __truediv__(self, o: Any) -> Any:
+        return bind(_P.divide, self, o)
+
+    def __rtruediv__(self, o: Any) -> Any:
+        return bind(_P.divide, o, self)
+
+    def __pow__(self, o: Any) -> Any:
+        return bind(_P.power, self, o)
+
+    def __rpow__(self, o: Any) -> Any:
+        return bind(_P.power, o, self)
+
+    def __matmul__(self, o: Any) -> Any:
+        return np.matmul(self, o)
+
+    def __rmatmul__(self, o: Any) -> Any:
+        return np.matmul(o, self)
+
+    def __neg__(self) -> Any:
+        return bind(_P.negative, self)
+
+    def __pos__(self) -> Any:
+        return self
+
+    def __abs__(self) -> Any:
+        return bind(_P.absolute, self)
+
+    def __lt__(self, o: Any) -> Any:
+        return bind(_P.less, self, o)
+
+    def __le__(self, o: Any) -> Any:
+        return bind(_P.less_equal, self, o)
+
+    def __gt__(self, o: Any) -> Any:
+        return bind(_P.greater, self, o)
+
+    def __ge__(self, o: Any) -> Any:
+        return bind(_P.greater_equal, self, o)
+
+    def __eq__(self, o: Any) -> Any:  # type: ignore[override]
+        return bind(_P.equal, self, o)
+
+    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
+        return bind(_P.not_equal, self, o)
+
+    def __floordiv__(self, o: Any) -> Any:
+        return np.floor_divide(self, o)
+
+    def __mod__(self, o: Any) -> Any:
+        return np.remainder(self, o)
+
+    def __getitem__(self, idx: Any) -> Any:
+        return _getitem(self, idx)
+
+    # -- ndarray methods users call --------------------------------------------
+    @property
+    def T(self) -> Any:
+        return np.transpose(self)
+
+    @property
+    def real(self) -> Any:
+        return self
+
+    def conj(self) -> Any:
+        return self
+
+    conjugate = conj
+
+    def reshape(self, *shape: Any, order: str = "C") -> Any:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return np.reshape(self, shape, order=order)
+
+    def transpose(self, *axes: Any) -> Any:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return np.transpose(self, axes or None)
+
+    def ravel(self, order: str = "C") -> Any:
+        return np.ravel(self, order=order)
+
+    flatten = ravel
+
+    def squeeze(self, axis: Any = None) -> Any:
+        return np.squeeze(self, axis=axis)
+
+    def swapaxes(self, a: int, b: int) -> Any:
+        return np.swapaxes(self, a, b)
+
+    def sum(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return np.sum(self, axis=axis, keepdims=keepdims, **kw)
+
+    def mean(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return np.mean(self, axis=axis, keepdims=keepdims, **kw)
+
+    def prod(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return np.prod(self, axis=axis, keepdims=keepdims, **kw)
+
+    def max(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return np.max(self, axis=axis, keepdims=keepdims, **kw)
+
+    def min(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return np.min(self, axis=axis, keepdims=keepdims, **kw)
+
+    def var(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return np.var(self, axis=axis, keepdims=keepdims, **kw)
+
+    def std(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return np.std(self, axis=axis, keepdims=keepdims, **kw)
+
+    def cumsum(self, axis: Any = None) -> Any:
+        return np.cumsum(self, axis=axis)
+
+    def dot(self, o: Any) -> Any:
+        return np.dot(self, o)
+
+    def clip(self, lo: Any = None, hi: Any = None) -> Any:
+        return np.clip(self, lo, hi)
+
+    def astype(self, dtype: Any, **kw: Any) -> Any:
+        if np.issubdtype(np.dtype(dtype), np.floating) or np.issubdtype(np.dtype(dtype), np.complexfloating):
+            return self
+        raise self._refuse(f".astype({np.dtype(dtype)}) of", "keep differentiated values floating point")
+
+    def copy(self) -> Any:
+        return self  # traced values are immutable
+
+
+# The table's namespace; diffkit.primitives sets it when it loads (this module
+# cannot import the table, which imports ``bind`` from here).
+_P: Any = None
+# diffkit.numpy_api sets this: indexing normalizes the index before binding.
+_getitem: Any = None
+
+
+def _install_object_array_methods(names: list[str]) -> None:
+    """NumPy applies a ufunc to an object array by calling the method of that name.
+
+    ``np.sin(np.array([x, y]))`` with traced ``x, y`` calls ``x.sin()``; each
+    unary ufunc of the table gets such a method.
+    """
+    for name in names:
+        ufunc = getattr(np, name)
+
+        def method(self: Value, _u: Any = ufunc) -> Any:
+            return _u(self)
+
+        method.__name__ = name
+        if not hasattr(Value, name):
+            setattr(Value, name, method)

@@ -1,0 +1,695 @@
+"""How each supported NumPy function is expressed in the primitive table.
+
+Ufuncs map one-to-one to primitives. Other functions normalize their
+arguments (axes to negative tuples, shapes resolved, indices expanded) and
+bind a primitive, or are *composites*: a few lines of NumPy in terms of the
+primitives (``mean`` is a ``sum`` divided by a count, ``clip`` a
+``maximum`` then a ``minimum``), so they inherit the primitives' rules and
+kink conventions on every backend.
+
+Functions whose result is piecewise constant in the input (``argmax``,
+``isclose``, ``zeros_like`` ...) run on the concrete values and return plain
+arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from .core import values as _values
+from .core.values import FUNCTION_HANDLERS, REDUCE_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, pack
+from .errors import TracingError, UnsupportedOperation
+from .primitives import PRIMITIVES, P
+
+# ---------------------------------------------------------------------------
+# Ufuncs
+# ---------------------------------------------------------------------------
+
+
+def _ufunc_handler(prim: Any, name: str) -> Callable[..., Any]:
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("dtype", None)
+        if kwargs:
+            raise UnsupportedOperation(
+                f"numpy.{name} with {', '.join(kwargs)}= is not supported on traced values")
+        return bind(prim, *args)
+
+    return handler
+
+
+for _prim in PRIMITIVES.values():
+    _ufunc = getattr(np, _prim.name, None)
+    if isinstance(_ufunc, np.ufunc):
+        UFUNC_HANDLERS[_ufunc] = _ufunc_handler(_prim, _prim.name)
+    for _alias in _prim.aliases:
+        _u = getattr(np, _alias, None)
+        if isinstance(_u, np.ufunc) and _u not in UFUNC_HANDLERS:
+            UFUNC_HANDLERS[_u] = _ufunc_handler(_prim, _alias)
+
+
+def _scaled(factor: float) -> Callable[[Any], Any]:
+    return lambda x: x * factor
+
+
+UFUNC_HANDLERS.update({
+    np.float_power: UFUNC_HANDLERS[np.power],
+    np.conjugate: lambda x: x,
+    np.deg2rad: _scaled(math.pi / 180.0),
+    np.radians: _scaled(math.pi / 180.0),
+    np.rad2deg: _scaled(180.0 / math.pi),
+    np.degrees: _scaled(180.0 / math.pi),
+    np.matmul: lambda a, b, **kw: bind(P.matmul, a, b),
+})
+
+
+def _reduce_handler(prim: Any) -> Callable[..., Any]:
+    def handler(x: Any, axis: Any = 0, dtype: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return _reduce(prim, x, axis, keepdims)
+
+    return handler
+
+
+def _reduce(prim: Any, x: Any, axis: Any, keepdims: bool) -> Any:
+    x = pack(x)
+    return bind(prim, x, axis=_axes(axis, int(np.ndim(x))), keepdims=bool(keepdims))
+
+
+REDUCE_HANDLERS.update({
+    np.add: _reduce_handler(P.sum),
+    np.multiply: _reduce_handler(P.prod),
+    np.maximum: _reduce_handler(P.max),
+    np.minimum: _reduce_handler(P.min),
+})
+
+# ---------------------------------------------------------------------------
+# Argument normalization
+# ---------------------------------------------------------------------------
+
+
+def _axes(axis: Any, nd: int) -> tuple[int, ...]:
+    """Reduction axes as a sorted tuple of negative integers."""
+    if axis is None:
+        return tuple(range(-nd, 0))
+    if isinstance(axis, (int, np.integer)):
+        axis = (axis,)
+    out = []
+    for a in axis:
+        a = int(a)
+        if not -nd <= a < nd:
+            raise np.exceptions.AxisError(a, nd)
+        out.append(a - nd if a >= 0 else a)
+    return tuple(sorted(out))
+
+
+def _axis(axis: int, nd: int) -> int:
+    return _axes(axis, nd)[0]
+
+
+def _register(*funcs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def deco(handler: Callable[..., Any]) -> Callable[..., Any]:
+        for f in funcs:
+            FUNCTION_HANDLERS[f] = handler
+        return handler
+
+    return deco
+
+
+def _no_out(out: Any, name: str) -> None:
+    if out is not None:
+        raise TracingError(f"numpy.{name}(..., out=...) writes in place; traced values are immutable")
+
+
+# ---------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------
+
+
+@_register(np.sum)
+def _sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+         **kw: Any) -> Any:
+    _no_out(out, "sum")
+    return _reduce(P.sum, a, axis, keepdims)
+
+
+@_register(np.prod)
+def _prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+          **kw: Any) -> Any:
+    _no_out(out, "prod")
+    return _reduce(P.prod, a, axis, keepdims)
+
+
+@_register(np.max, np.amax)
+def _max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    _no_out(out, "max")
+    return _reduce(P.max, a, axis, keepdims)
+
+
+@_register(np.min, np.amin)
+def _min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    _no_out(out, "min")
+    return _reduce(P.min, a, axis, keepdims)
+
+
+def _count(a: Any, axis: Any) -> int:
+    shape = np.shape(a)
+    return int(np.prod([shape[i] for i in _axes(axis, len(shape))], dtype=np.int64))
+
+
+@_register(np.mean)
+def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
+          **kw: Any) -> Any:
+    _no_out(out, "mean")
+    a = pack(a)
+    return _sum(a, axis=axis, keepdims=keepdims) / _count(a, axis)
+
+
+@_register(np.var)
+def _var(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+         keepdims: bool = False, **kw: Any) -> Any:
+    _no_out(out, "var")
+    a = pack(a)
+    d = a - _mean(a, axis=axis, keepdims=True)
+    return _sum(d * d, axis=axis, keepdims=keepdims) / (_count(a, axis) - ddof)
+
+
+@_register(np.std)
+def _std(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0,
+         keepdims: bool = False, **kw: Any) -> Any:
+    return np.sqrt(_var(a, axis=axis, out=out, ddof=ddof, keepdims=keepdims))
+
+
+@_register(np.cumsum)
+def _cumsum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    _no_out(out, "cumsum")
+    a = pack(a)
+    if axis is None:
+        a, axis = _ravel(a), -1
+    return bind(P.cumsum, a, axis=_axis(axis, int(np.ndim(a))))
+
+
+# ---------------------------------------------------------------------------
+# Shape and structure
+# ---------------------------------------------------------------------------
+
+
+def _resolve_shape(shape: Any, size: int) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    shape = tuple(int(s) for s in shape)
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if int(np.prod(shape, dtype=np.int64)) != size:
+        raise ValueError(f"cannot reshape an array of size {size} into shape {shape}")
+    return shape
+
+
+@_register(np.reshape)
+def _reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None, **kw: Any) -> Any:
+    a = pack(a)
+    if order != "C":
+        raise UnsupportedOperation(f"numpy.reshape(order={order!r}) on traced values; only 'C'")
+    shape = _resolve_shape(shape if shape is not None else newshape, int(np.size(concrete_shape_holder(a))))
+    if shape == np.shape(a):
+        return a
+    return bind(P.reshape, a, shape=shape)
+
+
+def concrete_shape_holder(a: Any) -> Any:
+    """An object with ``a``'s shape, for size arithmetic (no data copied)."""
+    return np.broadcast_to(np.empty(()), np.shape(a))
+
+
+@_register(np.ravel)
+def _ravel(a: Any, order: str = "C") -> Any:
+    return _reshape(a, (-1,), order)
+
+
+@_register(np.transpose)
+def _transpose(a: Any, axes: Any = None) -> Any:
+    a = pack(a)
+    nd = int(np.ndim(a))
+    axes = tuple(range(nd))[::-1] if axes is None else tuple(int(x) % nd for x in axes)
+    if axes == tuple(range(nd)):
+        return a
+    return bind(P.transpose, a, axes=axes)
+
+
+@_register(np.swapaxes)
+def _swapaxes(a: Any, axis1: int, axis2: int) -> Any:
+    nd = int(np.ndim(a))
+    perm = list(range(nd))
+    perm[axis1 % nd], perm[axis2 % nd] = perm[axis2 % nd], perm[axis1 % nd]
+    return _transpose(a, perm)
+
+
+@_register(np.moveaxis)
+def _moveaxis(a: Any, source: Any, destination: Any) -> Any:
+    nd = int(np.ndim(a))
+    src = [int(s) % nd for s in np.atleast_1d(source)]
+    dst = [int(d) % nd for d in np.atleast_1d(destination)]
+    order = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return _transpose(a, order)
+
+
+@_register(np.squeeze)
+def _squeeze(a: Any, axis: Any = None) -> Any:
+    shape = np.shape(a)
+    if axis is None:
+        drop = {i for i, s in enumerate(shape) if s == 1}
+    else:
+        drop = {a_ % len(shape) for a_ in np.atleast_1d(axis)}
+    return _reshape(a, tuple(s for i, s in enumerate(shape) if i not in drop))
+
+
+@_register(np.expand_dims)
+def _expand_dims(a: Any, axis: Any) -> Any:
+    shape = list(np.shape(a))
+    axes = sorted(int(x) % (len(shape) + len(np.atleast_1d(axis))) for x in np.atleast_1d(axis))
+    for ax in axes:
+        shape.insert(ax, 1)
+    return _reshape(a, tuple(shape))
+
+
+@_register(np.atleast_1d)
+def _atleast_1d(*arys: Any) -> Any:
+    res = [_reshape(a, (1,)) if np.ndim(a) == 0 else a for a in arys]
+    return res[0] if len(res) == 1 else res
+
+
+@_register(np.atleast_2d)
+def _atleast_2d(*arys: Any) -> Any:
+    res = [_reshape(a, (1,) * (2 - int(np.ndim(a))) + np.shape(a)) if np.ndim(a) < 2 else a for a in arys]
+    return res[0] if len(res) == 1 else res
+
+
+@_register(np.broadcast_to)
+def _broadcast_to(a: Any, shape: Any, subok: bool = False) -> Any:
+    a = pack(a)
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    if shape == np.shape(a):
+        return a
+    return bind(P.broadcast_to, a, shape=shape)
+
+
+def _arrays(seq: Any) -> list[Any]:
+    if isinstance(seq, Value) or (isinstance(seq, np.ndarray) and seq.dtype != object):
+        return [seq[i] for i in range(len(seq))]
+    return [pack(x) for x in seq]
+
+
+@_register(np.concatenate)
+def _concatenate(arrays: Any, axis: Any = 0, out: Any = None, **kw: Any) -> Any:
+    _no_out(out, "concatenate")
+    xs = _arrays(arrays)
+    if axis is None:
+        xs, axis = [_ravel(x) for x in xs], 0
+    return bind(P.concatenate, *xs, axis=_axis(axis, int(np.ndim(xs[0]))))
+
+
+@_register(np.stack)
+def _stack(arrays: Any, axis: int = 0, out: Any = None, **kw: Any) -> Any:
+    _no_out(out, "stack")
+    xs = _arrays(arrays)
+    return bind(P.stack, *xs, axis=_axis(axis, int(np.ndim(xs[0])) + 1))
+
+
+@_register(np.hstack)
+def _hstack(tup: Any, **kw: Any) -> Any:
+    xs = [_atleast_1d(x) for x in _arrays(tup)]
+    return _concatenate(xs, axis=0 if np.ndim(xs[0]) == 1 else 1)
+
+
+@_register(np.vstack)
+def _vstack(tup: Any, **kw: Any) -> Any:
+    return _concatenate([_atleast_2d(x) for x in _arrays(tup)], axis=0)
+
+
+@_register(np.column_stack)
+def _column_stack(tup: Any) -> Any:
+    xs = [_reshape(x, (-1, 1)) if np.ndim(x) < 2 else x for x in _arrays(tup)]
+    return _concatenate(xs, axis=1)
+
+
+@_register(np.append)
+def _append(arr: Any, values: Any, axis: Any = None) -> Any:
+    arr, values = pack(arr), pack(values)
+    if axis is None:
+        return _concatenate([_ravel(arr), _ravel(values)], axis=0)
+    return _concatenate([arr, values], axis=axis)
+
+
+def _normalize_index(idx: Any, nd: int) -> tuple[Any, ...]:
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    out: list[Any] = []
+    for i in idx:
+        if isinstance(i, Value):
+            raise TracingError("an index cannot be a traced value: keep indices independent of "
+                               "differentiated values")
+        if isinstance(i, list) or (isinstance(i, np.ndarray) and i.ndim > 0):
+            i = np.asarray(i)
+            if i.dtype == object:
+                raise TracingError("an index array cannot hold traced values")
+        out.append(i)
+    consumed = sum(1 if not (isinstance(i, np.ndarray) and i.dtype == bool) else i.ndim
+                   for i in out if i is not None and i is not Ellipsis)
+    if Ellipsis in [i for i in out if not isinstance(i, np.ndarray)]:
+        k = [j for j, i in enumerate(out) if not isinstance(i, np.ndarray) and i is Ellipsis][0]
+        out[k:k + 1] = [slice(None)] * (nd - consumed)
+    return tuple(out)
+
+
+def getitem(x: Any, idx: Any) -> Any:
+    """``x[idx]`` for a traced ``x``: basic and advanced indexing, with Ellipsis expanded."""
+    return bind(P.getitem, x, idx=_normalize_index(idx, int(np.ndim(x))))
+
+
+_values._getitem = getitem
+
+
+@_register(np.flip)
+def _flip(m: Any, axis: Any = None) -> Any:
+    nd = int(np.ndim(m))
+    axes = set(range(nd)) if axis is None else {int(a) % nd for a in np.atleast_1d(axis)}
+    return getitem(m, tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(nd)))
+
+
+@_register(np.take)
+def _take(a: Any, indices: Any, axis: Any = None, **kw: Any) -> Any:
+    if axis is None:
+        return getitem(_ravel(a), np.asarray(indices))
+    nd = int(np.ndim(a))
+    return getitem(a, (slice(None),) * (int(axis) % nd) + (np.asarray(indices),))
+
+
+@_register(np.diff)
+def _diff(a: Any, n: int = 1, axis: int = -1, **kw: Any) -> Any:
+    for _ in range(n):
+        nd = int(np.ndim(a))
+        ax = int(axis) % nd
+        lead = (slice(None),) * ax
+        a = getitem(a, lead + (slice(1, None),)) - getitem(a, lead + (slice(None, -1),))
+    return a
+
+
+@_register(np.diagonal)
+def _diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    if (axis1, axis2) != (0, 1) or np.ndim(a) != 2:
+        raise UnsupportedOperation("numpy.diagonal of traced values: 2-D arrays, axes (0, 1) only")
+    n, m = np.shape(a)
+    i = np.arange(max(0, -offset), min(n, m - offset))
+    return getitem(a, (i, i + offset))
+
+
+@_register(np.trace)
+def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, **kw: Any) -> Any:
+    return _sum(_diagonal(a, offset, axis1, axis2))
+
+
+@_register(np.diag)
+def _diag(v: Any, k: int = 0) -> Any:
+    if np.ndim(v) == 2:
+        return _diagonal(v, k)
+    if k != 0:
+        raise UnsupportedOperation("numpy.diag(v, k != 0) of a traced vector")
+    return _reshape(v, (-1, 1)) * np.eye(np.shape(v)[0])
+
+
+@_register(np.tril)
+def _tril(m: Any, k: int = 0) -> Any:
+    return m * np.tril(np.ones(np.shape(m)[-2:]), k)
+
+
+@_register(np.triu)
+def _triu(m: Any, k: int = 0) -> Any:
+    return m * np.triu(np.ones(np.shape(m)[-2:]), k)
+
+
+@_register(np.sort)
+def _sort(a: Any, axis: int = -1, **kw: Any) -> Any:
+    order = np.argsort(concrete(a), axis=axis)
+    return _take_along_axis(a, order, axis)
+
+
+@_register(np.take_along_axis)
+def _take_along_axis(arr: Any, indices: Any, axis: Any) -> Any:
+    shape = np.shape(arr)
+    ax = int(axis) % len(shape)
+    grid = list(np.ogrid[tuple(slice(n) for n in np.shape(indices))])
+    grid[ax] = np.asarray(indices)
+    return getitem(arr, tuple(grid))
+
+
+# ---------------------------------------------------------------------------
+# Selection and kinks
+# ---------------------------------------------------------------------------
+
+
+@_register(np.where)
+def _where(condition: Any, x: Any = None, y: Any = None) -> Any:
+    if x is None and y is None:
+        return np.where(concrete(condition))
+    return bind(P.where, concrete(condition), x, y)
+
+
+@_register(np.clip)
+def _clip(a: Any, a_min: Any = None, a_max: Any = None, out: Any = None, **kw: Any) -> Any:
+    # A maximum then a minimum: at a bound the derivative is 1/2, a tie (API §7).
+    _no_out(out, "clip")
+    a_min = kw.pop("min", a_min)
+    a_max = kw.pop("max", a_max)
+    if a_min is not None:
+        a = bind(P.maximum, a, a_min)
+    if a_max is not None:
+        a = bind(P.minimum, a, a_max)
+    return a
+
+
+# ---------------------------------------------------------------------------
+# Products and linear algebra
+# ---------------------------------------------------------------------------
+
+
+@_register(np.dot)
+def _dot(a: Any, b: Any, out: Any = None) -> Any:
+    _no_out(out, "dot")
+    a, b = pack(a), pack(b)
+    na, nb = int(np.ndim(a)), int(np.ndim(b))
+    if na == 0 or nb == 0:
+        return a * b
+    if na <= 2 and nb <= 2:
+        return bind(P.matmul, a, b)
+    return _tensordot(a, b, axes=([na - 1], [max(nb - 2, 0)]))
+
+
+@_register(np.vdot)
+def _vdot(a: Any, b: Any) -> Any:
+    return _dot(_ravel(a), _ravel(b))
+
+
+@_register(np.inner)
+def _inner(a: Any, b: Any) -> Any:
+    a, b = pack(a), pack(b)
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return a * b
+    return _tensordot(a, b, axes=([-1], [-1]))
+
+
+@_register(np.outer)
+def _outer(a: Any, b: Any, out: Any = None) -> Any:
+    _no_out(out, "outer")
+    return _reshape(pack(a), (-1, 1)) * _reshape(pack(b), (1, -1))
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@_register(np.tensordot)
+def _tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    a, b = pack(a), pack(b)
+    na, nb = int(np.ndim(a)), int(np.ndim(b))
+    if isinstance(axes, (int, np.integer)):
+        ax_a, ax_b = list(range(na - int(axes), na)), list(range(int(axes)))
+    else:
+        ax_a = [int(i) % na for i in np.atleast_1d(axes[0])]
+        ax_b = [int(i) % nb for i in np.atleast_1d(axes[1])]
+    sa = list(_LETTERS[:na])
+    sb = list(_LETTERS[na:na + nb])
+    for i, j in zip(ax_a, ax_b):
+        sb[j] = sa[i]
+    res = [c for k, c in enumerate(sa) if k not in ax_a] + [c for k, c in enumerate(sb) if k not in ax_b]
+    return bind(P.einsum, a, b, subscripts=f"{''.join(sa)},{''.join(sb)}->{''.join(res)}")
+
+
+@_register(np.einsum)
+def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = False, **kw: Any) -> Any:
+    _no_out(out, "einsum")
+    if not isinstance(subscripts, str):
+        raise UnsupportedOperation("numpy.einsum on traced values takes a subscripts string")
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise UnsupportedOperation("numpy.einsum with '...' on traced values; write the indices out")
+    ins = spec.split("->")[0].split(",")
+    if "->" not in spec:
+        counts = {c: "".join(ins).count(c) for c in "".join(ins)}
+        spec = spec + "->" + "".join(sorted(c for c, n in counts.items() if n == 1))
+    for part in ins:
+        if len(set(part)) != len(part):
+            raise UnsupportedOperation(
+                f"numpy.einsum('{subscripts}'): an index repeated within one operand (a diagonal) "
+                "is not differentiable here; use np.diagonal")
+    return bind(P.einsum, *[pack(o) for o in operands], subscripts=spec)
+
+
+@_register(np.linalg.inv)
+def _inv(a: Any) -> Any:
+    return bind(P.inv, pack(a))
+
+
+@_register(np.linalg.solve)
+def _solve(a: Any, b: Any) -> Any:
+    return bind(P.solve, pack(a), pack(b))
+
+
+@_register(np.linalg.det)
+def _det(a: Any) -> Any:
+    return bind(P.det, pack(a))
+
+
+class SlogdetResult(NamedTuple):
+    """``numpy.linalg.slogdet``'s result: the sign is piecewise constant, only logabsdet is traced."""
+
+    sign: Any
+    logabsdet: Any
+
+
+@_register(np.linalg.slogdet)
+def _slogdet(a: Any) -> Any:
+    a = pack(a)
+    sign = np.linalg.slogdet(concrete(a))[0]  # piecewise constant
+    return SlogdetResult(sign, bind(P.logabsdet, a))
+
+
+@_register(np.linalg.cholesky)
+def _cholesky(a: Any, **kw: Any) -> Any:
+    if kw.get("upper"):
+        return _swap_last(bind(P.cholesky, pack(a)))
+    return bind(P.cholesky, pack(a))
+
+
+def _swap_last(a: Any) -> Any:
+    return _swapaxes(a, -1, -2)
+
+
+@_register(np.linalg.eigh)
+def _eigh(a: Any, UPLO: str = "L") -> Any:
+    packed = bind(P.eigh_packed, pack(a))
+    w = getitem(packed, (Ellipsis, 0, slice(None)))
+    v = getitem(packed, (Ellipsis, slice(1, None), slice(None)))
+    return w, v
+
+
+@_register(np.linalg.eigvalsh)
+def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
+    return _eigh(a)[0]
+
+
+@_register(np.linalg.norm)
+def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:
+    x = pack(x)
+    nd = int(np.ndim(x))
+    vector = (axis is None and (nd == 1 or ord is None)) or isinstance(axis, (int, np.integer)) or (
+        isinstance(axis, tuple) and len(axis) == 1)
+    if vector or (ord in (None, "fro")):
+        if ord in (None, 2, "fro"):
+            return np.sqrt(_sum(x * x, axis=axis, keepdims=keepdims))
+        if ord == 1:
+            return _sum(np.abs(x), axis=axis, keepdims=keepdims)
+        if ord == np.inf:
+            return _max(np.abs(x), axis=axis, keepdims=keepdims)
+        if ord == -np.inf:
+            return _min(np.abs(x), axis=axis, keepdims=keepdims)
+        if isinstance(ord, (int, float)) and ord > 0:
+            return _sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+    raise UnsupportedOperation(f"numpy.linalg.norm(ord={ord!r}) of a matrix on traced values; "
+                               "vector norms and 'fro' are supported")
+
+
+# ---------------------------------------------------------------------------
+# Structure queries and piecewise-constant functions: run on concrete values
+# ---------------------------------------------------------------------------
+
+
+def _on_concrete(func: Callable[..., Any]) -> Callable[..., Any]:
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        return func(*[concrete(pack(a)) for a in args], **{k: concrete(v) for k, v in kwargs.items()})
+
+    return handler
+
+
+for _f in (np.argmax, np.argmin, np.argsort, np.nonzero, np.count_nonzero, np.any, np.all,
+           np.isclose, np.allclose, np.array_equal, np.round, np.around, np.iscomplexobj,
+           np.isrealobj, np.searchsorted, np.unique, np.argwhere, np.flatnonzero):
+    FUNCTION_HANDLERS[_f] = _on_concrete(_f)
+
+
+@_register(np.shape)
+def _shape(a: Any) -> tuple[int, ...]:
+    return tuple(pack(a).shape) if isinstance(a, Value) else np.shape(concrete(pack(a)))
+
+
+@_register(np.ndim)
+def _ndim(a: Any) -> int:
+    return len(_shape(a))
+
+
+@_register(np.size)
+def _size(a: Any, axis: Any = None) -> int:
+    shape = _shape(a)
+    return int(np.prod(shape, dtype=np.int64)) if axis is None else shape[axis]
+
+
+@_register(np.result_type)
+def _result_type(*args: Any) -> Any:
+    return np.result_type(*[concrete(a) for a in args])
+
+
+def _like(maker: Callable[..., Any]) -> Callable[..., Any]:
+    def handler(a: Any, *args: Any, dtype: Any = None, **kw: Any) -> Any:
+        base = concrete(pack(a))
+        return maker(np.shape(base), *args, dtype=dtype or np.result_type(base))
+
+    return handler
+
+
+FUNCTION_HANDLERS[np.zeros_like] = _like(lambda shape, dtype: np.zeros(shape, dtype))
+FUNCTION_HANDLERS[np.ones_like] = _like(lambda shape, dtype: np.ones(shape, dtype))
+FUNCTION_HANDLERS[np.empty_like] = _like(lambda shape, dtype: np.zeros(shape, dtype))
+FUNCTION_HANDLERS[np.full_like] = _like(lambda shape, fill, dtype: np.full(shape, concrete(fill), dtype))
+
+
+@_register(np.copy)
+def _copy(a: Any, *args: Any, **kw: Any) -> Any:
+    return pack(a)
+
+
+@_register(np.real)
+def _real(a: Any) -> Any:
+    return pack(a)
+
+
+@_register(np.imag)
+def _imag(a: Any) -> Any:
+    return np.zeros(np.shape(a))
+
+
+SUPPORTED_FUNCTIONS: tuple[str, ...] = tuple(sorted(
+    {getattr(f, "__name__", str(f)) for f in FUNCTION_HANDLERS} | {u.__name__ for u in UFUNC_HANDLERS}))
+"""Names of the NumPy functions and ufuncs diffkit differentiates or passes through."""
+

@@ -1,0 +1,273 @@
+"""The operators: derivative, grad, value_and_grad, jacobian, hessian, jvp, vjp.
+
+Each takes a function (callable, :class:`~diffkit.Function`, expression string
+or SymPy expression) and returns a function. This module does no calculus:
+it chooses the differentiated arguments (``argnums``), promotes integer
+inputs to floating point, hands the work to the backend, and shapes the
+results as JAX does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from .backends import get_backend
+from .core.function import Function, as_function
+from .core.values import Value
+from .errors import DiffkitError, ShapeError
+
+Argnums = int | Sequence[int]
+
+
+def _argnums(argnums: Argnums, nargs: int, F: Function, op: str) -> tuple[tuple[int, ...], bool]:
+    single = isinstance(argnums, (int, np.integer))
+    nums = (int(argnums),) if single else tuple(int(a) for a in argnums)  # type: ignore[union-attr]
+    for a in nums:
+        if not -nargs <= a < nargs:
+            raise ShapeError(f"{op} of {F.name}: argnums={argnums!r} but the function was called "
+                             f"with {nargs} argument(s)")
+    return tuple(a % nargs for a in nums), single
+
+
+def _canon(a: Any, F: Function, i: int, op: str) -> Any:
+    """A differentiated argument as a float array (or scalar); ints promote to float64."""
+    if isinstance(a, Value):
+        return a
+    arr = np.asarray(a)
+    if arr.dtype == object:
+        from .core.values import pack
+
+        packed = pack(arr)
+        if isinstance(packed, Value):
+            return packed
+        arr = np.asarray(packed)
+    if arr.dtype.kind in "biu":
+        arr = arr.astype(np.float64)
+    elif arr.dtype.kind not in "fc":
+        name = F.variables[i] if i < len(F.variables) else f"#{i}"
+        raise TypeError(f"{op} of {F.name}: argument '{name}' must be numeric, got dtype {arr.dtype}")
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def _prepare(args: Sequence[Any], nums: Sequence[int], F: Function, op: str) -> list[Any]:
+    primals = list(args)
+    for i in nums:
+        primals[i] = _canon(primals[i], F, i, op)
+    return primals
+
+
+def _finish(x: Any) -> Any:
+    """Results as plain, writable NumPy values (traced values pass through when nested)."""
+    if isinstance(x, Value) or x is None:
+        return x
+    if isinstance(x, tuple):
+        return tuple(_finish(e) for e in x)
+    if isinstance(x, np.ndarray):
+        if x.ndim == 0:
+            return x[()]
+        if not x.flags.writeable or x.base is not None and not x.flags.owndata:
+            return np.array(x)
+    return x
+
+
+@contextlib.contextmanager
+def _context(F: Function, op: str, backend: Any) -> Iterator[None]:
+    """Name the function and operator in errors raised while differentiating."""
+    try:
+        yield
+    except DiffkitError as e:
+        msg = str(e)
+        if " [in " not in msg and not isinstance(e, AssertionError):
+            e.args = (f"{msg} [in {op} of {F.name}, backend '{backend.name}']",) + e.args[1:]
+        raise
+
+
+def _named(wrapper: Callable[..., Any], op: str, F: Function) -> Callable[..., Any]:
+    wrapper.__name__ = f"{op}({F.name})"
+    wrapper.__qualname__ = wrapper.__name__
+    wrapper.__doc__ = f"The {op} of {F.name}."
+    return wrapper
+
+
+def grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, backend: Any = None) -> Callable[..., Any]:
+    """Gradient of a scalar-valued function.
+
+    Args:
+        f: callable, :class:`Function`, expression string or SymPy expression.
+        argnums: which positional argument(s) to differentiate; a tuple gives a tuple.
+        has_aux: ``f`` returns ``(value, aux)``; the result is ``(grad, aux)``.
+        backend: a name from :func:`backends` or a backend instance (default ``"reverse"``).
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> dk.grad(lambda x, y: x * y**2, argnums=(0, 1))(3.0, 2.0)
+        (np.float64(4.0), np.float64(12.0))
+    """
+    vg = value_and_grad(f, argnums, has_aux=has_aux, backend=backend)
+    F = as_function(f)
+
+    def grad_f(*args: Any) -> Any:
+        res = vg(*args)
+        return (res[1], res[0][1]) if has_aux else res[1]
+
+    return _named(grad_f, "grad", F)
+
+
+def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False,
+                   backend: Any = None) -> Callable[..., Any]:
+    """``(f(*args), grad f(*args))`` in one pass.
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> value, g = dk.value_and_grad(lambda x: np.sum(x**2))(np.array([1.0, 2.0]))
+        >>> float(value), g
+        (5.0, array([2., 4.]))
+    """
+    F = as_function(f)
+    be = get_backend(backend)
+
+    def value_and_grad_f(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args), F, "grad")
+        with _context(F, "grad", be):
+            primals = _prepare(args, nums, F, "grad")
+            out, grads, aux = be.value_and_grad(F.fn, primals, nums, has_aux, name=F.name)
+        g = _finish(grads[0] if single else tuple(grads))
+        out = _finish(out)
+        return ((out, aux), g) if has_aux else (out, g)
+
+    return _named(value_and_grad_f, "value_and_grad", F)
+
+
+def jacobian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..., Any]:
+    """Jacobian, of shape ``out.shape + arg.shape``; a tuple ``argnums`` gives a tuple.
+
+    The reverse backend uses one backward sweep with a batch of cotangents,
+    the forward backend one forward pass with a batch of tangents.
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> dk.jacobian(lambda x: x**2)(np.array([1.0, 2.0]))
+        array([[2., 0.],
+               [0., 4.]])
+    """
+    F = as_function(f)
+    be = get_backend(backend)
+
+    def jacobian_f(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args), F, "jacobian")
+        with _context(F, "jacobian", be):
+            primals = _prepare(args, nums, F, "jacobian")
+            _, jacs = be.jacobian(F.fn, primals, nums)
+        return _finish(jacs[0] if single else tuple(jacs))
+
+    return _named(jacobian_f, "jacobian", F)
+
+
+def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..., Any]:
+    """Hessian, of shape ``out.shape + arg.shape + arg.shape``.
+
+    On the reverse backend this is forward-over-reverse: one forward pass
+    with a batch of tangents through the reverse-mode gradient. A tuple
+    ``argnums`` gives nested tuples ``H[i][j]``.
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> dk.hessian(lambda x: x[0]**2 * x[1])(np.array([1.0, 3.0]))
+        array([[6., 2.],
+               [2., 0.]])
+    """
+    F = as_function(f)
+    be = get_backend(backend)
+
+    def hessian_f(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args), F, "hessian")
+        with _context(F, "hessian", be):
+            primals = _prepare(args, nums, F, "hessian")
+            rows = be.hessian(F.fn, primals, nums)
+        return _finish(rows[0][0] if single else tuple(tuple(r) for r in rows))
+
+    return _named(hessian_f, "hessian", F)
+
+
+def derivative(f: Any, order: int = 1, *, backend: Any = None) -> Callable[[Any], Any]:
+    """The ``order``-th derivative of a function of one scalar (by nesting).
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> float(dk.derivative(np.sin, order=3)(0.0))
+        -1.0
+    """
+    F = as_function(f)
+    be = get_backend(backend)
+    if int(order) != order or order < 0:
+        raise ValueError(f"derivative of {F.name}: order must be a non-negative integer, got {order!r}")
+
+    def derivative_f(x: Any) -> Any:
+        with _context(F, "derivative", be):
+            xs = _prepare([x], [0], F, "derivative")[0]
+            if np.shape(xs) != ():
+                raise ShapeError(f"derivative of {F.name}: the argument must be a scalar, got shape "
+                                 f"{np.shape(xs)}; use dk.jacobian or dk.grad for arrays")
+            return _finish(be.derivative(F.fn, xs, int(order)))
+
+    return _named(derivative_f, "derivative", F)
+
+
+def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, backend: Any = None) -> tuple[Any, Any]:
+    """``(f(*primals), J @ tangents)``: a Jacobian-vector product.
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> out, t = dk.jvp(lambda x: np.sin(x), (0.0,), (2.0,), backend="forward")
+        >>> float(out), float(t)
+        (0.0, 2.0)
+    """
+    F = as_function(f)
+    be = get_backend(backend)
+    if len(primals) != len(tangents):
+        raise ShapeError(f"jvp of {F.name}: {len(primals)} primals but {len(tangents)} tangents")
+    nums = tuple(range(len(primals)))
+    with _context(F, "jvp", be):
+        ps = _prepare(primals, nums, F, "jvp")
+        ts = []
+        for i, (p, t) in enumerate(zip(ps, tangents)):
+            t = _canon(t, F, i, "jvp")
+            if np.shape(t) != np.shape(p):
+                raise ShapeError(f"jvp of {F.name}: tangent {i} has shape {np.shape(t)}, its primal "
+                                 f"{np.shape(p)}")
+            ts.append(t)
+        out, tout = be.jvp(F.fn, ps, nums, ts)
+    return _finish(out), _finish(tout)
+
+
+def vjp(f: Any, *primals: Any, has_aux: bool = False, backend: Any = None) -> Any:
+    """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal.
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> out, vjp_fn = dk.vjp(lambda x: x * 3.0, np.array([1.0, 2.0]))
+        >>> vjp_fn(np.array([1.0, 10.0]))
+        (array([ 3., 30.]),)
+    """
+    F = as_function(f)
+    be = get_backend(backend)
+    nums = tuple(range(len(primals)))
+    with _context(F, "vjp", be):
+        ps = _prepare(primals, nums, F, "vjp")
+        out, fn, aux = be.vjp(F.fn, ps, nums, has_aux)
+
+    @functools.wraps(fn)
+    def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        ct = np.asarray(cotangent, dtype=np.result_type(out, float)) if not isinstance(cotangent, Value) \
+            else cotangent
+        if np.shape(ct) != np.shape(out):
+            raise ShapeError(f"vjp of {F.name}: cotangent has shape {np.shape(ct)}, the output "
+                             f"{np.shape(out)}")
+        with _context(F, "vjp", be):
+            return tuple(_finish(c) for c in fn(ct))
+
+    return (_finish(out), vjp_fn, aux) if has_aux else (_finish(out), vjp_fn)

@@ -1,0 +1,770 @@
+"""THE primitive table: every primitive once, with all of its rules.
+
+Each entry holds the NumPy implementation, the SymPy counterpart, the JVP and
+VJP rules, the domain, whether it is complex-analytic, and its convention at
+non-differentiable points. Every backend reads this one table, so the modes
+cannot drift apart.
+
+Rules are written with ``np.*`` calls on whatever values they receive, so they
+are traced in turn and derivatives of any order come free. Their arguments are
+``out`` (the primal result), the primals, then the tangent ``t`` or the
+cotangent ``ct``. Tangents and cotangents may carry extra *leading* batch
+dimensions (a whole Jacobian is one pass): elementwise rules get this from
+broadcasting; structural rules count the batch dimensions as
+``ndim(t) - ndim(x)``. Broadcasting is undone once, in the reverse backend,
+never in rules.
+
+Conventions at kinks follow SymPy (see the docs page "Conventions"):
+
+========================  ===========  ======================================
+expression at the kink    derivative   why
+========================  ===========  ======================================
+``abs(x)`` at 0           0            d Abs(x)/dx = sign(x), sign(0) = 0
+``sign(x)``               0
+``maximum``/``minimum``   1/2 each     Heaviside(0) = 1/2
+tie
+``clip`` at a bound       1/2          a maximum/minimum tie
+``where(c, x, y)``        branch's     the selected branch, as a Piecewise
+``max``/``min`` ties      split evenly  as maximum, over all tied elements
+========================  ===========  ======================================
+
+Example:
+    >>> from diffkit.primitives import PRIMITIVES
+    >>> p = PRIMITIVES["maximum"]
+    >>> p.complex_safe, p.kink
+    (False, 'ties give 1/2 to each argument, as SymPy Heaviside(0) = 1/2')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import numpy as np
+import sympy
+
+from .core import values as _values
+from .core.values import bind
+
+Rule = Callable[..., Any]
+INF = math.inf
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """One entry of the table.
+
+    Attributes:
+        name: the NumPy name (``"sin"``, ``"matmul"``, ``"getitem"`` ...).
+        numpy: implementation on NumPy arrays.
+        sympy: counterpart on SymPy scalars (elementwise primitives) or on
+            object arrays of SymPy expressions; ``None`` where SymPy has none.
+        nargs: number of array arguments, ``None`` for variadic ones.
+        jvp: per-argument linear maps ``jvp[i](t, out, *args, **params)``.
+        vjp: per-argument maps ``vjp[i](ct, out, *args, **params)``.
+        jvp_joint: for variadic primitives, ``jvp_joint(tangents, out, *args,
+            **params)`` with ``None`` for the tangents of constants.
+        vjp_variadic: for variadic primitives, ``vjp_variadic(i, ct, out, *args,
+            **params)``.
+        elementwise: broadcasts like a ufunc (the forward backend aligns
+            batched tangents, the reverse backend sums broadcast axes).
+        differentiable: ``False`` for comparisons and other piecewise-constant
+            operations; their results are plain arrays, never traced.
+        nondiff_args: indices of arguments that are never differentiated
+            (the condition of ``where``).
+        domain: per argument, the open interval inside which the derivative
+            exists; tests and strategies sample there.
+        complex_safe: analytic, so the complex-step derivative is exact.
+        kink: the convention at non-differentiable points, in words.
+        at_kink: ``at_kink(*args)`` is a boolean array, true where a point is a
+            kink; the harness uses it to explain disagreements.
+    """
+
+    name: str
+    numpy: Callable[..., Any]
+    sympy: Callable[..., Any] | None = None
+    nargs: int | None = 1
+    jvp: tuple[Rule, ...] = ()
+    vjp: tuple[Rule, ...] = ()
+    jvp_joint: Rule | None = None
+    vjp_variadic: Rule | None = None
+    elementwise: bool = False
+    differentiable: bool = True
+    nondiff_args: frozenset[int] = frozenset()
+    domain: tuple[tuple[float, float], ...] = ()
+    complex_safe: bool = True
+    kink: str | None = None
+    at_kink: Callable[..., Any] | None = None
+    doc: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    def jvp_rule(self, i: int) -> Rule:
+        """The JVP rule of argument ``i``."""
+        return self.jvp[i]
+
+    def vjp_rule(self, i: int) -> Rule:
+        """The VJP rule of argument ``i``."""
+        if self.vjp_variadic is not None:
+            rule = self.vjp_variadic
+            return lambda ct, out, *args, **params: rule(i, ct, out, *args, **params)
+        return self.vjp[i]
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+"""Every primitive, keyed by its NumPy name."""
+
+P = SimpleNamespace()
+"""The table as attributes: ``P.sin``, ``P.matmul`` ..."""
+
+
+def define(
+    name: str,
+    numpy: Callable[..., Any],
+    *,
+    partials: tuple[Callable[..., Any], ...] | None = None,
+    **fields: Any,
+) -> Primitive:
+    """Declare a primitive once, with all of its rules.
+
+    For an elementwise primitive it is enough to give ``partials``: one
+    function ``partial_i(out, *args)`` per argument, the partial derivative.
+    Both the JVP (``t * partial``) and the VJP (``ct * partial``) follow from
+    it, so the two modes agree by construction.
+    """
+    if partials is not None:
+        fields.setdefault("jvp", tuple(_jvp_from_partial(p) for p in partials))
+        fields.setdefault("vjp", tuple(_vjp_from_partial(p) for p in partials))
+        fields.setdefault("elementwise", True)
+        fields.setdefault("nargs", len(partials))
+    prim = Primitive(name, numpy, **fields)
+    PRIMITIVES[name] = prim
+    setattr(P, name, prim)
+    return prim
+
+
+def _jvp_from_partial(partial: Callable[..., Any]) -> Rule:
+    return lambda t, out, *args: t * partial(out, *args)
+
+
+def _vjp_from_partial(partial: Callable[..., Any]) -> Rule:
+    return lambda ct, out, *args: ct * partial(out, *args)
+
+
+def _nb(t: Any, x: Any) -> int:
+    """Leading batch dimensions of a tangent or cotangent ``t`` relative to ``x``."""
+    return int(np.ndim(t)) - int(np.ndim(x))
+
+
+def _zero(t: Any) -> Any:
+    return t * 0.0
+
+
+# --------------------------------------------------------------------------
+# Elementwise: arithmetic
+# --------------------------------------------------------------------------
+_same = (lambda t, out, *a: t, lambda t, out, *a: t)
+define("add", np.add, sympy=lambda x, y: x + y, nargs=2, elementwise=True,
+       jvp=_same, vjp=_same, domain=((-INF, INF),) * 2)
+define("subtract", np.subtract, sympy=lambda x, y: x - y, nargs=2, elementwise=True,
+       jvp=(lambda t, out, x, y: t, lambda t, out, x, y: -t),
+       vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: -ct), domain=((-INF, INF),) * 2)
+define("multiply", np.multiply, sympy=lambda x, y: x * y, nargs=2, elementwise=True,
+       jvp=(lambda t, out, x, y: t * y, lambda t, out, x, y: x * t),
+       vjp=(lambda ct, out, x, y: ct * y, lambda ct, out, x, y: x * ct), domain=((-INF, INF),) * 2)
+define("divide", np.divide, sympy=lambda x, y: x / y,
+       partials=(lambda out, x, y: 1.0 / y, lambda out, x, y: -out / y),
+       domain=((-INF, INF), (0.1, INF)), aliases=("true_divide",))
+
+
+def _pow_dbase(out: Any, x: Any, y: Any) -> Any:
+    return y * x ** (y - 1)
+
+
+def _pow_dexp(out: Any, x: Any, y: Any) -> Any:
+    # d/dy x**y = x**y log x; at x == 0 the limit (for y > 0) is 0, as in JAX.
+    safe = np.where(x == 0, 1.0, x)
+    return np.where(x == 0, 0.0, out * np.log(safe))
+
+
+define("power", np.power, sympy=lambda x, y: x**y, partials=(_pow_dbase, _pow_dexp),
+       domain=((0.1, INF), (-INF, INF)),
+       doc="x**y; d/dy uses log x, so a traced exponent needs x > 0")
+define("negative", np.negative, sympy=lambda x: -x, elementwise=True,
+       jvp=(lambda t, out, x: -t,), vjp=(lambda ct, out, x: -ct,), domain=((-INF, INF),))
+define("positive", np.positive, sympy=lambda x: x, elementwise=True,
+       jvp=(lambda t, out, x: t,), vjp=(lambda ct, out, x: ct,), domain=((-INF, INF),))
+define("absolute", np.absolute, sympy=sympy.Abs, partials=(lambda out, x: np.sign(x),),
+       complex_safe=False, kink="d|x|/dx at 0 is sign(0) = 0, as SymPy",
+       at_kink=lambda x: np.equal(x, 0), domain=((-INF, INF),), aliases=("abs", "fabs"))
+define("sign", np.sign, sympy=sympy.sign, elementwise=True,
+       jvp=(lambda t, out, x: _zero(t),), vjp=(lambda ct, out, x: _zero(ct),),
+       complex_safe=False, kink="derivative 0 everywhere, also at the jump at 0",
+       at_kink=lambda x: np.equal(x, 0), domain=((-INF, INF),))
+define("sqrt", np.sqrt, sympy=sympy.sqrt, partials=(lambda out, x: 0.5 / out,), domain=((0.0, INF),))
+define("cbrt", np.cbrt, sympy=lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3),
+       partials=(lambda out, x: 1.0 / (3.0 * out * out),), domain=((0.0, INF),),
+       complex_safe=False, doc="the real cube root; its complex continuation differs for x < 0")
+define("square", np.square, sympy=lambda x: x**2, partials=(lambda out, x: 2.0 * x,),
+       domain=((-INF, INF),))
+define("reciprocal", np.reciprocal, sympy=lambda x: 1 / x, partials=(lambda out, x: -(out * out),),
+       domain=((0.1, INF),))
+
+# --------------------------------------------------------------------------
+# Elementwise: exponentials and logarithms
+# --------------------------------------------------------------------------
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+define("exp", np.exp, sympy=sympy.exp, partials=(lambda out, x: out,), domain=((-INF, INF),))
+define("exp2", np.exp2, sympy=lambda x: 2**x, partials=(lambda out, x: out * _LN2,),
+       domain=((-INF, INF),))
+define("expm1", np.expm1, sympy=lambda x: sympy.exp(x) - 1, partials=(lambda out, x: out + 1.0,),
+       domain=((-INF, INF),))
+define("log", np.log, sympy=sympy.log, partials=(lambda out, x: 1.0 / x,), domain=((0.0, INF),),
+       aliases=("ln",))
+define("log2", np.log2, sympy=lambda x: sympy.log(x, 2), partials=(lambda out, x: 1.0 / (x * _LN2),),
+       domain=((0.0, INF),))
+define("log10", np.log10, sympy=lambda x: sympy.log(x, 10),
+       partials=(lambda out, x: 1.0 / (x * _LN10),), domain=((0.0, INF),))
+define("log1p", np.log1p, sympy=lambda x: sympy.log(1 + x), partials=(lambda out, x: 1.0 / (1.0 + x),),
+       domain=((-1.0, INF),))
+define("logaddexp", np.logaddexp, sympy=lambda x, y: sympy.log(sympy.exp(x) + sympy.exp(y)),
+       partials=(lambda out, x, y: np.exp(x - out), lambda out, x, y: np.exp(y - out)),
+       domain=((-INF, INF),) * 2)
+define("logaddexp2", np.logaddexp2, sympy=lambda x, y: sympy.log(2**x + 2**y, 2),
+       partials=(lambda out, x, y: np.exp2(x - out), lambda out, x, y: np.exp2(y - out)),
+       domain=((-INF, INF),) * 2)
+
+# --------------------------------------------------------------------------
+# Elementwise: trigonometric and hyperbolic
+# --------------------------------------------------------------------------
+define("sin", np.sin, sympy=sympy.sin, partials=(lambda out, x: np.cos(x),), domain=((-INF, INF),))
+define("cos", np.cos, sympy=sympy.cos, partials=(lambda out, x: -np.sin(x),), domain=((-INF, INF),))
+define("tan", np.tan, sympy=sympy.tan, partials=(lambda out, x: 1.0 + out * out,),
+       domain=((-1.5, 1.5),))
+define("arcsin", np.arcsin, sympy=sympy.asin, partials=(lambda out, x: 1.0 / np.sqrt(1.0 - x * x),),
+       domain=((-1.0, 1.0),), aliases=("asin",))
+define("arccos", np.arccos, sympy=sympy.acos, partials=(lambda out, x: -1.0 / np.sqrt(1.0 - x * x),),
+       domain=((-1.0, 1.0),), aliases=("acos",))
+define("arctan", np.arctan, sympy=sympy.atan, partials=(lambda out, x: 1.0 / (1.0 + x * x),),
+       domain=((-INF, INF),), aliases=("atan",))
+define("arctan2", np.arctan2, sympy=lambda y, x: sympy.atan2(y, x),
+       partials=(lambda out, y, x: x / (x * x + y * y), lambda out, y, x: -y / (x * x + y * y)),
+       domain=((-INF, INF), (0.1, INF)), complex_safe=False, aliases=("atan2",),
+       doc="arctan2(y, x); not analytic in (y, x) jointly")
+define("hypot", np.hypot, sympy=lambda x, y: sympy.sqrt(x**2 + y**2),
+       partials=(lambda out, x, y: x / out, lambda out, x, y: y / out),
+       domain=((-INF, INF),) * 2, complex_safe=False,
+       doc="sqrt(x**2 + y**2); not differentiable at the origin (NaN there, as SymPy)")
+define("sinh", np.sinh, sympy=sympy.sinh, partials=(lambda out, x: np.cosh(x),), domain=((-INF, INF),))
+define("cosh", np.cosh, sympy=sympy.cosh, partials=(lambda out, x: np.sinh(x),), domain=((-INF, INF),))
+define("tanh", np.tanh, sympy=sympy.tanh, partials=(lambda out, x: 1.0 - out * out,),
+       domain=((-INF, INF),))
+define("arcsinh", np.arcsinh, sympy=sympy.asinh, partials=(lambda out, x: 1.0 / np.sqrt(x * x + 1.0),),
+       domain=((-INF, INF),), aliases=("asinh",))
+define("arccosh", np.arccosh, sympy=sympy.acosh,
+       partials=(lambda out, x: 1.0 / (np.sqrt(x - 1.0) * np.sqrt(x + 1.0)),),
+       domain=((1.0, INF),), aliases=("acosh",))
+define("arctanh", np.arctanh, sympy=sympy.atanh, partials=(lambda out, x: 1.0 / (1.0 - x * x),),
+       domain=((-1.0, 1.0),), aliases=("atanh",))
+
+# --------------------------------------------------------------------------
+# Elementwise: kinks and selection
+# --------------------------------------------------------------------------
+
+
+def _wins(a: Any, b: Any) -> Any:
+    """1 where a is the larger, 0 where b is, 1/2 on ties (SymPy's Heaviside(0))."""
+    return np.where(a > b, 1.0, np.where(a < b, 0.0, 0.5))
+
+
+_TIE = "ties give 1/2 to each argument, as SymPy Heaviside(0) = 1/2"
+define("maximum", np.maximum, sympy=sympy.Max,
+       partials=(lambda out, x, y: _wins(x, y), lambda out, x, y: _wins(y, x)),
+       complex_safe=False, kink=_TIE, at_kink=lambda x, y: np.equal(x, y), domain=((-INF, INF),) * 2,
+       aliases=("fmax",))
+define("minimum", np.minimum, sympy=sympy.Min,
+       partials=(lambda out, x, y: _wins(y, x), lambda out, x, y: _wins(x, y)),
+       complex_safe=False, kink=_TIE, at_kink=lambda x, y: np.equal(x, y), domain=((-INF, INF),) * 2,
+       aliases=("fmin",))
+
+
+def _where_sympy(c: Any, x: Any, y: Any) -> Any:
+    return sympy.Piecewise((x, c), (y, True))
+
+
+define("where", np.where, sympy=_where_sympy, nargs=3, elementwise=True,
+       jvp=(None, lambda t, out, c, x, y: np.where(c, t, 0.0), lambda t, out, c, x, y: np.where(c, 0.0, t)),  # type: ignore[arg-type]
+       vjp=(None, lambda ct, out, c, x, y: np.where(c, ct, 0.0), lambda ct, out, c, x, y: np.where(c, 0.0, ct)),  # type: ignore[arg-type]
+       nondiff_args=frozenset({0}), complex_safe=True,
+       kink="the derivative of the selected branch, as a SymPy Piecewise",
+       domain=((-INF, INF),) * 3)
+
+# Piecewise-constant and logical operations: their results are plain arrays.
+for _name in ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
+              "logical_and", "logical_or", "logical_xor", "logical_not", "isfinite", "isnan",
+              "isinf", "signbit", "floor", "ceil", "rint", "trunc", "floor_divide"):
+    define(_name, getattr(np, _name), nargs=None, differentiable=False, complex_safe=False,
+           kink="piecewise constant: derivative 0 where it exists")
+P.greater = PRIMITIVES["greater"]
+
+# --------------------------------------------------------------------------
+# Reductions
+# --------------------------------------------------------------------------
+
+
+def _expand_reduced(ct: Any, xshape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool) -> Any:
+    """Broadcast a reduced (co)tangent back to ``xshape``; ``axis`` holds negative axes."""
+    nd = len(xshape)
+    nb = int(np.ndim(ct)) - (nd if keepdims else nd - len(axis))
+    batch = tuple(np.shape(ct)[:nb])
+    if not keepdims:
+        kept = tuple(1 if (i - nd) in axis else d for i, d in enumerate(xshape))
+        ct = np.reshape(ct, batch + kept)
+    return np.broadcast_to(ct, batch + tuple(xshape))
+
+
+def _sum_np(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+define("sum", _sum_np, sympy=lambda x, axis, keepdims: _sum_np(x, axis, keepdims),
+       jvp=(lambda t, out, x, axis, keepdims: np.sum(t, axis=axis, keepdims=keepdims),),
+       vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims),),
+       doc="axis: a tuple of negative axes (the handler normalizes it)")
+
+
+def _prod_np(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+def _prod_share(out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    # d prod / d x_i = prod / x_i: exact except at exact zeros (NaN there, said in the docs).
+    return _expand_reduced(out, np.shape(x), axis, keepdims) / x
+
+
+define("prod", _prod_np, sympy=lambda x, axis, keepdims: _prod_np(x, axis, keepdims),
+       jvp=(lambda t, out, x, axis, keepdims: np.sum(t * _prod_share(out, x, axis, keepdims),
+                                                     axis=axis, keepdims=keepdims),),
+       vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims)
+            * _prod_share(out, x, axis, keepdims),),
+       doc="the rule divides by x: a factor exactly 0 gives NaN")
+
+
+def _extreme_share(out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    """Where x attains the extreme, 1/(number of ties); else 0 (ties split evenly)."""
+    hit = np.equal(x, _expand_reduced(out, np.shape(x), axis, keepdims))
+    return hit / np.sum(hit, axis=axis, keepdims=True)
+
+
+def _define_extreme(name: str, fn: Callable[..., Any], sym: Callable[..., Any]) -> None:
+    def impl(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+        return fn(x, axis=axis, keepdims=keepdims)
+
+    define(name, impl, sympy=lambda x, axis, keepdims: _object_reduce(sym, x, axis, keepdims),
+           jvp=(lambda t, out, x, axis, keepdims: np.sum(t * _extreme_share(out, x, axis, keepdims),
+                                                         axis=axis, keepdims=keepdims),),
+           vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims)
+                * _extreme_share(out, x, axis, keepdims),),
+           complex_safe=False, kink="ties split the derivative evenly among the tied elements",
+           at_kink=lambda x, axis, keepdims: np.sum(_extreme_share(fn(x, axis=axis, keepdims=keepdims),
+                                                                   x, axis, keepdims) < 1, axis=axis) > 0)
+
+
+def _object_reduce(op: Callable[..., Any], x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    x = np.asarray(x, dtype=object)
+    axes = tuple(a % x.ndim for a in axis)
+    moved = np.moveaxis(x, axes, tuple(range(-len(axes), 0)))
+    flat = moved.reshape(moved.shape[: moved.ndim - len(axes)] + (-1,))
+    out = np.empty(flat.shape[:-1], dtype=object)
+    for idx in np.ndindex(out.shape):
+        out[idx] = op(*flat[idx])
+    if keepdims:
+        out = np.expand_dims(out, axes)
+    return out
+
+
+_define_extreme("max", np.max, sympy.Max)
+_define_extreme("min", np.min, sympy.Min)
+
+
+def _cumsum_vjp(ct: Any, out: Any, x: Any, axis: int) -> Any:
+    return np.flip(np.cumsum(np.flip(ct, axis), axis=axis), axis)
+
+
+define("cumsum", lambda x, axis: np.cumsum(x, axis=axis),
+       sympy=lambda x, axis: np.cumsum(np.asarray(x, dtype=object), axis=axis),
+       jvp=(lambda t, out, x, axis: np.cumsum(t, axis=axis),), vjp=(_cumsum_vjp,),
+       doc="axis: a negative axis")
+
+# --------------------------------------------------------------------------
+# Structure: reshape, transpose, indexing, joining, broadcasting
+# --------------------------------------------------------------------------
+
+
+def _batch(t: Any, nb: int) -> tuple[int, ...]:
+    return tuple(np.shape(t)[:nb])
+
+
+define("reshape", lambda x, shape: np.reshape(x, shape),
+       sympy=lambda x, shape: np.reshape(np.asarray(x, dtype=object), shape),
+       jvp=(lambda t, out, x, shape: np.reshape(t, _batch(t, _nb(t, x)) + shape),),
+       vjp=(lambda ct, out, x, shape: np.reshape(ct, _batch(ct, _nb(ct, out)) + np.shape(x)),),
+       doc="shape: fully resolved, no -1")
+
+
+def _batched_axes(axes: tuple[int, ...], nb: int) -> tuple[int, ...]:
+    return tuple(range(nb)) + tuple(nb + a for a in axes)
+
+
+define("transpose", lambda x, axes: np.transpose(x, axes),
+       sympy=lambda x, axes: np.transpose(np.asarray(x, dtype=object), axes),
+       jvp=(lambda t, out, x, axes: np.transpose(t, _batched_axes(axes, _nb(t, x))),),
+       vjp=(lambda ct, out, x, axes: np.transpose(ct, _batched_axes(tuple(np.argsort(axes)),
+                                                                    _nb(ct, out))),),
+       doc="axes: a full permutation")
+
+
+def _getitem_batched(t: Any, idx: tuple[Any, ...], nb: int) -> Any:
+    """``t[idx]`` where ``idx`` indexes the trailing dimensions (after ``nb`` batch ones).
+
+    Moving the batch dimensions to the end keeps NumPy's placement rules for
+    advanced indices exactly as for the unbatched value.
+    """
+    if nb == 0:
+        return t[idx]
+    lead = tuple(range(nb))
+    trail = tuple(range(-nb, 0))
+    return np.moveaxis(np.moveaxis(t, lead, trail)[idx], trail, lead)
+
+
+def _has_advanced(idx: tuple[Any, ...]) -> bool:
+    return any(isinstance(i, np.ndarray) for i in idx)
+
+
+def _scatter_np(g: Any, idx: tuple[Any, ...], shape: tuple[int, ...], nb: int) -> Any:
+    """Zeros of shape ``batch + shape`` with ``g`` added at ``idx`` (repeated indices add up)."""
+    g = np.asarray(g)
+    batch = g.shape[:nb]
+    z = np.zeros(tuple(shape) + batch, dtype=np.result_type(g.dtype, np.float64)
+                 if g.dtype.kind not in "fc" else g.dtype)
+    gm = np.moveaxis(g, tuple(range(nb)), tuple(range(-nb, 0))) if nb else g
+    if _has_advanced(idx):
+        np.add.at(z, idx, gm)
+    else:
+        z[idx] = gm
+    return np.moveaxis(z, tuple(range(-nb, 0)), tuple(range(nb))) if nb else z
+
+
+define("getitem", lambda x, idx: x[idx],
+       sympy=lambda x, idx: np.asarray(x, dtype=object)[idx],
+       jvp=(lambda t, out, x, idx: _getitem_batched(t, idx, _nb(t, x)),),
+       vjp=(lambda ct, out, x, idx: bind(P.scatter, ct, idx=idx, shape=np.shape(x), nb=_nb(ct, out)),),
+       doc="idx: a tuple without Ellipsis (the handler expands it)")
+define("scatter", _scatter_np,
+       jvp=(lambda t, out, g, idx, shape, nb: bind(P.scatter, t, idx=idx, shape=shape,
+                                                     nb=nb + _nb(t, g)),),
+       vjp=(lambda ct, out, g, idx, shape, nb: _getitem_batched(ct, idx, int(np.ndim(ct)) - len(shape)),),
+       doc="the transpose of getitem: zeros with the values added at idx")
+
+
+def _join_tangents(tangents: tuple[Any, ...], args: tuple[Any, ...]) -> list[Any]:
+    ref = next(t for t in tangents if t is not None)
+    a_ref = args[tangents.index(ref)]
+    batch = _batch(ref, _nb(ref, a_ref))
+    return [t if t is not None else np.zeros(batch + np.shape(a)) for t, a in zip(tangents, args)]
+
+
+def _slice_along(ct: Any, out: Any, axis: int, start: int, stop: int | None) -> Any:
+    nd = int(np.ndim(out))
+    idx = (slice(None),) * (nd + axis) + ((slice(start, stop) if stop is not None else start),)
+    return _getitem_batched(ct, idx, _nb(ct, out))
+
+
+def _concat_vjp(i: int, ct: Any, out: Any, *xs: Any, axis: int) -> Any:
+    start = sum(np.shape(x)[axis] for x in xs[:i])
+    return _slice_along(ct, out, axis, start, start + np.shape(xs[i])[axis])
+
+
+define("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
+       sympy=lambda *xs, axis: np.concatenate([np.asarray(x, dtype=object) for x in xs], axis=axis),
+       nargs=None,
+       jvp_joint=lambda ts, out, *xs, axis: np.concatenate(_join_tangents(ts, xs), axis=axis),
+       vjp_variadic=_concat_vjp, doc="axis: a negative axis")
+define("stack", lambda *xs, axis: np.stack(xs, axis=axis),
+       sympy=lambda *xs, axis: np.stack([np.asarray(x, dtype=object) for x in xs], axis=axis),
+       nargs=None,
+       jvp_joint=lambda ts, out, *xs, axis: np.stack(_join_tangents(ts, xs), axis=axis),
+       vjp_variadic=lambda i, ct, out, *xs, axis: _slice_along(ct, out, axis, i, None),
+       doc="axis: a negative axis of the result")
+
+
+def _broadcast_jvp(t: Any, out: Any, x: Any, shape: tuple[int, ...]) -> Any:
+    nb = _nb(t, x)
+    batch = _batch(t, nb)
+    t = np.reshape(t, batch + (1,) * (len(shape) - int(np.ndim(x))) + np.shape(x))
+    return np.broadcast_to(t, batch + tuple(shape))
+
+
+define("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
+       sympy=lambda x, shape: np.broadcast_to(np.asarray(x, dtype=object), shape),
+       jvp=(_broadcast_jvp,), vjp=(lambda ct, out, x, shape: ct,),
+       doc="the reverse backend sums the broadcast axes, as for every argument")
+
+# --------------------------------------------------------------------------
+# Linear algebra
+# --------------------------------------------------------------------------
+
+
+def _swap(a: Any) -> Any:
+    return np.swapaxes(a, -1, -2)
+
+
+def _pad_stack(t: Any, nb: int, extra: int) -> Any:
+    """Insert ``extra`` unit axes after the batch axes, aligning stacked operands."""
+    if extra <= 0 or nb == 0:
+        return t
+    shape = np.shape(t)
+    return np.reshape(t, shape[:nb] + (1,) * extra + shape[nb:])
+
+
+def _matmul_jvp_a(t: Any, out: Any, a: Any, b: Any) -> Any:
+    a_nd, b_nd = int(np.ndim(a)), int(np.ndim(b))
+    nb = int(np.ndim(t)) - a_nd
+    t2 = t[..., None, :] if a_nd == 1 else t
+    t2 = _pad_stack(t2, nb, max(b_nd, 2) - max(a_nd, 2))
+    r = np.matmul(t2, b)
+    return r[..., 0, :] if (a_nd == 1 and b_nd > 1) else (r[..., 0] if a_nd == 1 else r)
+
+
+def _matmul_jvp_b(t: Any, out: Any, a: Any, b: Any) -> Any:
+    a_nd, b_nd = int(np.ndim(a)), int(np.ndim(b))
+    nb = int(np.ndim(t)) - b_nd
+    t2 = t[..., :, None] if b_nd == 1 else t
+    t2 = _pad_stack(t2, nb, max(a_nd, 2) - max(b_nd, 2))
+    r = np.matmul(a, t2)
+    return r[..., 0] if b_nd == 1 else r
+
+
+def _matmul_ct2(ct: Any, a_nd: int, b_nd: int) -> Any:
+    if a_nd == 1 and b_nd == 1:
+        return ct[..., None, None]
+    if a_nd == 1:
+        return ct[..., None, :]
+    if b_nd == 1:
+        return ct[..., :, None]
+    return ct
+
+
+def _matmul_vjp_a(ct: Any, out: Any, a: Any, b: Any) -> Any:
+    a_nd, b_nd = int(np.ndim(a)), int(np.ndim(b))
+    b2 = b[:, None] if b_nd == 1 else b
+    g = np.matmul(_matmul_ct2(ct, a_nd, b_nd), _swap(b2))
+    return g[..., 0, :] if a_nd == 1 else g
+
+
+def _matmul_vjp_b(ct: Any, out: Any, a: Any, b: Any) -> Any:
+    a_nd, b_nd = int(np.ndim(a)), int(np.ndim(b))
+    a2 = a[None, :] if a_nd == 1 else a
+    g = np.matmul(_swap(a2), _matmul_ct2(ct, a_nd, b_nd))
+    return g[..., :, 0] if b_nd == 1 else g
+
+
+define("matmul", np.matmul, sympy=lambda a, b: np.matmul(np.asarray(a, dtype=object), np.asarray(b, dtype=object)),
+       nargs=2, jvp=(_matmul_jvp_a, _matmul_jvp_b), vjp=(_matmul_vjp_a, _matmul_vjp_b),
+       doc="a @ b with NumPy's rules for 1-D operands and stacks")
+
+
+def _einsum_parse(subscripts: str, n: int) -> tuple[list[str], str]:
+    ins, _, out = subscripts.replace(" ", "").partition("->")
+    parts = ins.split(",")
+    return parts, out
+
+
+def _einsum_jvp(i: int) -> Rule:
+    def rule(t: Any, out: Any, *ops: Any, subscripts: str) -> Any:
+        parts, res = _einsum_parse(subscripts, len(ops))
+        parts = ["..." + p if k == i else p for k, p in enumerate(parts)]
+        args = [t if k == i else o for k, o in enumerate(ops)]
+        return np.einsum(",".join(parts) + "->..." + res, *args)
+
+    return rule
+
+
+def _einsum_vjp(i: int, ct: Any, out: Any, *ops: Any, subscripts: str) -> Any:
+    parts, res = _einsum_parse(subscripts, len(ops))
+    target = parts[i]
+    others = [p for k, p in enumerate(parts) if k != i]
+    available = set(res).union(*others) if others else set(res)
+    kept = "".join(c for c in target if c in available)
+    g = np.einsum(",".join(["..." + res] + others) + "->..." + kept,
+                  ct, *[o for k, o in enumerate(ops) if k != i])
+    if kept != target:  # an index summed over in operand i alone: broadcast back
+        shape_i = np.shape(ops[i])
+        nb = int(np.ndim(g)) - len(kept)
+        batch = tuple(np.shape(g)[:nb])
+        full = tuple(shape_i[k] if c in kept else 1 for k, c in enumerate(target))
+        g = np.broadcast_to(np.reshape(g, batch + full), batch + tuple(shape_i))
+    return g
+
+
+define("einsum", lambda *ops, subscripts: np.einsum(subscripts, *ops),
+       sympy=lambda *ops, subscripts: np.einsum(subscripts, *[np.asarray(o, dtype=object) for o in ops]),
+       nargs=None, vjp_variadic=_einsum_vjp,
+       jvp_joint=lambda ts, out, *ops, subscripts: _sum_nonzero(
+           _einsum_jvp(k)(t, out, *ops, subscripts=subscripts) for k, t in enumerate(ts) if t is not None),
+       doc="explicit subscripts 'ij,jk->ik'; no index repeated within one operand")
+
+
+def _sum_nonzero(terms: Any) -> Any:
+    total = None
+    for term in terms:
+        total = term if total is None else total + term
+    return total
+
+
+def _sym_matrix_map(fn: Callable[[sympy.Matrix], Any]) -> Callable[[Any], Any]:
+    def apply(a: Any) -> Any:
+        a = np.asarray(a, dtype=object)
+        if a.ndim != 2:
+            raise NotImplementedError("symbolic linear algebra on stacks of matrices")
+        r = fn(sympy.Matrix(a.tolist()))
+        return np.array(r.tolist(), dtype=object) if isinstance(r, sympy.MatrixBase) else r
+
+    return apply
+
+
+define("inv", np.linalg.inv, sympy=_sym_matrix_map(lambda m: m.inv()),
+       jvp=(lambda t, out, a: -np.matmul(out, np.matmul(t, out)),),
+       vjp=(lambda ct, out, a: -np.matmul(_swap(out), np.matmul(ct, _swap(out))),),
+       domain=((-INF, INF),), doc="matrix inverse of a (stack of) square matrices")
+
+
+def _solve(a: Any, b: Any, vector: bool) -> Any:
+    return np.linalg.solve(a, b[..., None])[..., 0] if vector else np.linalg.solve(a, b)
+
+
+def _solve_np(a: Any, b: Any) -> Any:
+    return np.linalg.solve(a, b)
+
+
+def _is_vec(b: Any) -> bool:
+    return int(np.ndim(b)) == 1  # NumPy >= 2: b is a vector only when it is 1-D
+
+
+def _solve_jvp_a(t: Any, out: Any, a: Any, b: Any) -> Any:
+    vec = _is_vec(b)
+    rhs = np.matmul(t, out[..., None])[..., 0] if vec else np.matmul(t, out)
+    return -_solve(a, rhs, vec)
+
+
+def _solve_jvp_b(t: Any, out: Any, a: Any, b: Any) -> Any:
+    return _solve(a, t, _is_vec(b))
+
+
+def _solve_vjp_b(ct: Any, out: Any, a: Any, b: Any) -> Any:
+    return _solve(_swap(a), ct, _is_vec(b))
+
+
+def _solve_vjp_a(ct: Any, out: Any, a: Any, b: Any) -> Any:
+    vec = _is_vec(b)
+    gb = _solve(_swap(a), ct, vec)
+    if vec:
+        return -(gb[..., :, None] * out[..., None, :])
+    return -np.matmul(gb, _swap(out))
+
+
+define("solve", _solve_np, sympy=lambda a, b: _sym_solve(a, b), nargs=2,
+       jvp=(_solve_jvp_a, _solve_jvp_b), vjp=(_solve_vjp_a, _solve_vjp_b),
+       domain=((-INF, INF),) * 2, doc="x with a @ x = b (b a vector when 1-D, as NumPy >= 2)")
+
+
+def _sym_solve(a: Any, b: Any) -> Any:
+    m = sympy.Matrix(np.asarray(a, dtype=object).tolist())
+    rhs = np.asarray(b, dtype=object)
+    r = m.LUsolve(sympy.Matrix(rhs.tolist()))
+    out = np.array(r.tolist(), dtype=object)
+    return out[:, 0] if rhs.ndim == 1 else out
+
+
+def _det_jvp(t: Any, out: Any, a: Any) -> Any:
+    return out * np.sum(_swap(np.linalg.inv(a)) * t, axis=(-2, -1))
+
+
+define("det", np.linalg.det, sympy=_sym_matrix_map(lambda m: m.det()),
+       jvp=(_det_jvp,),
+       vjp=(lambda ct, out, a: (ct * out)[..., None, None] * _swap(np.linalg.inv(a)),),
+       domain=((-INF, INF),), doc="determinant; the rule uses inv(a), so a must be invertible")
+define("logabsdet", lambda a: np.linalg.slogdet(a)[1],
+       sympy=_sym_matrix_map(lambda m: sympy.log(sympy.Abs(m.det()))),
+       jvp=(lambda t, out, a: np.sum(_swap(np.linalg.inv(a)) * t, axis=(-2, -1)),),
+       vjp=(lambda ct, out, a: ct[..., None, None] * _swap(np.linalg.inv(a)),),
+       domain=((-INF, INF),), doc="log|det a|, the second output of slogdet")
+
+
+def _phi(x: Any) -> Any:
+    """The lower triangle of x with its diagonal halved."""
+    n = np.shape(x)[-1]
+    return x * (np.tril(np.ones((n, n))) - 0.5 * np.eye(n))
+
+
+def _cholesky_jvp(t: Any, out: Any, a: Any) -> Any:
+    # dL = L Phi(L^-1 dA L^-T)  (Murray 2016, "Differentiation of the Cholesky decomposition")
+    linv = np.linalg.inv(out)
+    return np.matmul(out, _phi(np.matmul(linv, np.matmul(t, _swap(linv)))))
+
+
+def _cholesky_vjp(ct: Any, out: Any, a: Any) -> Any:
+    # Abar = sym(L^-T Phi(L^T Lbar) L^-1), symmetrized because A is
+    linv = np.linalg.inv(out)
+    s = np.matmul(_swap(linv), np.matmul(_phi(np.matmul(_swap(out), ct)), linv))
+    return 0.5 * (s + _swap(s))
+
+
+define("cholesky", np.linalg.cholesky, sympy=_sym_matrix_map(lambda m: m.cholesky(hermitian=False)),
+       jvp=(_cholesky_jvp,), vjp=(_cholesky_vjp,), complex_safe=False,
+       doc="lower Cholesky factor of a symmetric positive-definite matrix; the cotangent is symmetrized")
+
+
+def _eigh_np(a: Any) -> Any:
+    w, v = np.linalg.eigh(a)
+    return np.concatenate([w[..., None, :], v], axis=-2)  # row 0: eigenvalues; rows 1..n: vectors
+
+
+def _eigh_f(w: Any) -> Any:
+    # F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it (distinct eigenvalues assumed)
+    d = w[..., None, :] - w[..., :, None]
+    n = np.shape(w)[-1]
+    eye = np.eye(n)
+    return (1.0 - eye) / (d + eye)
+
+
+def _eigh_jvp(t: Any, out: Any, a: Any) -> Any:
+    w, v = out[..., 0, :], out[..., 1:, :]
+    vtav = np.matmul(_swap(v), np.matmul(0.5 * (t + _swap(t)), v))
+    n = np.shape(w)[-1]
+    dw = np.sum(vtav * np.eye(n), axis=-1)
+    dv = np.matmul(v, _eigh_f(w) * vtav)
+    return np.concatenate([dw[..., None, :], dv], axis=-2)
+
+
+def _eigh_vjp(ct: Any, out: Any, a: Any) -> Any:
+    w, v = out[..., 0, :], out[..., 1:, :]
+    wbar, vbar = ct[..., 0, :], ct[..., 1:, :]
+    n = np.shape(w)[-1]
+    inner = wbar[..., None, :] * np.eye(n) + _eigh_f(w) * np.matmul(_swap(v), vbar)
+    g = np.matmul(v, np.matmul(inner, _swap(v)))
+    return 0.5 * (g + _swap(g))
+
+
+define("eigh_packed", _eigh_np, jvp=(_eigh_jvp,), vjp=(_eigh_vjp,), complex_safe=False,
+       kink="repeated eigenvalues: eigenvectors are not differentiable (inf/NaN there)",
+       doc="eigenvalues (row 0) and eigenvectors (rows 1..n) of a symmetric matrix; "
+           "numpy.linalg.eigh splits the result")
+
+_values._P = P
+UNARY_UFUNCS = [p.name for p in PRIMITIVES.values() if p.elementwise and p.nargs == 1]
+_values._install_object_array_methods(UNARY_UFUNCS)
