@@ -50,7 +50,10 @@ def _canon(a: Any, F: Function, i: int, op: str) -> Any:
     elif arr.dtype.kind not in "fc":
         name = F.variables[i] if i < len(F.variables) else f"#{i}"
         raise TypeError(f"{op} of {F.name}: argument '{name}' must be numeric, got dtype {arr.dtype}")
-    return arr[()] if arr.ndim == 0 else arr
+    if arr.ndim == 0:
+        # Python floats take the table's scalar fast path in the AD backends
+        return float(arr) if arr.dtype == np.float64 else arr[()]
+    return arr
 
 
 def _prepare(args: Sequence[Any], nums: Sequence[int], F: Function, op: str) -> list[Any]:
@@ -66,6 +69,8 @@ def _finish(x: Any) -> Any:
         return x
     if isinstance(x, tuple):
         return tuple(_finish(e) for e in x)
+    if type(x) is float:
+        return np.float64(x)
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return x[()]

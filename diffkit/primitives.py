@@ -37,7 +37,10 @@ Example:
 
 from __future__ import annotations
 
+import dis
+import inspect
 import math
+import operator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -80,6 +83,12 @@ class Primitive:
         kink: the convention at non-differentiable points, in words.
         at_kink: ``at_kink(*args)`` is a boolean array, true where a point is a
             kink; the harness uses it to explain disagreements.
+        scalar: the same function on Python floats (``math.sin`` for ``sin``),
+            which the AD backends use when every argument is a Python
+            number: a scalar operation then costs tens of nanoseconds, not
+            the microsecond of a NumPy call. It may raise ``ValueError`` or
+            ``ArithmeticError`` where NumPy returns inf or NaN; the backends
+            then fall back to ``numpy``.
     """
 
     name: str
@@ -99,6 +108,12 @@ class Primitive:
     at_kink: Callable[..., Any] | None = None
     doc: str = ""
     aliases: tuple[str, ...] = field(default=())
+    scalar: Callable[..., Any] | None = None
+    vjp_uses: tuple[frozenset[int] | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.vjp and not self.vjp_uses:
+            object.__setattr__(self, "vjp_uses", tuple(_uses(r, self.nargs) for r in self.vjp))
 
     def jvp_rule(self, i: int) -> Rule:
         """The JVP rule of argument ``i``."""
@@ -147,12 +162,83 @@ def define(
     return prim
 
 
+_LOADS = {"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_FAST_AND_CLEAR"}
+
+
+def _uses(rule: Rule | None, nargs: int | None) -> frozenset[int] | None:
+    """Which of ``out`` (-1) and the arguments (0, 1, ...) a VJP rule reads.
+
+    Read from the rule's bytecode, once, when the table is built. The reverse
+    backend keeps only those values on the tape, so intermediates that no rule
+    needs are freed as soon as the user's code drops them (NumPy then reuses
+    their memory, as it does without a tape). ``None`` means "all of them".
+    """
+    if rule is None or nargs is None:
+        return None
+    target = getattr(rule, "_partial", rule)
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return None
+    params = list(code.co_varnames[:code.co_argcount])
+    if code.co_flags & inspect.CO_VARARGS:
+        return None
+    if target is rule:
+        params = params[1:]  # drop the cotangent
+    if len(params) < nargs + 1 or code.co_flags & inspect.CO_VARKEYWORDS:
+        return None
+    params = params[:nargs + 1]  # out and the arguments; the rest are parameters
+    loaded = {ins.argval for ins in dis.get_instructions(code) if ins.opname in _LOADS}
+    if code.co_freevars and any(v in loaded for v in code.co_freevars):
+        return None
+    return frozenset(i - 1 for i, name in enumerate(params) if name in loaded)
+
+
 def _jvp_from_partial(partial: Callable[..., Any]) -> Rule:
     return lambda t, out, *args: t * partial(out, *args)
 
 
 def _vjp_from_partial(partial: Callable[..., Any]) -> Rule:
-    return lambda ct, out, *args: ct * partial(out, *args)
+    def rule(ct: Any, out: Any, *args: Any) -> Any:
+        return ct * partial(out, *args)
+
+    rule._partial = partial  # type: ignore[attr-defined]
+    return rule
+
+
+class _FastMath:
+    """``np.cos`` and friends for rules: ``math`` on Python floats, NumPy otherwise.
+
+    Rules run on floats in scalar code (a function of Python floats doing
+    thousands of operations), on arrays, and on traced values when nested;
+    this keeps the first case fast without a second set of rules.
+    """
+
+    def __init__(self) -> None:
+        for name, mfun in (("cos", math.cos), ("sin", math.sin), ("exp", math.exp),
+                           ("cosh", math.cosh), ("sinh", math.sinh), ("sqrt", math.sqrt),
+                           ("exp2", lambda v: math.pow(2.0, v))):
+            setattr(self, name, self._make(mfun, getattr(np, name)))
+
+    @staticmethod
+    def _make(mfun: Callable[[float], float], nfun: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def f(x: Any) -> Any:
+            if type(x) is float:
+                try:
+                    return mfun(x)
+                except (ValueError, ArithmeticError):
+                    pass
+            return nfun(x)
+
+        return f
+
+    @staticmethod
+    def sign(x: Any) -> Any:
+        if type(x) is float:
+            return float((x > 0.0) - (x < 0.0)) if x == x else x
+        return np.sign(x)
+
+
+_f: Any = _FastMath()
 
 
 def _nb(t: Any, x: Any) -> int:
@@ -167,21 +253,23 @@ def _zero(t: Any) -> Any:
 # --------------------------------------------------------------------------
 # Elementwise: arithmetic
 # --------------------------------------------------------------------------
-_same = (lambda t, out, *a: t, lambda t, out, *a: t)
-define("add", np.add, sympy=lambda x, y: x + y, nargs=2, elementwise=True,
-       jvp=_same, vjp=_same, domain=((-INF, INF),) * 2)
-define("subtract", np.subtract, sympy=lambda x, y: x - y, nargs=2, elementwise=True,
+define("add", np.add, scalar=operator.add, sympy=lambda x, y: x + y, nargs=2, elementwise=True,
+       jvp=(lambda t, out, x, y: t, lambda t, out, x, y: t),
+       vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: ct), domain=((-INF, INF),) * 2)
+define("subtract", np.subtract, scalar=operator.sub, sympy=lambda x, y: x - y, nargs=2, elementwise=True,
        jvp=(lambda t, out, x, y: t, lambda t, out, x, y: -t),
        vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: -ct), domain=((-INF, INF),) * 2)
-define("multiply", np.multiply, sympy=lambda x, y: x * y, nargs=2, elementwise=True,
+define("multiply", np.multiply, scalar=operator.mul, sympy=lambda x, y: x * y, nargs=2, elementwise=True,
        jvp=(lambda t, out, x, y: t * y, lambda t, out, x, y: x * t),
        vjp=(lambda ct, out, x, y: ct * y, lambda ct, out, x, y: x * ct), domain=((-INF, INF),) * 2)
-define("divide", np.divide, sympy=lambda x, y: x / y,
+define("divide", np.divide, scalar=operator.truediv, sympy=lambda x, y: x / y,
        partials=(lambda out, x, y: 1.0 / y, lambda out, x, y: -out / y),
        domain=((-INF, INF), (0.1, INF)), aliases=("true_divide",))
 
 
 def _pow_dbase(out: Any, x: Any, y: Any) -> Any:
+    if type(y) in (int, float) and y == 2:
+        return 2.0 * x  # x**2, the common case: no call of pow
     return y * x ** (y - 1)
 
 
@@ -191,84 +279,92 @@ def _pow_dexp(out: Any, x: Any, y: Any) -> Any:
     return np.where(x == 0, 0.0, out * np.log(safe))
 
 
-define("power", np.power, sympy=lambda x, y: x**y, partials=(_pow_dbase, _pow_dexp),
+def _pow_vjp_base(ct: Any, out: Any, x: Any, y: Any) -> Any:
+    if type(y) in (int, float) and y == 2:
+        return (ct * 2.0) * x  # ct is often small (from a sum): one full-size product, not two
+    return ct * _pow_dbase(out, x, y)
+
+
+define("power", operator.pow, scalar=math.pow, sympy=lambda x, y: x**y, partials=(_pow_dbase, _pow_dexp),
+       vjp=(_pow_vjp_base, _vjp_from_partial(_pow_dexp)),
        domain=((0.1, INF), (-INF, INF)),
        doc="x**y; d/dy uses log x, so a traced exponent needs x > 0")
-define("negative", np.negative, sympy=lambda x: -x, elementwise=True,
+define("negative", np.negative, scalar=operator.neg, sympy=lambda x: -x, elementwise=True,
        jvp=(lambda t, out, x: -t,), vjp=(lambda ct, out, x: -ct,), domain=((-INF, INF),))
-define("positive", np.positive, sympy=lambda x: x, elementwise=True,
+define("positive", np.positive, scalar=operator.pos, sympy=lambda x: x, elementwise=True,
        jvp=(lambda t, out, x: t,), vjp=(lambda ct, out, x: ct,), domain=((-INF, INF),))
-define("absolute", np.absolute, sympy=sympy.Abs, partials=(lambda out, x: np.sign(x),),
+define("absolute", np.absolute, scalar=abs, sympy=sympy.Abs, partials=(lambda out, x: _f.sign(x),),
        complex_safe=False, kink="d|x|/dx at 0 is sign(0) = 0, as SymPy",
        at_kink=lambda x: np.equal(x, 0), domain=((-INF, INF),), aliases=("abs", "fabs"))
-define("sign", np.sign, sympy=sympy.sign, elementwise=True,
+define("sign", np.sign, scalar=_f.sign, sympy=sympy.sign, elementwise=True,
        jvp=(lambda t, out, x: _zero(t),), vjp=(lambda ct, out, x: _zero(ct),),
        complex_safe=False, kink="derivative 0 everywhere, also at the jump at 0",
        at_kink=lambda x: np.equal(x, 0), domain=((-INF, INF),))
-define("sqrt", np.sqrt, sympy=sympy.sqrt, partials=(lambda out, x: 0.5 / out,), domain=((0.0, INF),))
+define("sqrt", np.sqrt, scalar=math.sqrt, sympy=sympy.sqrt, partials=(lambda out, x: 0.5 / out,), domain=((0.0, INF),))
 define("cbrt", np.cbrt, sympy=lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3),
        partials=(lambda out, x: 1.0 / (3.0 * out * out),), domain=((0.0, INF),),
        complex_safe=False, doc="the real cube root; its complex continuation differs for x < 0")
-define("square", np.square, sympy=lambda x: x**2, partials=(lambda out, x: 2.0 * x,),
+define("square", np.square, scalar=lambda x: x * x, sympy=lambda x: x**2, partials=(lambda out, x: 2.0 * x,),
+       vjp=(lambda ct, out, x: (ct * 2.0) * x,),
        domain=((-INF, INF),))
-define("reciprocal", np.reciprocal, sympy=lambda x: 1 / x, partials=(lambda out, x: -(out * out),),
+define("reciprocal", np.reciprocal, scalar=lambda x: 1.0 / x, sympy=lambda x: 1 / x, partials=(lambda out, x: -(out * out),),
        domain=((0.1, INF),))
 
 # --------------------------------------------------------------------------
 # Elementwise: exponentials and logarithms
 # --------------------------------------------------------------------------
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
-define("exp", np.exp, sympy=sympy.exp, partials=(lambda out, x: out,), domain=((-INF, INF),))
-define("exp2", np.exp2, sympy=lambda x: 2**x, partials=(lambda out, x: out * _LN2,),
+define("exp", np.exp, scalar=math.exp, sympy=sympy.exp, partials=(lambda out, x: out,), domain=((-INF, INF),))
+define("exp2", np.exp2, scalar=lambda x: math.pow(2.0, x), sympy=lambda x: 2**x, partials=(lambda out, x: out * _LN2,),
        domain=((-INF, INF),))
-define("expm1", np.expm1, sympy=lambda x: sympy.exp(x) - 1, partials=(lambda out, x: out + 1.0,),
+define("expm1", np.expm1, scalar=math.expm1, sympy=lambda x: sympy.exp(x) - 1, partials=(lambda out, x: out + 1.0,),
        domain=((-INF, INF),))
-define("log", np.log, sympy=sympy.log, partials=(lambda out, x: 1.0 / x,), domain=((0.0, INF),),
+define("log", np.log, scalar=math.log, sympy=sympy.log, partials=(lambda out, x: 1.0 / x,), domain=((0.0, INF),),
        aliases=("ln",))
-define("log2", np.log2, sympy=lambda x: sympy.log(x, 2), partials=(lambda out, x: 1.0 / (x * _LN2),),
+define("log2", np.log2, scalar=math.log2, sympy=lambda x: sympy.log(x, 2), partials=(lambda out, x: 1.0 / (x * _LN2),),
        domain=((0.0, INF),))
-define("log10", np.log10, sympy=lambda x: sympy.log(x, 10),
+define("log10", np.log10, scalar=math.log10, sympy=lambda x: sympy.log(x, 10),
        partials=(lambda out, x: 1.0 / (x * _LN10),), domain=((0.0, INF),))
-define("log1p", np.log1p, sympy=lambda x: sympy.log(1 + x), partials=(lambda out, x: 1.0 / (1.0 + x),),
+define("log1p", np.log1p, scalar=math.log1p, sympy=lambda x: sympy.log(1 + x), partials=(lambda out, x: 1.0 / (1.0 + x),),
        domain=((-1.0, INF),))
 define("logaddexp", np.logaddexp, sympy=lambda x, y: sympy.log(sympy.exp(x) + sympy.exp(y)),
-       partials=(lambda out, x, y: np.exp(x - out), lambda out, x, y: np.exp(y - out)),
+       partials=(lambda out, x, y: _f.exp(x - out), lambda out, x, y: _f.exp(y - out)),
        domain=((-INF, INF),) * 2)
 define("logaddexp2", np.logaddexp2, sympy=lambda x, y: sympy.log(2**x + 2**y, 2),
-       partials=(lambda out, x, y: np.exp2(x - out), lambda out, x, y: np.exp2(y - out)),
+       partials=(lambda out, x, y: _f.exp2(x - out), lambda out, x, y: _f.exp2(y - out)),
        domain=((-INF, INF),) * 2)
 
 # --------------------------------------------------------------------------
 # Elementwise: trigonometric and hyperbolic
 # --------------------------------------------------------------------------
-define("sin", np.sin, sympy=sympy.sin, partials=(lambda out, x: np.cos(x),), domain=((-INF, INF),))
-define("cos", np.cos, sympy=sympy.cos, partials=(lambda out, x: -np.sin(x),), domain=((-INF, INF),))
-define("tan", np.tan, sympy=sympy.tan, partials=(lambda out, x: 1.0 + out * out,),
+define("sin", np.sin, scalar=math.sin, sympy=sympy.sin, partials=(lambda out, x: _f.cos(x),), domain=((-INF, INF),))
+define("cos", np.cos, scalar=math.cos, sympy=sympy.cos, partials=(lambda out, x: -_f.sin(x),), domain=((-INF, INF),))
+define("tan", np.tan, scalar=math.tan, sympy=sympy.tan, partials=(lambda out, x: 1.0 + out * out,),
        domain=((-1.5, 1.5),))
-define("arcsin", np.arcsin, sympy=sympy.asin, partials=(lambda out, x: 1.0 / np.sqrt(1.0 - x * x),),
+define("arcsin", np.arcsin, scalar=math.asin, sympy=sympy.asin, partials=(lambda out, x: 1.0 / _f.sqrt(1.0 - x * x),),
        domain=((-1.0, 1.0),), aliases=("asin",))
-define("arccos", np.arccos, sympy=sympy.acos, partials=(lambda out, x: -1.0 / np.sqrt(1.0 - x * x),),
+define("arccos", np.arccos, scalar=math.acos, sympy=sympy.acos, partials=(lambda out, x: -1.0 / _f.sqrt(1.0 - x * x),),
        domain=((-1.0, 1.0),), aliases=("acos",))
-define("arctan", np.arctan, sympy=sympy.atan, partials=(lambda out, x: 1.0 / (1.0 + x * x),),
+define("arctan", np.arctan, scalar=math.atan, sympy=sympy.atan, partials=(lambda out, x: 1.0 / (1.0 + x * x),),
        domain=((-INF, INF),), aliases=("atan",))
-define("arctan2", np.arctan2, sympy=lambda y, x: sympy.atan2(y, x),
+define("arctan2", np.arctan2, scalar=math.atan2, sympy=lambda y, x: sympy.atan2(y, x),
        partials=(lambda out, y, x: x / (x * x + y * y), lambda out, y, x: -y / (x * x + y * y)),
        domain=((-INF, INF), (0.1, INF)), complex_safe=False, aliases=("atan2",),
        doc="arctan2(y, x); not analytic in (y, x) jointly")
-define("hypot", np.hypot, sympy=lambda x, y: sympy.sqrt(x**2 + y**2),
+define("hypot", np.hypot, scalar=math.hypot, sympy=lambda x, y: sympy.sqrt(x**2 + y**2),
        partials=(lambda out, x, y: x / out, lambda out, x, y: y / out),
        domain=((-INF, INF),) * 2, complex_safe=False,
        doc="sqrt(x**2 + y**2); not differentiable at the origin (NaN there, as SymPy)")
-define("sinh", np.sinh, sympy=sympy.sinh, partials=(lambda out, x: np.cosh(x),), domain=((-INF, INF),))
-define("cosh", np.cosh, sympy=sympy.cosh, partials=(lambda out, x: np.sinh(x),), domain=((-INF, INF),))
-define("tanh", np.tanh, sympy=sympy.tanh, partials=(lambda out, x: 1.0 - out * out,),
+define("sinh", np.sinh, scalar=math.sinh, sympy=sympy.sinh, partials=(lambda out, x: _f.cosh(x),), domain=((-INF, INF),))
+define("cosh", np.cosh, scalar=math.cosh, sympy=sympy.cosh, partials=(lambda out, x: _f.sinh(x),), domain=((-INF, INF),))
+define("tanh", np.tanh, scalar=math.tanh, sympy=sympy.tanh, partials=(lambda out, x: 1.0 - out * out,),
        domain=((-INF, INF),))
-define("arcsinh", np.arcsinh, sympy=sympy.asinh, partials=(lambda out, x: 1.0 / np.sqrt(x * x + 1.0),),
+define("arcsinh", np.arcsinh, scalar=math.asinh, sympy=sympy.asinh, partials=(lambda out, x: 1.0 / _f.sqrt(x * x + 1.0),),
        domain=((-INF, INF),), aliases=("asinh",))
-define("arccosh", np.arccosh, sympy=sympy.acosh,
-       partials=(lambda out, x: 1.0 / (np.sqrt(x - 1.0) * np.sqrt(x + 1.0)),),
+define("arccosh", np.arccosh, scalar=math.acosh, sympy=sympy.acosh,
+       partials=(lambda out, x: 1.0 / (_f.sqrt(x - 1.0) * _f.sqrt(x + 1.0)),),
        domain=((1.0, INF),), aliases=("acosh",))
-define("arctanh", np.arctanh, sympy=sympy.atanh, partials=(lambda out, x: 1.0 / (1.0 - x * x),),
+define("arctanh", np.arctanh, scalar=math.atanh, sympy=sympy.atanh, partials=(lambda out, x: 1.0 / (1.0 - x * x),),
        domain=((-1.0, 1.0),), aliases=("atanh",))
 
 # --------------------------------------------------------------------------
@@ -304,11 +400,13 @@ define("where", np.where, sympy=_where_sympy, nargs=3, elementwise=True,
        domain=((-INF, INF),) * 3)
 
 # Piecewise-constant and logical operations: their results are plain arrays.
+_COMPARE = {"greater": operator.gt, "greater_equal": operator.ge, "less": operator.lt,
+            "less_equal": operator.le, "equal": operator.eq, "not_equal": operator.ne}
 for _name in ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
               "logical_and", "logical_or", "logical_xor", "logical_not", "isfinite", "isnan",
               "isinf", "signbit", "floor", "ceil", "rint", "trunc", "floor_divide"):
     define(_name, getattr(np, _name), nargs=None, differentiable=False, complex_safe=False,
-           kink="piecewise constant: derivative 0 where it exists")
+           kink="piecewise constant: derivative 0 where it exists", scalar=_COMPARE.get(_name))
 P.greater = PRIMITIVES["greater"]
 
 # --------------------------------------------------------------------------
@@ -317,23 +415,40 @@ P.greater = PRIMITIVES["greater"]
 
 
 def _expand_reduced(ct: Any, xshape: tuple[int, ...], axis: tuple[int, ...], keepdims: bool) -> Any:
-    """Broadcast a reduced (co)tangent back to ``xshape``; ``axis`` holds negative axes."""
+    """A reduced (co)tangent with the reduced axes put back as length-1 axes.
+
+    It broadcasts against ``xshape``; it is not materialized (a cotangent that
+    is constant along an axis stays small until something needs it whole).
+    """
     nd = len(xshape)
     nb = int(np.ndim(ct)) - (nd if keepdims else nd - len(axis))
     batch = tuple(np.shape(ct)[:nb])
     if not keepdims:
         kept = tuple(1 if (i - nd) in axis else d for i, d in enumerate(xshape))
         ct = np.reshape(ct, batch + kept)
-    return np.broadcast_to(ct, batch + tuple(xshape))
+    return ct
 
 
 def _sum_np(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
+def _sum_vjp(ct: Any, out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    # Reads only ct and out (not x), so the tape need not keep the summed array.
+    if keepdims:
+        return ct
+    ct_shape = tuple(np.shape(ct))
+    out_nd = int(np.ndim(out))
+    nb = len(ct_shape) - out_nd
+    nd = out_nd + len(axis)
+    reduced = {nd + a for a in axis}
+    kept = iter(ct_shape[nb:])
+    return np.reshape(ct, ct_shape[:nb] + tuple(1 if i in reduced else next(kept) for i in range(nd)))
+
+
 define("sum", _sum_np, sympy=lambda x, axis, keepdims: _sum_np(x, axis, keepdims),
        jvp=(lambda t, out, x, axis, keepdims: np.sum(t, axis=axis, keepdims=keepdims),),
-       vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims),),
+       vjp=(_sum_vjp,),
        doc="axis: a tuple of negative axes (the handler normalizes it)")
 
 
@@ -520,7 +635,13 @@ define("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
 
 
 def _swap(a: Any) -> Any:
+    if type(a) is np.ndarray:
+        return a.swapaxes(-1, -2)
     return np.swapaxes(a, -1, -2)
+
+
+def _ndim(x: Any) -> int:
+    return x.ndim if type(x) is np.ndarray else int(np.ndim(x))
 
 
 def _pad_stack(t: Any, nb: int, extra: int) -> Any:
@@ -532,8 +653,10 @@ def _pad_stack(t: Any, nb: int, extra: int) -> Any:
 
 
 def _matmul_jvp_a(t: Any, out: Any, a: Any, b: Any) -> Any:
-    a_nd, b_nd = int(np.ndim(a)), int(np.ndim(b))
-    nb = int(np.ndim(t)) - a_nd
+    a_nd, b_nd = _ndim(a), _ndim(b)
+    if a_nd == 1 and b_nd == 2:
+        return np.matmul(t, b)  # (batch, n) @ (n, p): one matrix product
+    nb = _ndim(t) - a_nd
     t2 = t[..., None, :] if a_nd == 1 else t
     t2 = _pad_stack(t2, nb, max(b_nd, 2) - max(a_nd, 2))
     r = np.matmul(t2, b)
@@ -541,8 +664,10 @@ def _matmul_jvp_a(t: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _matmul_jvp_b(t: Any, out: Any, a: Any, b: Any) -> Any:
-    a_nd, b_nd = int(np.ndim(a)), int(np.ndim(b))
-    nb = int(np.ndim(t)) - b_nd
+    a_nd, b_nd = _ndim(a), _ndim(b)
+    if b_nd == 1 and a_nd == 2:
+        return np.matmul(t, _swap(a))  # (batch, n) @ (n, m): one matrix product
+    nb = _ndim(t) - b_nd
     t2 = t[..., :, None] if b_nd == 1 else t
     t2 = _pad_stack(t2, nb, max(a_nd, 2) - max(b_nd, 2))
     r = np.matmul(a, t2)
@@ -550,8 +675,6 @@ def _matmul_jvp_b(t: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _matmul_ct2(ct: Any, a_nd: int, b_nd: int) -> Any:
-    if a_nd == 1 and b_nd == 1:
-        return ct[..., None, None]
     if a_nd == 1:
         return ct[..., None, :]
     if b_nd == 1:
@@ -560,16 +683,24 @@ def _matmul_ct2(ct: Any, a_nd: int, b_nd: int) -> Any:
 
 
 def _matmul_vjp_a(ct: Any, out: Any, a: Any, b: Any) -> Any:
-    a_nd, b_nd = int(np.ndim(a)), int(np.ndim(b))
-    b2 = b[:, None] if b_nd == 1 else b
-    g = np.matmul(_matmul_ct2(ct, a_nd, b_nd), _swap(b2))
+    a_nd, b_nd = _ndim(a), _ndim(b)
+    if a_nd == 1 and b_nd == 2:
+        return np.matmul(ct, _swap(b))  # (batch, p) @ (p, n)
+    if b_nd == 1:  # an outer product per stacked row
+        return np.reshape(ct, np.shape(ct) + (1,)) * b
+    g = np.matmul(_matmul_ct2(ct, a_nd, b_nd), _swap(b))
     return g[..., 0, :] if a_nd == 1 else g
 
 
 def _matmul_vjp_b(ct: Any, out: Any, a: Any, b: Any) -> Any:
-    a_nd, b_nd = int(np.ndim(a)), int(np.ndim(b))
-    a2 = a[None, :] if a_nd == 1 else a
-    g = np.matmul(_swap(a2), _matmul_ct2(ct, a_nd, b_nd))
+    a_nd, b_nd = _ndim(a), _ndim(b)
+    if b_nd == 1 and a_nd == 2:
+        return np.matmul(ct, a)  # (batch, m) @ (m, n)
+    if a_nd == 1:
+        if b_nd == 1:
+            return np.reshape(ct, np.shape(ct) + (1,)) * a
+        return np.reshape(a, (-1, 1)) * np.expand_dims(ct, -2)  # outer product a ct^T
+    g = np.matmul(_swap(a), _matmul_ct2(ct, a_nd, b_nd))
     return g[..., :, 0] if b_nd == 1 else g
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.values import shape_of
 from ..errors import ShapeError
 
 
@@ -35,20 +36,40 @@ def _float_dtype(x: Any) -> Any:
     return dt if dt.kind in "fc" else np.dtype(np.float64)
 
 
+def _one(out: Any) -> Any:
+    """The seed cotangent 1 in the output's type (a Python float keeps scalar code fast)."""
+    if type(out) is float or type(out) is np.float64:
+        return 1.0
+    return np.ones((), dtype=_float_dtype(out))[()]
+
+
 def unbroadcast(g: Any, shape: tuple[int, ...], nb: int) -> Any:
-    """Sum ``g`` (``nb`` batch axes, then broadcast axes) down to ``batch + shape``."""
-    gs = tuple(np.shape(g))
-    if gs[nb:] == shape:
-        return g
+    """Sum the axes along which ``g`` was broadcast, so that it fits ``batch + shape``.
+
+    ``g`` has ``nb`` leading batch axes. The result may stay *smaller* than
+    ``batch + shape`` (a cotangent that is constant along some axes, such as
+    the one ``sum`` sends back): it broadcasts to the full shape wherever it
+    is used, which saves materializing it. :func:`full` materializes it.
+    """
+    gs = shape_of(g)
     extra = len(gs) - nb - len(shape)
-    if extra < 0:  # a rule returned a smaller, broadcastable value
-        return np.broadcast_to(np.reshape(g, gs[:nb] + (1,) * -extra + gs[nb:]), gs[:nb] + shape)
+    if extra < 0:
+        return g
     axes = tuple(range(nb, nb + extra)) + tuple(
         nb + extra + i for i, d in enumerate(shape) if d == 1 and gs[nb + extra + i] != 1)
-    if axes:
+    if not axes:
+        return g
+    if type(g) is np.ndarray:  # methods skip NumPy's dispatch layer: this runs once per broadcast
+        g = g.sum(axis=axes, keepdims=True)
+    else:
         g = np.sum(g, axis=axes, keepdims=True)
-    g = np.reshape(g, gs[:nb] + shape)
-    return g
+    new = gs[:nb] + tuple(1 if s == 1 else d for s, d in zip(shape, shape_of(g)[nb + extra:]))
+    return g.reshape(new) if type(g) is np.ndarray else np.reshape(g, new)
+
+
+def full(g: Any, shape: tuple[int, ...]) -> Any:
+    """``g`` broadcast to exactly ``shape`` (a view where it was smaller)."""
+    return g if shape_of(g) == shape else np.broadcast_to(g, shape)
 
 
 class ADBackend:
@@ -75,7 +96,7 @@ class ADBackend:
         if self.prefers_reverse:
             out, vjp_fn, aux = self.vjp(fun, primals, argnums, has_aux)
             _check_scalar(out, name, self.name)
-            return out, vjp_fn(np.ones((), dtype=_float_dtype(out))), aux
+            return out, vjp_fn(_one(out)), aux
         aux_box: list[Any] = []
 
         def f_noaux(*a: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.values import Value, new_level, pack
+from ..core.values import Value, evaluate, new_level, pack, shape_of
 from ..primitives import Primitive
 from .base import ADBackend, zeros_batched
 
@@ -51,7 +51,7 @@ class ForwardTrace:
             else:
                 primals.append(a)
                 tangents.append(None)
-        out = prim.numpy(*primals, **params)
+        out = evaluate(prim, primals, params)
         if not prim.differentiable:
             return out
         for j in prim.nondiff_args:
@@ -60,13 +60,13 @@ class ForwardTrace:
             t_out = prim.jvp_joint(tuple(tangents), out, *primals, **params)
         else:
             t_out = None
-            out_nd = int(np.ndim(out))
+            out_nd = len(shape_of(out))
             for i, t in enumerate(tangents):
                 if t is None:
                     continue
                 if prim.elementwise and self.nb:
                     # align a broadcast argument's tangent behind the batch axes
-                    missing = out_nd - int(np.ndim(primals[i]))
+                    missing = out_nd - len(shape_of(primals[i]))
                     if missing > 0:
                         ts = np.shape(t)
                         t = np.reshape(t, ts[:self.nb] + (1,) * missing + ts[self.nb:])
@@ -74,8 +74,8 @@ class ForwardTrace:
                 t_out = c if t_out is None else t_out + c
         if t_out is None:
             return out
-        want = self.batch + tuple(np.shape(out))
-        if tuple(np.shape(t_out)) != want:
+        want = self.batch + shape_of(out)
+        if shape_of(t_out) != want:
             t_out = np.broadcast_to(t_out, want)
         return Dual(self, out, t_out)
 

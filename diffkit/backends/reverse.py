@@ -17,9 +17,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.values import Value, new_level, pack
-from ..primitives import Primitive
-from .base import ADBackend, unbroadcast, zeros_batched
+from ..core.values import Value, evaluate, new_level, pack, shape_of
+from ..primitives import P, Primitive, _has_advanced
+from .base import ADBackend, full, unbroadcast, zeros_batched
+
+
+_PLAIN = (np.ndarray, float, np.float64, np.float32)
 
 
 class Node(Value):
@@ -61,13 +64,29 @@ class ReverseTrace:
             else:
                 vals.append(a)
                 parents.append(-1)
-        out = prim.numpy(*vals, **params)
+        out = evaluate(prim, vals, params)
         if not prim.differentiable:
             return out
         for j in prim.nondiff_args:
             parents[j] = -1
         node = Node(self, out, len(self.tape))
-        self.tape.append((prim, parents, vals, out, params))
+        uses = prim.vjp_uses
+        shapes = None
+        if uses and type(out) is np.ndarray:
+            # keep only what the rules of the differentiated arguments read
+            need: set[int] = set()
+            for j, p in enumerate(parents):
+                if p >= 0:
+                    u = uses[j]
+                    if u is None:
+                        break
+                    need |= u
+            else:
+                shapes = [shape_of(v) for v in vals] + [shape_of(out)]
+                vals = [v if j in need else None for j, v in enumerate(vals)]
+                if -1 not in need:
+                    out = None
+        self.tape.append((prim, parents, vals, out, params, shapes))
         return node
 
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
@@ -77,7 +96,7 @@ class ReverseTrace:
         out, prim = custom_reverse_record(fn, vals)
         parents = [a.index if isinstance(a, Node) and a._trace is self else -1 for a in args]
         node = Node(self, out, len(self.tape))
-        self.tape.append((prim, parents, vals, out, {}))
+        self.tape.append((prim, parents, vals, out, {}, None))
         return node
 
     def backward(self, out: Node, ct: Any, nb: int, leaves: Sequence[Node]) -> list[Any]:
@@ -85,19 +104,49 @@ class ReverseTrace:
         tape = self.tape
         cts: list[Any] = [None] * (out.index + 1)
         cts[out.index] = ct
+        # Arrays this sweep allocated itself may be updated in place (as autograd's
+        # "mutable" gradients): a slice's cotangent is then added into its parent's
+        # instead of padded with zeros, and sums need no new array.
+        owned: dict[int, np.ndarray] = {}
+        getitem = P.getitem
+        batch = shape_of(ct)[:nb]
         for i in range(out.index, -1, -1):
             g = cts[i]
             record = tape[i]
             if g is None or record is None:  # unreached, or an input (its cotangent stays)
                 continue
             cts[i] = None  # free it: the sweep never comes back
-            prim, parents, vals, value, params = record
+            owned.pop(id(g), None)
+            prim, parents, vals, value, params, shapes = record
+            if not prim.elementwise:  # structural rules want the exact shape
+                g = full(g, batch + (shapes[-1] if shapes is not None else shape_of(value)))
             for j, p in enumerate(parents):
                 if p < 0:
                     continue
-                gj = unbroadcast(prim.vjp_rule(j)(g, value, *vals, **params), np.shape(vals[j]), nb)
                 prev = cts[p]
-                cts[p] = gj if prev is None else prev + gj
+                shape = shapes[j] if shapes is not None else shape_of(vals[j])
+                if (prim is getitem and nb == 0 and prev is not None and id(prev) in owned
+                        and type(g) in _PLAIN and prev.shape == shape):
+                    idx = params["idx"]
+                    if _has_advanced(idx):
+                        np.add.at(prev, idx, g)
+                    else:
+                        prev[idx] += g
+                    continue
+                gj = prim.vjp_rule(j)(g, value, *vals, **params)
+                if shape_of(gj)[nb:] != shape:
+                    gj = unbroadcast(gj, shape, nb)
+                if prev is None:
+                    cts[p] = gj
+                    if prim is getitem and nb == 0 and type(gj) is np.ndarray:
+                        owned[id(gj)] = gj  # the fresh zeros of a scatter
+                elif id(prev) in owned and type(gj) in _PLAIN and prev.shape == batch + shape:
+                    prev += gj
+                else:
+                    new = prev + gj
+                    cts[p] = new
+                    if type(new) is np.ndarray:
+                        owned[id(new)] = new
         return [cts[leaf.index] if leaf.index < len(cts) else None for leaf in leaves]
 
 
@@ -136,8 +185,8 @@ class Reverse(ADBackend):
             if not traced:
                 return tuple(zeros_batched(batch, primals[i]) for i in argnums)
             cts = trace.backward(out, ct, nb, leaves)
-            return tuple(zeros_batched(batch, primals[i]) if c is None else unbroadcast(
-                c, np.shape(primals[i]), nb) for c, i in zip(cts, argnums))
+            return tuple(zeros_batched(batch, primals[i]) if c is None else full(unbroadcast(
+                c, shape_of(primals[i]), nb), batch + shape_of(primals[i])) for c, i in zip(cts, argnums))
 
         return out_value, vjp_fn, _strip(aux, trace)
 

@@ -87,6 +87,34 @@ def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
     return top.apply(prim, args, params)
 
 
+_PY_NUMBERS = (float, int)
+
+
+def evaluate(prim: Primitive, vals: list[Any], params: dict[str, Any]) -> Any:
+    """``prim`` on concrete (or outer-traced) values, on Python floats through ``prim.scalar``."""
+    scalar = prim.scalar
+    if scalar is not None and not params:
+        for v in vals:
+            if type(v) not in _PY_NUMBERS:
+                break
+        else:
+            try:
+                return scalar(*vals)
+            except (ValueError, ArithmeticError):
+                pass  # NumPy gives inf or NaN (with a warning) where math raises
+    return prim.numpy(*vals, **params)
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """``np.shape`` without NumPy's dispatch overhead for the common types."""
+    t = type(x)
+    if t is np.ndarray:
+        return x.shape  # type: ignore[no-any-return]
+    if t is float or t is int or t is np.float64:
+        return ()
+    return tuple(np.shape(x))
+
+
 def pack(a: Any) -> Any:
     """Turn an object array (or nested list) of traced scalars into one traced array.
 
@@ -271,6 +299,8 @@ class Value:
         return bind(_P.divide, o, self)
 
     def __pow__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS and o == 2:
+            return bind(_P.square, self)
         return bind(_P.power, self, o)
 
     def __rpow__(self, o: Any) -> Any:
