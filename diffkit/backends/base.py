@@ -153,19 +153,20 @@ class ADBackend:
 
     def hessian(self, fun: Callable[..., Any], primals: Sequence[Any],
                 argnums: Sequence[int]) -> tuple[tuple[Any, ...], ...]:
-        """Second derivatives: forward mode over this backend's gradient."""
-        from .forward import Forward
+        """Second derivatives ``H[i][j]``: forward mode over this backend's Jacobian.
 
-        def grad_fn(*args: Any) -> Any:
-            return self.value_and_grad(fun, args, argnums)[1]
+        For a scalar function that is forward-over-reverse on the reverse
+        backend: one forward pass with a batch of tangents through the gradient.
+        """
+        from .forward import Forward
 
         outer = Forward()
         rows = []
-        for j in range(len(argnums)):
-            def grad_j(*args: Any, _j: int = j) -> Any:
-                return grad_fn(*args)[_j]
+        for i in range(len(argnums)):
+            def jac_i(*args: Any, _i: int = i) -> Any:
+                return self.jacobian(fun, args, argnums)[1][_i]
 
-            rows.append(outer.jacobian(grad_j, primals, argnums)[1])
+            rows.append(outer.jacobian(jac_i, primals, argnums)[1])
         return tuple(rows)
 
     def derivative(self, fun: Callable[..., Any], x: Any, order: int) -> Any:
