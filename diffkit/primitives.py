@@ -55,7 +55,7 @@ Rule = Callable[..., Any]
 INF = math.inf
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Primitive:
     """One entry of the table.
 

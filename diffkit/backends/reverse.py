@@ -25,6 +25,34 @@ from .base import ADBackend, full, unbroadcast, zeros_batched
 _PLAIN = (np.ndarray, float, np.float64, np.float32)
 
 
+_KEEP: dict[tuple[Primitive, tuple[bool, ...]], tuple[bool, ...] | None] = {}
+
+
+def _keep(prim: Primitive, differentiated: tuple[bool, ...]) -> tuple[bool, ...] | None:
+    """Which arguments (and, last, the output) the VJP rules of ``differentiated`` read.
+
+    ``None`` when some rule's needs are unknown (keep everything). Cached per
+    primitive and pattern: the analysis runs once, not once per operation.
+    """
+    key = (prim, differentiated)
+    try:
+        return _KEEP[key]
+    except KeyError:
+        pass
+    need: set[int] = set()
+    result: tuple[bool, ...] | None = None
+    for j, d in enumerate(differentiated):
+        if d:
+            u = prim.vjp_uses[j]
+            if u is None:
+                break
+            need |= u
+    else:
+        result = tuple(j in need for j in range(len(differentiated))) + (-1 in need,)
+    _KEEP[key] = result
+    return result
+
+
 class Node(Value):
     """A value recorded on a reverse-mode tape."""
 
@@ -70,21 +98,14 @@ class ReverseTrace:
         for j in prim.nondiff_args:
             parents[j] = -1
         node = Node(self, out, len(self.tape))
-        uses = prim.vjp_uses
         shapes = None
-        if uses and type(out) is np.ndarray:
+        if prim.vjp_uses and type(out) is np.ndarray:
             # keep only what the rules of the differentiated arguments read
-            need: set[int] = set()
-            for j, p in enumerate(parents):
-                if p >= 0:
-                    u = uses[j]
-                    if u is None:
-                        break
-                    need |= u
-            else:
+            keep = _keep(prim, tuple(p >= 0 for p in parents))
+            if keep is not None:
                 shapes = [shape_of(v) for v in vals] + [shape_of(out)]
-                vals = [v if j in need else None for j, v in enumerate(vals)]
-                if -1 not in need:
+                vals = [v if k else None for v, k in zip(vals, keep)]
+                if not keep[-1]:
                     out = None
         self.tape.append((prim, parents, vals, out, params, shapes))
         return node
