@@ -18,7 +18,7 @@ import numpy as np
 from .backends import get_backend
 from .core.function import Function, as_function
 from .core.values import Value
-from .errors import DiffkitError, ShapeError
+from .errors import DiffkitError, ShapeError, TracingError
 
 Argnums = int | Sequence[int]
 
@@ -79,15 +79,46 @@ def _finish(x: Any) -> Any:
     return x
 
 
+_OBJECT_ARRAY_HINT = (
+    "np.array([...]) of traced values makes a NumPy object array, and NumPy handles a function "
+    "whose only array argument is such an array (np.linalg.*, a ufunc on a mix of traced values "
+    "and plain numbers, np.mean of a list) without asking diffkit; build the array with "
+    "np.stack([...]) instead, which diffkit traces")
+
+
+def _traced_cause(e: BaseException) -> TracingError | None:
+    seen = e.__context__ or e.__cause__
+    while seen is not None:
+        if isinstance(seen, TracingError):
+            return seen
+        seen = seen.__context__ or seen.__cause__
+    return None
+
+
 @contextlib.contextmanager
 def _context(F: Function, op: str, backend: Any) -> Iterator[None]:
-    """Name the function and operator in errors raised while differentiating."""
+    """Name the function and operator in errors raised while differentiating.
+
+    NumPy's own errors that come from traced values hidden in object arrays
+    (which NumPy never hands to diffkit) are turned into a TracingError that
+    says what to write instead.
+    """
+    where = f"[in {op} of {F.name}, backend '{backend.name}']"
     try:
         yield
     except DiffkitError as e:
         msg = str(e)
         if " [in " not in msg and not isinstance(e, AssertionError):
-            e.args = (f"{msg} [in {op} of {F.name}, backend '{backend.name}']",) + e.args[1:]
+            e.args = (f"{msg} {where}",) + e.args[1:]
+        raise
+    except (TypeError, ValueError, AttributeError) as e:
+        cause = _traced_cause(e)
+        if cause is not None:
+            raise TracingError(f"{cause} {where}") from e
+        msg = str(e)
+        if "dtype('O')" in msg or "has no callable" in msg or "'Node' object" in msg \
+                or "'Dual' object" in msg or "array type object" in msg:
+            raise TracingError(f"{_OBJECT_ARRAY_HINT} (NumPy said: {msg}) {where}") from e
         raise
 
 

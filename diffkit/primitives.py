@@ -49,7 +49,7 @@ import numpy as np
 import sympy
 
 from .core import values as _values
-from .core.values import bind
+from .core.values import bind, concrete
 
 Rule = Callable[..., Any]
 INF = math.inf
@@ -241,6 +241,18 @@ class _FastMath:
 _f: Any = _FastMath()
 
 
+def _const(c: Any, *like: Any) -> Any:
+    """A constant array that rules build, in the floating dtype of ``like``.
+
+    Masks and identity matrices are made as float64; left so, they would turn
+    a float32 gradient into float64.
+    """
+    dt = np.result_type(*[concrete(v) for v in like], np.float16)
+    if dt.kind != "f" or dt == np.float64:
+        return c
+    return np.asarray(c, dtype=dt)
+
+
 def _nb(t: Any, x: Any) -> int:
     """Leading batch dimensions of a tangent or cotangent ``t`` relative to ``x``."""
     return int(np.ndim(t)) - int(np.ndim(x))
@@ -374,7 +386,7 @@ define("arctanh", np.arctanh, scalar=math.atanh, sympy=sympy.atanh, partials=(la
 
 def _wins(a: Any, b: Any) -> Any:
     """1 where a is the larger, 0 where b is, 1/2 on ties (SymPy's Heaviside(0))."""
-    return np.where(a > b, 1.0, np.where(a < b, 0.0, 0.5))
+    return _const(np.where(a > b, 1.0, np.where(a < b, 0.0, 0.5)), a, b)
 
 
 _TIE = "ties give 1/2 to each argument, as SymPy Heaviside(0) = 1/2"
@@ -472,7 +484,13 @@ define("prod", _prod_np, sympy=lambda x, axis, keepdims: _prod_np(x, axis, keepd
 def _extreme_share(out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     """Where x attains the extreme, 1/(number of ties); else 0 (ties split evenly)."""
     hit = np.equal(x, _expand_reduced(out, np.shape(x), axis, keepdims))
-    return hit / np.sum(hit, axis=axis, keepdims=True)
+    return _const(hit / np.sum(hit, axis=axis, keepdims=True), x)
+
+
+def _extreme_tie(fn: Callable[..., Any], x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    """True where two or more elements attain the extreme: a kink of max/min."""
+    hit = np.equal(x, _expand_reduced(fn(x, axis=axis, keepdims=keepdims), np.shape(x), axis, keepdims))
+    return np.sum(hit, axis=axis) > 1
 
 
 def _define_extreme(name: str, fn: Callable[..., Any], sym: Callable[..., Any]) -> None:
@@ -485,8 +503,7 @@ def _define_extreme(name: str, fn: Callable[..., Any], sym: Callable[..., Any]) 
            vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims)
                 * _extreme_share(out, x, axis, keepdims),),
            complex_safe=False, kink="ties split the derivative evenly among the tied elements",
-           at_kink=lambda x, axis, keepdims: np.sum(_extreme_share(fn(x, axis=axis, keepdims=keepdims),
-                                                                   x, axis, keepdims) < 1, axis=axis) > 0)
+           at_kink=lambda x, axis, keepdims: _extreme_tie(fn, x, axis, keepdims))
 
 
 def _object_reduce(op: Callable[..., Any], x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -587,9 +604,8 @@ define("scatter", _scatter_np,
 
 
 def _join_tangents(tangents: tuple[Any, ...], args: tuple[Any, ...]) -> list[Any]:
-    ref = next(t for t in tangents if t is not None)
-    a_ref = args[tangents.index(ref)]
-    batch = _batch(ref, _nb(ref, a_ref))
+    k = next(i for i, t in enumerate(tangents) if t is not None)
+    batch = _batch(tangents[k], _nb(tangents[k], args[k]))
     return [t if t is not None else np.zeros(batch + np.shape(a)) for t, a in zip(tangents, args)]
 
 
@@ -786,14 +802,23 @@ def _is_vec(b: Any) -> bool:
     return int(np.ndim(b)) == 1  # NumPy >= 2: b is a vector only when it is 1-D
 
 
+def _stack_nd(x: Any, core: int) -> int:
+    return int(np.ndim(x)) - core
+
+
 def _solve_jvp_a(t: Any, out: Any, a: Any, b: Any) -> Any:
+    # t: batch + a.shape. Its stack axes must line up with out's behind the batch axes.
     vec = _is_vec(b)
+    t = _pad_stack(t, _nb(t, a), _stack_nd(out, 1 if vec else 2) - _stack_nd(a, 2))
     rhs = np.matmul(t, out[..., None])[..., 0] if vec else np.matmul(t, out)
     return -_solve(a, rhs, vec)
 
 
 def _solve_jvp_b(t: Any, out: Any, a: Any, b: Any) -> Any:
-    return _solve(a, t, _is_vec(b))
+    vec = _is_vec(b)
+    core = 1 if vec else 2
+    t = _pad_stack(t, _nb(t, b), _stack_nd(a, 2) - _stack_nd(b, core))
+    return _solve(a, t, vec)
 
 
 def _solve_vjp_b(ct: Any, out: Any, a: Any, b: Any) -> Any:
@@ -821,25 +846,30 @@ def _sym_solve(a: Any, b: Any) -> Any:
     return out[:, 0] if rhs.ndim == 1 else out
 
 
+def _expand2(c: Any) -> Any:
+    """A (batch of) scalar(s) with two unit axes appended, to scale matrices."""
+    return np.reshape(c, np.shape(c) + (1, 1))
+
+
 def _det_jvp(t: Any, out: Any, a: Any) -> Any:
     return out * np.sum(_swap(np.linalg.inv(a)) * t, axis=(-2, -1))
 
 
 define("det", np.linalg.det, sympy=_sym_matrix_map(lambda m: m.det()),
        jvp=(_det_jvp,),
-       vjp=(lambda ct, out, a: (ct * out)[..., None, None] * _swap(np.linalg.inv(a)),),
+       vjp=(lambda ct, out, a: _expand2(ct * out) * _swap(np.linalg.inv(a)),),
        domain=((-INF, INF),), doc="determinant; the rule uses inv(a), so a must be invertible")
 define("logabsdet", lambda a: np.linalg.slogdet(a)[1],
        sympy=_sym_matrix_map(lambda m: sympy.log(sympy.Abs(m.det()))),
        jvp=(lambda t, out, a: np.sum(_swap(np.linalg.inv(a)) * t, axis=(-2, -1)),),
-       vjp=(lambda ct, out, a: ct[..., None, None] * _swap(np.linalg.inv(a)),),
+       vjp=(lambda ct, out, a: _expand2(ct) * _swap(np.linalg.inv(a)),),
        domain=((-INF, INF),), doc="log|det a|, the second output of slogdet")
 
 
 def _phi(x: Any) -> Any:
     """The lower triangle of x with its diagonal halved."""
     n = np.shape(x)[-1]
-    return x * (np.tril(np.ones((n, n))) - 0.5 * np.eye(n))
+    return x * _const(np.tril(np.ones((n, n))) - 0.5 * np.eye(n), x)
 
 
 def _cholesky_jvp(t: Any, out: Any, a: Any) -> Any:
@@ -869,7 +899,7 @@ def _eigh_f(w: Any) -> Any:
     # F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it (distinct eigenvalues assumed)
     d = w[..., None, :] - w[..., :, None]
     n = np.shape(w)[-1]
-    eye = np.eye(n)
+    eye = _const(np.eye(n), w)
     return (1.0 - eye) / (d + eye)
 
 
@@ -877,7 +907,7 @@ def _eigh_jvp(t: Any, out: Any, a: Any) -> Any:
     w, v = out[..., 0, :], out[..., 1:, :]
     vtav = np.matmul(_swap(v), np.matmul(0.5 * (t + _swap(t)), v))
     n = np.shape(w)[-1]
-    dw = np.sum(vtav * np.eye(n), axis=-1)
+    dw = np.sum(vtav * _const(np.eye(n), a), axis=-1)
     dv = np.matmul(v, _eigh_f(w) * vtav)
     return np.concatenate([dw[..., None, :], dv], axis=-2)
 
@@ -886,7 +916,7 @@ def _eigh_vjp(ct: Any, out: Any, a: Any) -> Any:
     w, v = out[..., 0, :], out[..., 1:, :]
     wbar, vbar = ct[..., 0, :], ct[..., 1:, :]
     n = np.shape(w)[-1]
-    inner = wbar[..., None, :] * np.eye(n) + _eigh_f(w) * np.matmul(_swap(v), vbar)
+    inner = wbar[..., None, :] * _const(np.eye(n), a) + _eigh_f(w) * np.matmul(_swap(v), vbar)
     g = np.matmul(v, np.matmul(inner, _swap(v)))
     return 0.5 * (g + _swap(g))
 
@@ -897,5 +927,6 @@ define("eigh_packed", _eigh_np, jvp=(_eigh_jvp,), vjp=(_eigh_vjp,), complex_safe
            "numpy.linalg.eigh splits the result")
 
 _values._P = P
-UNARY_UFUNCS = [p.name for p in PRIMITIVES.values() if p.elementwise and p.nargs == 1]
-_values._install_object_array_methods(UNARY_UFUNCS)
+_values._install_object_array_methods(
+    [p.name for p in PRIMITIVES.values() if p.elementwise and p.nargs in (1, 2)
+     and isinstance(getattr(np, p.name, None), np.ufunc)])

@@ -432,14 +432,15 @@ _getitem: Any = None
 def _install_object_array_methods(names: list[str]) -> None:
     """NumPy applies a ufunc to an object array by calling the method of that name.
 
-    ``np.sin(np.array([x, y]))`` with traced ``x, y`` calls ``x.sin()``; each
-    unary ufunc of the table gets such a method.
+    ``np.sin(np.array([x, y]))`` with traced ``x, y`` calls ``x.sin()``, and
+    ``np.arctan2(np.array([x, y]), 2.0)`` calls ``x.arctan2(2.0)``; each
+    elementwise ufunc of the table gets such a method.
     """
     for name in names:
         ufunc = getattr(np, name)
 
-        def method(self: Value, _u: Any = ufunc) -> Any:
-            return _u(self)
+        def method(self: Value, *others: Any, _u: Any = ufunc) -> Any:
+            return _u(self, *others)
 
         method.__name__ = name
         if not hasattr(Value, name):
