@@ -247,7 +247,9 @@ def _const(c: Any, *like: Any) -> Any:
     Masks and identity matrices are made as float64; left so, they would turn
     a float32 gradient into float64.
     """
-    dt = np.result_type(*[concrete(v) for v in like], np.float16)
+    # dtypes, not values: a Python float is float64 here (as a value NumPy would let
+    # the other operand's dtype win)
+    dt = np.result_type(*[np.asarray(concrete(v)).dtype for v in like], np.float16)
     if dt.kind != "f" or dt == np.float64:
         return c
     return np.asarray(c, dtype=dt)

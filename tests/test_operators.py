@@ -283,3 +283,11 @@ def test_reverse_jvp_uses_double_vjp():
     _, jt_rev = dk.jvp(f, (v,), (t,), backend="reverse")
     _, jt_fwd = dk.jvp(f, (v,), (t,), backend="forward")
     np.testing.assert_allclose(jt_rev, jt_fwd, rtol=4 * EPS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kink_masks_keep_float64_for_python_floats(backend):
+    # regression: the masks of maximum/minimum were cast to float16 when every operand was a
+    # Python float (NumPy treats Python floats as "weak"), rounding gradients to 3 digits
+    g = dk.grad(lambda x, y: np.maximum(x, y) * 1.2345678901234, argnums=(0, 1), backend=backend)(2.0, 1.0)
+    assert g == (1.2345678901234, 0.0)

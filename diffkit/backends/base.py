@@ -72,6 +72,10 @@ def full(g: Any, shape: tuple[int, ...]) -> Any:
     return g if shape_of(g) == shape else np.broadcast_to(g, shape)
 
 
+_SCALAR_PASSES = 4
+"""Up to this many scalar inputs, forward mode makes one unbatched pass per input."""
+
+
 class ADBackend:
     """Operators derived from ``jvp`` and ``vjp``; subclasses implement those two."""
 
@@ -132,6 +136,8 @@ class ADBackend:
         sizes = [int(np.size(primals[i])) if not hasattr(primals[i], "_trace") else
                  int(np.prod(np.shape(primals[i]), dtype=np.int64)) for i in argnums]
         k = sum(sizes)
+        if all(type(primals[i]) is float for i in argnums) and k <= _SCALAR_PASSES:
+            return self._jacobian_fwd_scalar(fun, primals, argnums)
         tangents = []
         start = 0
         for i, n in zip(argnums, sizes):
@@ -149,6 +155,18 @@ class ADBackend:
             part = moved[..., start:start + n]
             jacs.append(np.reshape(part, oshape + tuple(np.shape(primals[i]))))
             start += n
+        return out, tuple(jacs)
+
+    def _jacobian_fwd_scalar(self, fun: Callable[..., Any], primals: Sequence[Any],
+                             argnums: Sequence[int]) -> tuple[Any, tuple[Any, ...]]:
+        # A few scalar inputs: one unbatched pass each keeps the tangents Python
+        # floats (the table's math fast path) instead of length-k arrays.
+        out = None
+        jacs = []
+        for i in argnums:
+            tangents = [1.0 if j == i else 0.0 for j in argnums]
+            out, t = self.jvp(fun, primals, argnums, tangents, nb=0)
+            jacs.append(t)
         return out, tuple(jacs)
 
     def hessian(self, fun: Callable[..., Any], primals: Sequence[Any],

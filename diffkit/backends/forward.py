@@ -56,6 +56,14 @@ class ForwardTrace:
             return out
         for j in prim.nondiff_args:
             tangents[j] = None
+        if type(out) is float and not self.nb and prim.jvp_joint is None:
+            # scalar code: no batch axes, no broadcasting, nothing to align
+            t_out: Any = None
+            for i, t in enumerate(tangents):
+                if t is not None:
+                    c = prim.jvp[i](t, out, *primals, **params)
+                    t_out = c if t_out is None else t_out + c
+            return out if t_out is None else Dual(self, out, t_out)
         if prim.jvp_joint is not None:
             t_out = prim.jvp_joint(tuple(tangents), out, *primals, **params)
         else:

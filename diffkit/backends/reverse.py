@@ -141,10 +141,19 @@ class ReverseTrace:
             prim, parents, vals, value, params, shapes = record
             if not prim.elementwise:  # structural rules want the exact shape
                 g = full(g, batch + (shapes[-1] if shapes is not None else shape_of(value)))
+            rules = prim.vjp if prim.vjp_variadic is None else None
             for j, p in enumerate(parents):
                 if p < 0:
                     continue
                 prev = cts[p]
+                if type(g) is float and prev is None and rules is not None:
+                    # scalar code: a float cotangent needs no shape bookkeeping
+                    gj = rules[j](g, value, *vals, **params)
+                    if type(gj) is float:
+                        cts[p] = gj
+                        continue
+                else:
+                    gj = None
                 shape = shapes[j] if shapes is not None else shape_of(vals[j])
                 if (prim is getitem and nb == 0 and prev is not None and id(prev) in owned
                         and type(g) in _PLAIN and prev.shape == shape):
@@ -154,7 +163,9 @@ class ReverseTrace:
                     else:
                         prev[idx] += g
                     continue
-                gj = prim.vjp_rule(j)(g, value, *vals, **params)
+                if gj is None:
+                    gj = rules[j](g, value, *vals, **params) if rules is not None else \
+                        prim.vjp_rule(j)(g, value, *vals, **params)
                 if shape_of(gj)[nb:] != shape:
                     gj = unbroadcast(gj, shape, nb)
                 if prev is None:
