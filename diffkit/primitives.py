@@ -579,9 +579,44 @@ def _has_advanced(idx: tuple[Any, ...]) -> bool:
     return any(isinstance(i, np.ndarray) for i in idx)
 
 
+def _pad_slice(g: np.ndarray, idx: tuple[Any, ...], shape: tuple[int, ...]) -> np.ndarray | None:
+    """``g`` padded with zeros, when ``idx`` is one unit-step slice along one axis.
+
+    The common ``x[1:]``, ``x[:-1]``: one pass over the result instead of a
+    zero fill followed by a copy. ``None`` for any other index.
+    """
+    if len(idx) > len(shape) or g.ndim != len(shape) or g.dtype.kind not in "fc":
+        return None
+    axis = -1
+    for k, i in enumerate(idx):
+        if type(i) is not slice:
+            return None
+        if i != _ALL:
+            if axis >= 0 or i.step not in (None, 1):
+                return None
+            axis = k
+    if axis < 0:
+        return None
+    start, stop, _ = idx[axis].indices(shape[axis])
+    if stop < start:
+        return None
+    before = list(shape)
+    before[axis] = start
+    after = list(shape)
+    after[axis] = shape[axis] - stop
+    return np.concatenate([np.zeros(before, g.dtype), g, np.zeros(after, g.dtype)], axis=axis)
+
+
+_ALL = slice(None)
+
+
 def _scatter_np(g: Any, idx: tuple[Any, ...], shape: tuple[int, ...], nb: int) -> Any:
     """Zeros of shape ``batch + shape`` with ``g`` added at ``idx`` (repeated indices add up)."""
     g = np.asarray(g)
+    if nb == 0:
+        padded = _pad_slice(g, idx, shape)
+        if padded is not None:
+            return padded
     batch = g.shape[:nb]
     z = np.zeros(tuple(shape) + batch, dtype=np.result_type(g.dtype, np.float64)
                  if g.dtype.kind not in "fc" else g.dtype)
