@@ -347,6 +347,11 @@ def _append(arr: Any, values: Any, axis: Any = None) -> Any:
 def _normalize_index(idx: Any, nd: int) -> tuple[Any, ...]:
     if not isinstance(idx, tuple):
         idx = (idx,)
+    for i in idx:  # fast path: slices and integers need no work
+        if type(i) is not slice and type(i) is not int:
+            break
+    else:
+        return idx
     out: list[Any] = []
     for i in idx:
         if isinstance(i, Value):
@@ -367,7 +372,7 @@ def _normalize_index(idx: Any, nd: int) -> tuple[Any, ...]:
 
 def getitem(x: Any, idx: Any) -> Any:
     """``x[idx]`` for a traced ``x``: basic and advanced indexing, with Ellipsis expanded."""
-    return bind(P.getitem, x, idx=_normalize_index(idx, int(np.ndim(x))))
+    return bind(P.getitem, x, idx=_normalize_index(idx, x.ndim if isinstance(x, Value) else np.ndim(x)))
 
 
 _values._getitem = getitem

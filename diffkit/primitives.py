@@ -449,7 +449,7 @@ def _sum_np(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
 
 def _sum_vjp(ct: Any, out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     # Reads only ct and out (not x), so the tape need not keep the summed array.
-    if keepdims:
+    if keepdims or type(ct) is float:  # a float broadcasts against x as it is
         return ct
     ct_shape = tuple(np.shape(ct))
     out_nd = int(np.ndim(out))

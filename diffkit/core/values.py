@@ -208,7 +208,7 @@ class Value:
     # -- structure ------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return np.shape(self.primal)
+        return shape_of(self.primal)
 
     @property
     def ndim(self) -> int:
