@@ -190,17 +190,9 @@ def jacobian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[.
         array([[2., 0.],
                [0., 4.]])
     """
-    F = as_function(f)
-    be = get_backend(backend)
-
-    def jacobian_f(*args: Any) -> Any:
-        nums, single = _argnums(argnums, len(args), F, "jacobian")
-        with _context(F, "jacobian", be):
-            primals = _prepare(args, nums, F, "jacobian")
-            _, jacs = be.jacobian(F.fn, primals, nums)
-        return _finish(jacs[0] if single else tuple(jacs))
-
-    return _named(jacobian_f, "jacobian", F)
+    return _array_operator(f, argnums, backend, "jacobian",
+                           lambda be, fn, primals, nums: be.jacobian(fn, primals, nums)[1],
+                           lambda jacs, single: jacs[0] if single else tuple(jacs))
 
 
 def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..., Any]:
@@ -216,17 +208,26 @@ def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..
         array([[6., 2.],
                [2., 0.]])
     """
+    return _array_operator(f, argnums, backend, "hessian",
+                           lambda be, fn, primals, nums: be.hessian(fn, primals, nums),
+                           lambda rows, single: rows[0][0] if single else tuple(tuple(r) for r in rows))
+
+
+def _array_operator(f: Any, argnums: Argnums, backend: Any, op: str,
+                    compute: Callable[[Any, Callable[..., Any], list[Any], tuple[int, ...]], Any],
+                    select: Callable[[Any, bool], Any]) -> Callable[..., Any]:
+    """An operator of ``f``'s arguments ``argnums``: checks, promotion, error context, shaping."""
     F = as_function(f)
     be = get_backend(backend)
 
-    def hessian_f(*args: Any) -> Any:
-        nums, single = _argnums(argnums, len(args), F, "hessian")
-        with _context(F, "hessian", be):
-            primals = _prepare(args, nums, F, "hessian")
-            rows = be.hessian(F.fn, primals, nums)
-        return _finish(rows[0][0] if single else tuple(tuple(r) for r in rows))
+    def operator_f(*args: Any) -> Any:
+        nums, single = _argnums(argnums, len(args), F, op)
+        with _context(F, op, be):
+            primals = _prepare(args, nums, F, op)
+            result = compute(be, F.fn, primals, nums)
+        return _finish(select(result, single))
 
-    return _named(hessian_f, "hessian", F)
+    return _named(operator_f, op, F)
 
 
 def derivative(f: Any, order: int = 1, *, backend: Any = None) -> Callable[[Any], Any]:

@@ -72,6 +72,20 @@ def full(g: Any, shape: tuple[int, ...]) -> Any:
     return g if shape_of(g) == shape else np.broadcast_to(g, shape)
 
 
+def split_aux(fun: Callable[..., Any], has_aux: bool) -> tuple[Callable[..., Any], list[Any]]:
+    """``fun`` without its auxiliary output, and the list that collects that output."""
+    box: list[Any] = []
+    if not has_aux:
+        return fun, box
+
+    def main_output(*args: Any) -> Any:
+        out, aux = fun(*args)
+        box.append(aux)
+        return out
+
+    return main_output, box
+
+
 _SCALAR_PASSES = 4
 """Up to this many scalar inputs, forward mode makes one unbatched pass per input."""
 
@@ -101,15 +115,7 @@ class ADBackend:
             out, vjp_fn, aux = self.vjp(fun, primals, argnums, has_aux)
             _check_scalar(out, name, self.name)
             return out, vjp_fn(_one(out)), aux
-        aux_box: list[Any] = []
-
-        def f_noaux(*a: Any) -> Any:
-            r = fun(*a)
-            if has_aux:
-                aux_box.append(r[1])
-                return r[0]
-            return r
-
+        f_noaux, aux_box = split_aux(fun, has_aux)
         out, jacs = self.jacobian(f_noaux, primals, argnums)
         _check_scalar(out, name, self.name)
         return out, jacs, (aux_box[0] if aux_box else None)

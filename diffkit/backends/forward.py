@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.values import Value, evaluate, new_level, pack, shape_of
 from ..primitives import Primitive
-from .base import ADBackend, zeros_batched
+from .base import ADBackend, split_aux, zeros_batched
 
 
 class Dual(Value):
@@ -125,15 +125,7 @@ class Forward(ADBackend):
             has_aux: bool = False) -> tuple[Any, Callable[..., tuple[Any, ...]], Any]:
         # Forward mode has no transpose: build the Jacobian in one batched pass,
         # then contract it with each cotangent.
-        aux_box: list[Any] = []
-
-        def f(*a: Any) -> Any:
-            r = fun(*a)
-            if has_aux:
-                aux_box.append(r[1])
-                return r[0]
-            return r
-
+        f, aux_box = split_aux(fun, has_aux)
         out, jacs = self._jacobian_fwd(f, primals, argnums)
         ond = int(np.ndim(out))
 
