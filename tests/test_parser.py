@@ -52,7 +52,7 @@ def p(text: str, **kwargs: Any) -> Expression:
 
 def test_limits_are_documented_constants() -> None:
     assert MAX_LENGTH == 10_000
-    assert MAX_DEPTH == 100
+    assert MAX_DEPTH == 200
     assert MAX_NODES == 10_000
     assert MAX_EXPONENT == 1000
 

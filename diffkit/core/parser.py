@@ -64,7 +64,7 @@ __all__ = [
 MAX_LENGTH: int = 10_000
 #: Maximum nesting depth of the expression tree, of parentheses and of runs of
 #: unary operators.
-MAX_DEPTH: int = 100
+MAX_DEPTH: int = 200
 #: Maximum number of AST nodes of an expression.
 MAX_NODES: int = 10_000
 #: Maximum absolute value of a constant (literal) exponent in ``a ** c``.
