@@ -8,7 +8,8 @@ Example:
 """
 
 from . import numpy_api as _numpy_api  # noqa: F401  (registers NumPy's dispatch handlers)
-from .backends import Forward, Reverse, backends, get_backend
+from .backends import Forward, Reverse, Symbolic, backends, get_backend
+from .backends.symbolic import precise
 from .core.function import Function
 from .custom import custom_jvp, custom_vjp
 from .errors import (
@@ -20,14 +21,14 @@ from .errors import (
     TracingError,
     UnsupportedOperation,
 )
-from .operators import derivative, grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .operators import derivative, diff, grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .primitives import PRIMITIVES
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PRIMITIVES", "BackendMismatch", "DiffkitError", "DomainError", "Forward", "Function",
-    "ParseError", "Reverse", "ShapeError", "TracingError", "UnsupportedOperation", "backends",
+    "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",
     "custom_jvp", "custom_vjp", "derivative", "get_backend", "grad", "hessian", "jacobian", "jvp",
     "value_and_grad", "vjp",
 ]

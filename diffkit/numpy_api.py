@@ -460,7 +460,9 @@ def _take_along_axis(arr: Any, indices: Any, axis: Any) -> Any:
 def _where(condition: Any, x: Any = None, y: Any = None) -> Any:
     if x is None and y is None:
         return np.where(concrete(condition))
-    return bind(P.where, concrete(condition), x, y)
+    # On the AD backends the condition is already concrete (comparisons are);
+    # on the symbolic backend it is a relational, and where becomes a Piecewise.
+    return bind(P.where, condition, x, y)
 
 
 @_register(np.clip)

@@ -308,3 +308,65 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, backend: Any = None) -> An
             return tuple(_finish(c) for c in fn(ct))
 
     return (_finish(out), vjp_fn, aux) if has_aux else (_finish(out), vjp_fn)
+
+
+def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
+         method: str = "dag") -> Any:
+    """The derivative of ``f`` as a SymPy expression (the symbolic backend).
+
+    Args:
+        f: callable, :class:`Function`, expression string or SymPy expression;
+            its variables become real SymPy symbols of the same names.
+        wrt: the variable: a name, a SymPy symbol or a position; may be
+            omitted when ``f`` has one variable.
+        order: how many times to differentiate.
+        simplify: run ``sympy.simplify`` on the result.
+        method: ``"dag"`` (symbolic reverse/forward accumulation through the
+            primitive table, the default) or ``"naive"`` (SymPy's ``diff`` on
+            the traced expression).
+
+    Example:
+        >>> import diffkit as dk
+        >>> dk.diff("sin(x)*exp(y)", "x")
+        exp(y)*cos(x)
+        >>> dk.diff("x**3", order=2)
+        6*x
+    """
+    import sympy
+
+    from .backends.symbolic import SIZE_LIMIT, derivative_exprs, integralize, trace_args
+
+    F = as_function(f)
+    names = list(F.variables)
+    if not names:
+        raise ShapeError(f"diff of {F.name}: its variables are unknown; give a dk.Function with variables")
+    if wrt is None:
+        if len(names) != 1:
+            raise ShapeError(f"diff of {F.name}: wrt= is needed, the variables are {', '.join(names)}")
+        i = 0
+    elif isinstance(wrt, (int, np.integer)):
+        i = int(wrt)
+    else:
+        name = wrt.name if isinstance(wrt, sympy.Symbol) else str(wrt)
+        if name not in names:
+            raise ShapeError(f"diff of {F.name}: {name!r} is not a variable ({', '.join(names)})")
+        i = names.index(name)
+    fun = _with_names(F.fn, names)
+    traced = trace_args(fun, [0.0] * len(names), SIZE_LIMIT)
+    with _context(F, "diff", _SymbolicName):
+        _, (d,) = derivative_exprs(fun, traced, "derivative", (i,), int(order), method)
+    d = integralize(d)
+    return sympy.simplify(d) if simplify else d
+
+
+class _SymbolicName:
+    name = "symbolic"
+
+
+def _with_names(fn: Callable[..., Any], names: Sequence[str]) -> Callable[..., Any]:
+    def named(*args: Any) -> Any:
+        return fn(*args)
+
+    named.variables = tuple(names)  # type: ignore[attr-defined]
+    named.__name__ = getattr(fn, "__name__", "f")
+    return named

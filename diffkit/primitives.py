@@ -414,14 +414,22 @@ define("where", np.where, sympy=_where_sympy, nargs=3, elementwise=True,
        domain=((-INF, INF),) * 3)
 
 # Piecewise-constant and logical operations: their results are plain arrays.
-_COMPARE = {"greater": operator.gt, "greater_equal": operator.ge, "less": operator.lt,
-            "less_equal": operator.le, "equal": operator.eq, "not_equal": operator.ne}
-for _name in ("greater", "greater_equal", "less", "less_equal", "equal", "not_equal",
-              "logical_and", "logical_or", "logical_xor", "logical_not", "isfinite", "isnan",
-              "isinf", "signbit", "floor", "ceil", "rint", "trunc", "floor_divide"):
-    define(_name, getattr(np, _name), nargs=None, differentiable=False, complex_safe=False,
-           kink="piecewise constant: derivative 0 where it exists", scalar=_COMPARE.get(_name))
-P.greater = PRIMITIVES["greater"]
+# name: (scalar, SymPy counterpart). On the symbolic backend comparisons become
+# relationals, which np.where turns into a Piecewise.
+_PIECEWISE_CONSTANT: dict[str, tuple[Callable[..., Any] | None, Callable[..., Any] | None]] = {
+    "greater": (operator.gt, sympy.Gt), "greater_equal": (operator.ge, sympy.Ge),
+    "less": (operator.lt, sympy.Lt), "less_equal": (operator.le, sympy.Le),
+    "equal": (operator.eq, sympy.Eq), "not_equal": (operator.ne, sympy.Ne),
+    "logical_and": (None, sympy.And), "logical_or": (None, sympy.Or), "logical_xor": (None, sympy.Xor),
+    "logical_not": (None, sympy.Not), "floor": (None, sympy.floor), "ceil": (None, sympy.ceiling),
+    "trunc": (None, lambda x: sympy.sign(x) * sympy.floor(sympy.Abs(x))),
+    "rint": (None, None), "isfinite": (None, None), "isnan": (None, None), "isinf": (None, None),
+    "signbit": (None, None), "floor_divide": (None, lambda x, y: sympy.floor(x / y)),
+}
+for _name, (_scalar, _sym) in _PIECEWISE_CONSTANT.items():
+    define(_name, getattr(np, _name), sympy=_sym, nargs=getattr(np, _name).nin, elementwise=True,
+           differentiable=False, complex_safe=False, domain=((-INF, INF),) * getattr(np, _name).nin,
+           kink="piecewise constant: derivative 0 where it exists", scalar=_scalar)
 
 # --------------------------------------------------------------------------
 # Reductions
@@ -485,7 +493,8 @@ define("prod", _prod_np, sympy=lambda x, axis, keepdims: _prod_np(x, axis, keepd
 
 def _extreme_share(out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     """Where x attains the extreme, 1/(number of ties); else 0 (ties split evenly)."""
-    hit = np.equal(x, _expand_reduced(out, np.shape(x), axis, keepdims))
+    # np.where, not a boolean array, so that symbolic values give a Piecewise
+    hit = np.where(np.equal(x, _expand_reduced(out, np.shape(x), axis, keepdims)), 1.0, 0.0)
     return _const(hit / np.sum(hit, axis=axis, keepdims=True), x)
 
 
@@ -633,7 +642,7 @@ define("getitem", lambda x, idx: x[idx],
        jvp=(lambda t, out, x, idx: _getitem_batched(t, idx, _nb(t, x)),),
        vjp=(lambda ct, out, x, idx: bind(P.scatter, ct, idx=idx, shape=np.shape(x), nb=_nb(ct, out)),),
        doc="idx: a tuple without Ellipsis (the handler expands it)")
-define("scatter", _scatter_np,
+define("scatter", _scatter_np, sympy=_scatter_np,
        jvp=(lambda t, out, g, idx, shape, nb: bind(P.scatter, t, idx=idx, shape=shape,
                                                      nb=nb + _nb(t, g)),),
        vjp=(lambda ct, out, g, idx, shape, nb: _getitem_batched(ct, idx, int(np.ndim(ct)) - len(shape)),),

@@ -11,8 +11,9 @@ from typing import Any
 from .base import ADBackend
 from .forward import Forward
 from .reverse import Reverse
+from .symbolic import Symbolic
 
-_BACKENDS: dict[str, type[ADBackend]] = {"forward": Forward, "reverse": Reverse}
+_BACKENDS: dict[str, type[ADBackend]] = {"symbolic": Symbolic, "forward": Forward, "reverse": Reverse}
 DEFAULT_BACKEND = "reverse"
 
 
@@ -43,4 +44,4 @@ def get_backend(backend: Any = None) -> ADBackend:
                     f"got {type(backend).__name__}")
 
 
-__all__ = ["ADBackend", "Forward", "Reverse", "backends", "get_backend", "DEFAULT_BACKEND"]
+__all__ = ["ADBackend", "Forward", "Reverse", "Symbolic", "backends", "get_backend", "DEFAULT_BACKEND"]

@@ -32,8 +32,20 @@ def zeros_batched(batch: tuple[int, ...], like: Any) -> Any:
 def _float_dtype(x: Any) -> Any:
     from ..core.values import concrete
 
-    dt = np.result_type(concrete(x))
-    return dt if dt.kind in "fc" else np.dtype(np.float64)
+    dt = np.asarray(concrete(x)).dtype
+    # object: SymPy expressions, whose seeds stay exact integers (no 1.0* factors)
+    return dt if dt.kind in "fcO" else np.dtype(np.float64)
+
+
+def identity(n: int, dtype: Any) -> np.ndarray:
+    """The n x n identity; for SymPy (object) values made of exact SymPy integers."""
+    if np.dtype(dtype) == object:
+        import sympy
+
+        eye = np.full((n, n), sympy.S.Zero, dtype=object)
+        np.fill_diagonal(eye, sympy.S.One)
+        return eye
+    return np.eye(n, dtype=dtype)
 
 
 def _one(out: Any) -> Any:
@@ -132,7 +144,7 @@ class ADBackend:
         out, vjp_fn, _ = self.vjp(fun, primals, argnums)
         oshape = tuple(np.shape(out))
         m = int(np.prod(oshape, dtype=np.int64))
-        seed = np.eye(m, dtype=_float_dtype(out)).reshape((m,) + oshape)
+        seed = identity(m, _float_dtype(out)).reshape((m,) + oshape)
         cts = vjp_fn(seed, 1)
         return out, tuple(np.reshape(c, oshape + tuple(np.shape(primals[i])))
                           for c, i in zip(cts, argnums))
@@ -148,7 +160,7 @@ class ADBackend:
         start = 0
         for i, n in zip(argnums, sizes):
             t = np.zeros((k, n), dtype=_float_dtype(primals[i]))
-            t[start:start + n] = np.eye(n, dtype=t.dtype)
+            t[start:start + n] = identity(n, t.dtype)
             tangents.append(t.reshape((k,) + tuple(np.shape(primals[i]))))
             start += n
         out, tout = self.jvp(fun, primals, argnums, tangents, nb=1)

@@ -96,4 +96,5 @@ def sympy_evaluator(expr: sympy.Basic, symbols: Sequence[sympy.Symbol]) -> Calla
                 env[node] = fn(*[env[c] for c in children])
         return env[expr]
 
+    evaluate.variables = tuple(str(s) for s in positions)  # type: ignore[attr-defined]
     return evaluate

@@ -79,9 +79,9 @@ def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
                 top, level = t, t.level
         elif type(a) is np.ndarray and a.dtype == object:
             packed = True
-    if packed:
+    if packed:  # once: object arrays of SymPy numbers stay object arrays
         args = tuple(pack(a) if type(a) is np.ndarray and a.dtype == object else a for a in args)
-        return bind(prim, *args, **params)
+        top = top_trace(args)
     if top is None:
         return prim.numpy(*args, **params)
     return top.apply(prim, args, params)
@@ -130,7 +130,9 @@ def pack(a: Any) -> Any:
         return a
     flat = [pack(e) if isinstance(e, (list, tuple, np.ndarray)) else e for e in a.ravel()]
     if not any(isinstance(e, Value) for e in flat):
-        return np.asarray(a.tolist(), dtype=float)
+        if all(isinstance(e, (int, float, np.number)) for e in flat):
+            return np.asarray(a.tolist(), dtype=float)
+        return a  # SymPy expressions (exact seeds of the symbolic backend) stay objects
     from ..primitives import P
 
     stacked = bind(P.stack, *flat, axis=-1) if flat else np.zeros(0)
@@ -264,6 +266,13 @@ class Value:
             "in-place assignment into", "build a new array instead: np.where(mask, new, x), "
             "np.concatenate, or np.stack"
         )
+
+    def _sympy_(self) -> Any:
+        # SymPy calls this to convert an operand; refusing makes ``Integer(2) * x``
+        # return NotImplemented, so Python asks the traced value (x.__rmul__).
+        import sympy
+
+        raise sympy.SympifyError(self)
 
     def item(self) -> Any:
         raise self._refuse(".item() of", "keep the value as an array")

@@ -1,0 +1,616 @@
+"""The symbolic backend: the user's NumPy code traced into SymPy expressions.
+
+Each argument becomes a SymPy symbol (an array argument an object array of
+symbols), and the unchanged function runs on :class:`Sym` values, whose
+operations the primitive table maps to SymPy (``np.sin`` to ``sympy.sin``,
+``np.where`` to ``Piecewise``, ``np.maximum`` to ``Max``).
+
+Derivatives come two ways:
+
+* ``method="dag"`` (the default): the forward and reverse AD backends run
+  *over* the symbolic values, so every rule of the table builds SymPy
+  expressions and adjoints share their subexpressions: the derivative's DAG
+  stays proportional to the function's (symbolic reverse accumulation);
+* ``method="naive"``: SymPy's own ``diff`` on the expression tree, the
+  textbook symbolic differentiation whose trees swell.
+
+Either way the expressions are compiled once with common-subexpression
+elimination and ``lambdify`` and cached per (function, operator, argnums,
+order, argument shapes): the first call pays the setup, later calls are fast.
+:func:`precise` evaluates any derivative in mpmath at a chosen precision; the
+harness uses it as its reference.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import sympy
+
+from ..core.values import Value, new_level, pack
+from ..errors import DiffkitError, TracingError, UnsupportedOperation
+from ..primitives import Primitive
+from .base import ADBackend
+
+SIZE_LIMIT = 2000
+"""Default largest number of scalar symbols a traced call may have.
+
+Expressions and their compilation grow with it; past a few thousand elements
+the AD backends are the right tool.
+"""
+
+
+class SizeLimitError(DiffkitError, ValueError):
+    """A symbolic trace would need more symbols than the backend's limit."""
+
+
+class Sym(Value):
+    """A value of the symbolic trace: a SymPy expression or an object array of them."""
+
+    __slots__ = ("_trace", "primal")
+
+    def __init__(self, trace: SymbolicTrace, primal: Any):
+        self._trace = trace
+        self.primal = primal
+
+    def __bool__(self) -> bool:
+        raise TracingError(
+            f"Python control flow on a symbolic value (if/while on {_short(self.primal)}): which "
+            "branch runs depends on the value, which the symbolic backend does not know; write the "
+            "choice with np.where(condition, a, b), or use an AD backend (backend='reverse')")
+
+    def __repr__(self) -> str:
+        return f"Sym({_short(self.primal)})"
+
+
+def _short(x: Any, limit: int = 60) -> str:
+    s = str(x)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+@functools.lru_cache(maxsize=None)
+def _object_ufunc(prim: Primitive, nin: int) -> Any:
+    """The SymPy counterpart of an elementwise primitive, broadcast over object arrays."""
+    assert prim.sympy is not None
+    return np.frompyfunc(prim.sympy, nin, 1)
+
+
+class SymbolicTrace:
+    """One symbolic trace: a level; its values hold SymPy expressions."""
+
+    backend_name = "symbolic"
+
+    def __init__(self) -> None:
+        self.level = new_level()
+
+    def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        vals = [a.primal if type(a) is Sym and a._trace is self else _exact(a) for a in args]
+        for v in vals:
+            if isinstance(v, Value):  # a value of an enclosing transformation
+                raise UnsupportedOperation(
+                    f"numpy.{prim.name}: a value of backend '{v._trace.backend_name}' reached the "
+                    "symbolic trace; the symbolic backend cannot run inside another transformation's "
+                    "trace here (try backend='reverse' for the inner operator)")
+        if prim.sympy is None:
+            raise UnsupportedOperation(
+                f"numpy.{prim.name} has no SymPy counterpart (backend 'symbolic'); "
+                "try backend='reverse' or 'numeric'")
+        if prim.elementwise:
+            return Sym(self, _object_ufunc(prim, len(vals))(*vals))
+        return Sym(self, prim.sympy(*vals, **params))
+
+    def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
+        return fn.fun(*args)  # a custom rule is checked against the function itself
+
+
+def _exact(v: Any) -> Any:
+    """An integral float constant as a SymPy integer: x**3.0 reads x**3 (the same number)."""
+    if type(v) in (float, np.float64) and v.is_integer() and abs(v) < 2**53:
+        return sympy.Integer(int(v))
+    return v
+
+
+def integralize(expr: Any) -> Any:
+    """``expr`` with every integral Float (4.0) written as an Integer (4): the same number.
+
+    Numeric seeds and the constants of rules (``2.0 * x``) enter as floats;
+    this gives :func:`diffkit.diff` the exact look SymPy users expect. It walks
+    each distinct subexpression once, so shared (DAG) expressions stay cheap.
+    """
+    memo: dict[Any, Any] = {}
+
+    def walk(e: Any) -> Any:
+        hit = memo.get(e)
+        if hit is not None:
+            return hit
+        if isinstance(e, sympy.Float) and e == int(e) and abs(e) < 2**53:
+            r: Any = sympy.Integer(int(e))
+        elif not getattr(e, "args", ()):
+            r = e
+        else:
+            args = tuple(walk(a) for a in e.args)
+            r = e.func(*args) if args != e.args else e
+        memo[e] = r
+        return r
+
+    return walk(sympy.sympify(expr))
+
+
+def expr_of(v: Any) -> Any:
+    """The SymPy content of a traced result: an expression or an object array of them."""
+    v = pack(v)
+    if isinstance(v, Sym):
+        v = v.primal
+    if isinstance(v, Value):
+        raise TracingError(f"a value of backend '{v._trace.backend_name}' escaped the symbolic trace")
+    if isinstance(v, np.ndarray):
+        return np.vectorize(sympy.sympify, otypes=[object])(v) if v.size else v.astype(object)
+    return sympy.sympify(v)
+
+
+# --------------------------------------------------------------------------
+# Tracing: arguments to symbols
+# --------------------------------------------------------------------------
+
+
+def _arg_names(fun: Callable[..., Any], n: int) -> list[str]:
+    names = list(getattr(fun, "variables", ()) or ())
+    if not names:
+        try:
+            params = inspect.signature(fun).parameters.values()
+            names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        except (TypeError, ValueError):
+            names = []
+    names = names[:n]
+    return names + [f"arg{i}" for i in range(len(names), n)]
+
+
+def _is_numeric(a: Any) -> bool:
+    if isinstance(a, (bool, np.bool_)):
+        return False
+    if isinstance(a, (int, float, np.number)):
+        return True
+    return isinstance(a, np.ndarray) and a.dtype.kind in "biufc"
+
+
+@dataclass
+class Traced:
+    """Arguments turned into symbols: what a compiled derivative is a function of."""
+
+    args: list[Any]                     # Sym values (or untouched non-numeric arguments)
+    symbols: list[sympy.Symbol]         # every symbol, flattened, in argument order
+    shapes: list[tuple[int, ...] | None]  # per argument: its shape, None when not symbolic
+    trace: SymbolicTrace
+
+
+def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int) -> Traced:
+    """Replace each numeric argument by symbols (``x``, or ``x_0, x_1, ...`` for arrays)."""
+    trace = SymbolicTrace()
+    names = _arg_names(fun, len(primals))
+    args: list[Any] = []
+    symbols: list[sympy.Symbol] = []
+    shapes: list[tuple[int, ...] | None] = []
+    total = sum(int(np.size(p)) for p in primals if _is_numeric(p))
+    if total > limit:
+        sizes = ", ".join(f"'{n}' {np.shape(p)}" for n, p in zip(names, primals) if _is_numeric(p))
+        raise SizeLimitError(
+            f"symbolic backend: the arguments have {total} elements ({sizes}), more than the limit "
+            f"of {limit} symbols; use backend='reverse' (or 'forward', 'numeric'), or raise "
+            "Symbolic(size_limit=...)")
+    for name, p in zip(names, primals):
+        if not _is_numeric(p):
+            args.append(p)
+            shapes.append(None)
+            continue
+        shape = np.shape(p)
+        if shape == ():
+            s = sympy.Symbol(name, real=True)
+            symbols.append(s)
+            args.append(Sym(trace, s))
+        else:
+            flat = [sympy.Symbol(f"{name}_{i}", real=True) for i in range(int(np.prod(shape)))]
+            symbols.extend(flat)
+            args.append(Sym(trace, np.array(flat, dtype=object).reshape(shape)))
+        shapes.append(shape)
+    return Traced(args, symbols, shapes, trace)
+
+
+# --------------------------------------------------------------------------
+# Derivatives as expressions
+# --------------------------------------------------------------------------
+
+_OPS = ("value", "grad", "jacobian", "hessian", "derivative")
+
+
+def derivative_exprs(fun: Callable[..., Any], traced: Traced, op: str, argnums: Sequence[int],
+                     order: int = 1, method: str = "dag") -> tuple[Any, Any]:
+    """``(value expression, derivative expressions)`` of ``fun`` at the traced arguments.
+
+    The derivative part is a tuple over ``argnums`` (for ``hessian`` a tuple of
+    tuples), each an expression or an object array of the usual shape.
+    """
+    if op not in _OPS:
+        raise ValueError(f"op must be one of {_OPS}, got {op!r}")
+    from .forward import Forward
+    from .reverse import Reverse
+
+    args = traced.args
+    out = expr_of(fun(*args))
+    if op == "value":
+        return out, ()
+    if method == "naive":
+        return out, _naive(out, traced, op, argnums, order)
+    if method != "dag":
+        raise ValueError(f"method must be 'dag' or 'naive', got {method!r}")
+    if op == "grad":
+        _, grads, _ = Reverse().value_and_grad(fun, args, argnums)
+        return out, tuple(expr_of(g) for g in grads)
+    if op == "jacobian":
+        _, jacs = Reverse().jacobian(fun, args, argnums)
+        return out, tuple(expr_of(j) for j in jacs)
+    if op == "hessian":
+        rows = Reverse().hessian(fun, args, argnums)
+        return out, tuple(tuple(expr_of(h) for h in row) for row in rows)
+    (i,) = argnums
+    return out, (expr_of(Forward().derivative(_only(fun, args, i), args[i], order)),)
+
+
+def _only(fun: Callable[..., Any], args: list[Any], i: int) -> Callable[[Any], Any]:
+    def g(x: Any) -> Any:
+        a = list(args)
+        a[i] = x
+        return fun(*a)
+
+    return g
+
+
+def _symbols_of(traced: Traced, i: int) -> np.ndarray:
+    start = sum(int(np.prod(s)) for s in traced.shapes[:i] if s is not None)
+    shape = traced.shapes[i]
+    if shape is None:
+        raise TypeError(f"argument {i} is not numeric and cannot be differentiated")
+    n = int(np.prod(shape))
+    return np.array(traced.symbols[start:start + n], dtype=object).reshape(shape)
+
+
+def _diff_array(e: Any, syms: np.ndarray) -> Any:
+    """d e / d syms with shape e.shape + syms.shape (SymPy's diff, element by element)."""
+    e_arr = np.asarray(e, dtype=object)
+    out = np.empty(e_arr.shape + syms.shape, dtype=object)
+    for idx in np.ndindex(e_arr.shape):
+        for jdx in np.ndindex(syms.shape):
+            out[idx + jdx] = sympy.diff(e_arr[idx], syms[jdx])
+    return out[()] if out.shape == () else out
+
+
+def _naive(out: Any, traced: Traced, op: str, argnums: Sequence[int], order: int) -> Any:
+    syms = [_symbols_of(traced, i) for i in argnums]
+    if op in ("grad", "jacobian"):
+        return tuple(_diff_array(out, s) for s in syms)
+    if op == "hessian":
+        firsts = [_diff_array(out, s) for s in syms]
+        return tuple(tuple(_diff_array(f, s) for s in syms) for f in firsts)
+    (s,) = syms
+    return (sympy.diff(out, s[()], order),)
+
+
+# --------------------------------------------------------------------------
+# Compilation
+# --------------------------------------------------------------------------
+
+
+def _flatten(tree: Any, leaves: list[Any]) -> Any:
+    """Replace every expression of a nested tuple/array structure by its index in ``leaves``."""
+    if isinstance(tree, tuple):
+        return tuple(_flatten(t, leaves) for t in tree)
+    if isinstance(tree, np.ndarray):
+        start = len(leaves)
+        leaves.extend(tree.ravel().tolist())
+        return ("array", start, tree.shape)
+    leaves.append(tree)
+    return ("scalar", len(leaves) - 1)
+
+
+def _unflatten(spec: Any, values: Sequence[Any]) -> Any:
+    if isinstance(spec, tuple) and spec and spec[0] == "array":
+        _, start, shape = spec
+        n = int(np.prod(shape))
+        return np.array(values[start:start + n], dtype=float).reshape(shape) if n else np.zeros(shape)
+    if isinstance(spec, tuple) and spec and spec[0] == "scalar":
+        return np.float64(values[spec[1]])
+    return tuple(_unflatten(s, values) for s in spec)
+
+
+@dataclass
+class Compiled:
+    """A derivative traced, differentiated and compiled once; call it with numbers.
+
+    Attributes:
+        value: the function's value as an expression (or object array).
+        derivative: the derivative expressions, structured as the operator's result.
+        symbols: the symbols the compiled code takes, flattened in argument order.
+        trace_time, derivative_time, compile_time: seconds spent on each setup step.
+    """
+
+    value: Any
+    derivative: Any
+    symbols: list[sympy.Symbol]
+    shapes: list[tuple[int, ...] | None]
+    cse: bool
+    trace_time: float = 0.0
+    derivative_time: float = 0.0
+    compile_time: float = 0.0
+    _spec: Any = None
+    _leaves: list[Any] = field(default_factory=list)
+    _fns: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    @property
+    def setup_time(self) -> float:
+        """Trace + derivative + compile, in seconds (what the first call pays)."""
+        return self.trace_time + self.derivative_time + self.compile_time
+
+    def _compiled(self, module: str) -> Callable[..., Any]:
+        fn = self._fns.get(module)
+        if fn is None:
+            t0 = time.perf_counter()
+            fn = sympy.lambdify(self.symbols, self._leaves, modules=module, cse=self.cse)
+            self._fns[module] = fn
+            self.compile_time += time.perf_counter() - t0
+        return fn
+
+    def flat_args(self, primals: Sequence[Any]) -> list[Any]:
+        flat: list[Any] = []
+        for p, shape in zip(primals, self.shapes):
+            if shape is None:
+                continue
+            if shape == ():
+                flat.append(float(p))
+            else:
+                flat.extend(np.asarray(p, dtype=float).ravel().tolist())
+        return flat
+
+    def __call__(self, primals: Sequence[Any]) -> tuple[Any, Any]:
+        """``(value, derivative)`` at ``primals`` (the original positional arguments)."""
+        values = self._compiled("math")(*self.flat_args(primals))
+        return _unflatten(self._spec, values)
+
+    def evaluate(self, *flat: Any) -> list[Any]:
+        """The compiled leaves on NumPy arrays, one array per symbol: vectorized over points."""
+        return list(self._compiled("numpy")(*flat))
+
+
+def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
+                       order: int = 1, method: str = "dag", cse: bool = True, simplify: bool = False,
+                       size_limit: int = SIZE_LIMIT) -> Compiled:
+    """Trace ``fun`` at the shapes of ``primals``, differentiate and compile (see :class:`Compiled`)."""
+    t0 = time.perf_counter()
+    traced = trace_args(fun, primals, size_limit)
+    for i in argnums:
+        if traced.shapes[i] is None:
+            raise TypeError(f"argument {i} of {getattr(fun, '__name__', 'f')} is not numeric")
+    t1 = time.perf_counter()
+    value, deriv = derivative_exprs(fun, traced, op, argnums, order, method)
+    if simplify:
+        deriv = _map_exprs(deriv, sympy.simplify)
+    t2 = time.perf_counter()
+    leaves: list[Any] = []
+    spec = (_flatten(value, leaves), _flatten(deriv, leaves))
+    comp = Compiled(value, deriv, traced.symbols, traced.shapes, cse, trace_time=t1 - t0,
+                    derivative_time=t2 - t1, _spec=spec, _leaves=leaves)
+    comp._compiled("math")
+    return comp
+
+
+def _map_exprs(tree: Any, fn: Callable[[Any], Any]) -> Any:
+    if isinstance(tree, tuple):
+        return tuple(_map_exprs(t, fn) for t in tree)
+    if isinstance(tree, np.ndarray):
+        return np.vectorize(fn, otypes=[object])(tree) if tree.size else tree
+    return fn(tree)
+
+
+# --------------------------------------------------------------------------
+# The backend
+# --------------------------------------------------------------------------
+
+
+class Symbolic(ADBackend):
+    """Symbolic differentiation: SymPy expressions, compiled once per shape.
+
+    Args:
+        simplify: run ``sympy.simplify`` on the derivative expressions (slow).
+        cse: compile with common-subexpression elimination (keep it on: the
+            DAG-aware derivatives share subexpressions that a tree printer
+            would repeat exponentially).
+        method: ``"dag"`` (symbolic reverse accumulation, the default) or
+            ``"naive"`` (SymPy's ``diff`` on the expression tree).
+        size_limit: largest number of scalar symbols (array elements) per call.
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> g = dk.grad(lambda x, y: np.sin(x) * y, argnums=(0, 1), backend=dk.Symbolic())
+        >>> [round(float(v), 6) for v in g(0.5, 2.0)]
+        [1.755165, 0.479426]
+    """
+
+    name = "symbolic"
+    prefers_reverse = True
+
+    def __init__(self, simplify: bool = False, cse: bool = True, method: str = "dag",
+                 size_limit: int = SIZE_LIMIT):
+        if method not in ("dag", "naive"):
+            raise ValueError(f"Symbolic(method=...) is 'dag' or 'naive', got {method!r}")
+        self.simplify = simplify
+        self.cse = cse
+        self.method = method
+        self.size_limit = size_limit
+        self._cache: dict[Any, Compiled] = {}
+
+    def __repr__(self) -> str:
+        return (f"Symbolic(simplify={self.simplify}, cse={self.cse}, method={self.method!r}, "
+                f"size_limit={self.size_limit})")
+
+    def compiled(self, fun: Callable[..., Any], primals: Sequence[Any], op: str,
+                 argnums: Sequence[int], order: int = 1) -> Compiled:
+        """The cached :class:`Compiled` derivative for these argument shapes (built on first use)."""
+        sig = tuple((np.shape(p), np.asarray(p).dtype.kind) if _is_numeric(p) else ("static", id(p))
+                    for p in primals)
+        key = (fun, op, tuple(argnums), order, sig)
+        comp = self._cache.get(key)
+        if comp is None:
+            comp = compile_derivative(fun, primals, op, argnums, order, self.method, self.cse,
+                                      self.simplify, self.size_limit)
+            self._cache[key] = comp
+        return comp
+
+    def _run(self, fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
+             order: int = 1) -> tuple[Any, Any]:
+        if any(isinstance(p, Value) for p in primals):
+            return self._run_traced(fun, primals, op, argnums, order)
+        return self.compiled(fun, primals, op, argnums, order)(primals)
+
+    def _run_traced(self, fun: Callable[..., Any], primals: Sequence[Any], op: str,
+                    argnums: Sequence[int], order: int) -> tuple[Any, Any]:
+        # Nested inside another transformation: evaluate the expressions on its values
+        # through the table (no compilation), so the outer transformation sees every step.
+        from ..core.sympy_eval import sympy_evaluator
+
+        concrete_like = [np.zeros(np.shape(p)) if isinstance(p, Value) else p for p in primals]
+        comp = self.compiled(fun, concrete_like, op, argnums, order)
+        flat: list[Any] = []
+        for p, shape in zip(primals, comp.shapes):
+            if shape is None:
+                continue
+            flat.extend([p] if shape == () else [p[idx] for idx in np.ndindex(shape)])
+        evaluators = [sympy_evaluator(e, comp.symbols) for e in comp._leaves]
+        values = [ev(*flat) for ev in evaluators]
+        return _unflatten_traced(comp._spec, values)
+
+    # -- the operators' protocol ------------------------------------------------
+    def value_and_grad(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],
+                       has_aux: bool = False, name: str = "f") -> tuple[Any, tuple[Any, ...], Any]:
+        if has_aux:
+            raise UnsupportedOperation("has_aux on the symbolic backend: auxiliary outputs are not "
+                                       "traced; use backend='reverse'")
+        value, grads = self._run(fun, primals, "grad", argnums)
+        if np.shape(value) != ():
+            from .base import _check_scalar
+
+            _check_scalar(value, name, self.name)
+        return value, tuple(grads), None
+
+    def jacobian(self, fun: Callable[..., Any], primals: Sequence[Any],
+                 argnums: Sequence[int]) -> tuple[Any, tuple[Any, ...]]:
+        value, jacs = self._run(fun, primals, "jacobian", argnums)
+        return value, tuple(jacs)
+
+    def hessian(self, fun: Callable[..., Any], primals: Sequence[Any],
+                argnums: Sequence[int]) -> tuple[tuple[Any, ...], ...]:
+        _, rows = self._run(fun, primals, "hessian", argnums)
+        return tuple(tuple(r) for r in rows)
+
+    def derivative(self, fun: Callable[..., Any], x: Any, order: int) -> Any:
+        if order == 0:
+            return self._run(fun, [x], "value", [0])[0]
+        return self._run(fun, [x], "derivative", [0], order)[1][0]
+
+    def jvp(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],
+            tangents: Sequence[Any], nb: int = 0) -> tuple[Any, Any]:
+        value, jacs = self.jacobian(fun, primals, argnums)
+        total: Any = 0.0
+        for jac, t in zip(jacs, tangents):
+            n_in = int(np.ndim(t)) - nb
+            total = total + np.tensordot(jac, t, axes=(list(range(np.ndim(jac) - n_in, np.ndim(jac))),
+                                                       list(range(nb, nb + n_in))))
+        # tensordot puts the batch axes last: move them to the front
+        if nb:
+            total = np.moveaxis(total, list(range(-nb, 0)), list(range(nb)))
+        return value, total
+
+    def vjp(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],
+            has_aux: bool = False) -> tuple[Any, Callable[..., tuple[Any, ...]], Any]:
+        if has_aux:
+            raise UnsupportedOperation("has_aux on the symbolic backend; use backend='reverse'")
+        value, jacs = self.jacobian(fun, primals, argnums)
+        ond = int(np.ndim(value))
+
+        def vjp_fn(ct: Any, nb: int = 0) -> tuple[Any, ...]:
+            return tuple(np.tensordot(ct, jac, axes=(list(range(nb, nb + ond)), list(range(ond))))
+                         for jac in jacs)
+
+        return value, vjp_fn, None
+
+
+def _unflatten_traced(spec: Any, values: Sequence[Any]) -> Any:
+    if isinstance(spec, tuple) and spec and spec[0] == "array":
+        _, start, shape = spec
+        n = int(np.prod(shape))
+        return pack(np.array(values[start:start + n], dtype=object).reshape(shape)) if n else np.zeros(shape)
+    if isinstance(spec, tuple) and spec and spec[0] == "scalar":
+        return values[spec[1]]
+    return tuple(_unflatten_traced(s, values) for s in spec)
+
+
+def precise(f: Any, args: Sequence[Any], op: str = "grad", argnums: int | Sequence[int] = 0,
+            order: int = 1, dps: int = 50) -> Any:
+    """A derivative of ``f`` at ``args`` evaluated in mpmath with ``dps`` significant digits.
+
+    The symbolic (DAG-aware) derivative is evaluated at the exact binary
+    values of the arguments, so the result is the true derivative at the
+    floating-point point, correct to about ``dps`` digits; the harness uses
+    it as its reference.
+
+    Args:
+        f: callable, :class:`~diffkit.Function`, expression string or SymPy expression.
+        args: the point, one value per positional argument.
+        op: ``"value"``, ``"grad"``, ``"jacobian"``, ``"hessian"`` or ``"derivative"``.
+        argnums: differentiated argument(s); a tuple gives a tuple, as in the operators.
+        order: the order, for ``op="derivative"``.
+        dps: decimal digits of working precision.
+
+    Returns:
+        ``mpmath.mpf`` numbers, in NumPy object arrays shaped as the operator's result.
+
+    Example:
+        >>> import diffkit as dk, mpmath
+        >>> g = dk.precise("exp(x) * sin(y)", (1.0, 0.5), argnums=(0, 1), dps=30)
+        >>> mpmath.nstr(g[0], 25)       # e sin(1/2)
+        '1.303213729686995509272257'
+    """
+    import mpmath
+
+    from ..core.function import as_function
+
+    F = as_function(f)
+    single = isinstance(argnums, (int, np.integer))
+    nums = (int(argnums),) if single else tuple(int(a) for a in argnums)  # type: ignore[union-attr]
+    primals = [float(a) if np.ndim(a) == 0 else np.asarray(a, dtype=float) for a in args]
+    comp = compile_derivative(F.fn, primals, op if op != "value" else "value",
+                              nums if op != "derivative" else nums[:1], order)
+    with mpmath.workdps(dps):
+        fn = sympy.lambdify(comp.symbols, comp._leaves, modules="mpmath", cse=True)
+        flat = [mpmath.mpf(v) for v in comp.flat_args(primals)]  # exact: every float is a dyadic rational
+        values = [mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v for v in fn(*flat)]
+    value, deriv = _unflatten_objects(comp._spec, values)
+    if op == "value":
+        return value
+    if op == "derivative":
+        return deriv[0]
+    if op == "hessian":
+        return deriv[0][0] if single else deriv
+    return deriv[0] if single else deriv
+
+
+def _unflatten_objects(spec: Any, values: Sequence[Any]) -> Any:
+    if isinstance(spec, tuple) and spec and spec[0] == "array":
+        _, start, shape = spec
+        n = int(np.prod(shape))
+        return np.array(values[start:start + n], dtype=object).reshape(shape)
+    if isinstance(spec, tuple) and spec and spec[0] == "scalar":
+        return values[spec[1]]
+    return tuple(_unflatten_objects(s, values) for s in spec)
