@@ -1,7 +1,8 @@
 """The ``diffkit`` command line: parsing and printing only.
 
 Commands so far: ``check`` (the derivative of an expression on every
-backend, side by side) and ``backends``. Typer and rich are imported here,
+backend, side by side), ``diff`` (a symbolic derivative), ``swell`` (the
+expression-swell table) and ``backends``. Typer and rich are imported here,
 never by ``import diffkit``.
 """
 
@@ -119,6 +120,60 @@ def check(
         console.print(f"largest difference between backends: {spread:.3g}")
     if len(ok) != len(rows):
         raise typer.Exit(1)
+
+
+@app.command("diff")
+def diff_command(
+    expression: str = typer.Argument(..., help='A safe expression, e.g. "sin(x)*exp(y)".'),
+    wrt: Optional[str] = typer.Option(None, "--wrt", help="The variable (needed with several)."),
+    order: int = typer.Option(1, "--order", min=1, max=20, help="How many times to differentiate."),
+    simplify: bool = typer.Option(False, "--simplify", help="Simplify the result (slow)."),
+    method: str = typer.Option("dag", "--method", help="dag (shared subexpressions) or naive."),
+) -> None:
+    """The derivative of EXPRESSION as a SymPy expression."""
+    try:
+        F = dk.Function.parse(expression)
+    except dk.ParseError as e:
+        raise typer.BadParameter(str(e), param_hint="EXPRESSION") from None
+    if method not in ("dag", "naive"):
+        raise typer.BadParameter(f"{method!r}; choose dag or naive", param_hint="--method")
+    try:
+        print(dk.diff(F, wrt, order=order, simplify=simplify, method=method))
+    except dk.ShapeError as e:
+        raise typer.BadParameter(str(e), param_hint="--wrt") from None
+
+
+@app.command()
+def swell(
+    n: int = typer.Option(10, "--n", min=1, max=30, help="Largest n of the logistic map."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown or json."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds allowed to each step."),
+) -> None:
+    """Expression swell on the logistic map (Baydin et al. 2018, Table 1)."""
+    from rich.progress import Progress
+
+    from .swell import COLUMNS, STEPS, cell, swell_table, to_json, to_markdown
+
+    if fmt not in ("table", "markdown", "json"):
+        raise typer.BadParameter(f"{fmt!r}; choose table, markdown or json", param_hint="--format")
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("swell", total=n * len(STEPS))
+
+        def progress(k: int, step: str) -> None:
+            bar.update(task, advance=1, description=f"n={k}: {step}")
+
+        rows = swell_table(n, timeout=timeout, progress=progress)
+    if fmt == "json":
+        print(to_json(rows))
+    elif fmt == "markdown":
+        print(to_markdown(rows))
+    else:
+        table = Table(title=f"Expression swell, logistic map (each step limited to {timeout:g} s)")
+        for _, head in COLUMNS:
+            table.add_column(head, justify="right")
+        for r in rows:
+            table.add_row(*[cell(r, k) for k, _ in COLUMNS])
+        console.print(table)
 
 
 @app.command("backends")

@@ -539,19 +539,36 @@ def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fa
     _no_out(out, "einsum")
     if not isinstance(subscripts, str):
         raise UnsupportedOperation("numpy.einsum on traced values takes a subscripts string")
-    spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise UnsupportedOperation("numpy.einsum with '...' on traced values; write the indices out")
-    ins = spec.split("->")[0].split(",")
-    if "->" not in spec:
-        counts = {c: "".join(ins).count(c) for c in "".join(ins)}
-        spec = spec + "->" + "".join(sorted(c for c, n in counts.items() if n == 1))
-    for part in ins:
+    ops = [pack(o) for o in operands]
+    spec = _einsum_explicit(subscripts, [int(np.ndim(o)) for o in ops])
+    for part in spec.split("->")[0].split(","):
         if len(set(part)) != len(part):
             raise UnsupportedOperation(
                 f"numpy.einsum('{subscripts}'): an index repeated within one operand (a diagonal) "
                 "is not differentiable here; use np.diagonal")
-    return bind(P.einsum, *[pack(o) for o in operands], subscripts=spec)
+    return bind(P.einsum, *ops, subscripts=spec)
+
+
+def _einsum_explicit(subscripts: str, ndims: list[int]) -> str:
+    """Subscripts with '...' written out as letters and the output made explicit (NumPy's rules)."""
+    spec = subscripts.replace(" ", "")
+    ins, arrow, res = spec.partition("->")
+    parts = ins.split(",")
+    if len(parts) != len(ndims):
+        raise ValueError(f"numpy.einsum('{subscripts}'): {len(parts)} operands in the subscripts, "
+                         f"{len(ndims)} given")
+    used = set(spec) - {".", ",", "-", ">"}
+    free = [c for c in _LETTERS if c not in used]
+    n_ell = max((nd - len(p.replace("...", "")) for p, nd in zip(parts, ndims) if "..." in p), default=0)
+    ell = "".join(free[:n_ell])
+    parts = [p.replace("...", ell[n_ell - (nd - len(p.replace("...", ""))):]) if "..." in p else p
+             for p, nd in zip(parts, ndims)]
+    if arrow:
+        res = res.replace("...", ell)
+    else:
+        counts = {c: "".join(parts).count(c) for c in "".join(parts)}
+        res = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    return ",".join(parts) + "->" + res
 
 
 @_register(np.linalg.inv)
@@ -579,7 +596,11 @@ class SlogdetResult(NamedTuple):
 @_register(np.linalg.slogdet)
 def _slogdet(a: Any) -> Any:
     a = pack(a)
-    sign = np.linalg.slogdet(concrete(a))[0]  # piecewise constant
+    base = concrete(a)
+    if np.asarray(base).dtype == object:  # symbolic: the sign is an expression too
+        sign = np.sign(bind(P.det, a))
+    else:
+        sign = np.linalg.slogdet(base)[0]  # piecewise constant: no derivative
     return SlogdetResult(sign, bind(P.logabsdet, a))
 
 

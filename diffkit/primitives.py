@@ -468,7 +468,7 @@ def _sum_vjp(ct: Any, out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -
     return np.reshape(ct, ct_shape[:nb] + tuple(1 if i in reduced else next(kept) for i in range(nd)))
 
 
-define("sum", _sum_np, sympy=lambda x, axis, keepdims: _sum_np(x, axis, keepdims),
+define("sum", _sum_np, sympy=lambda x, axis, keepdims: _object_reduce(sympy.Add, x, axis, keepdims),
        jvp=(lambda t, out, x, axis, keepdims: np.sum(t, axis=axis, keepdims=keepdims),),
        vjp=(_sum_vjp,),
        doc="axis: a tuple of negative axes (the handler normalizes it)")
@@ -483,7 +483,7 @@ def _prod_share(out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     return _expand_reduced(out, np.shape(x), axis, keepdims) / x
 
 
-define("prod", _prod_np, sympy=lambda x, axis, keepdims: _prod_np(x, axis, keepdims),
+define("prod", _prod_np, sympy=lambda x, axis, keepdims: _object_reduce(sympy.Mul, x, axis, keepdims),
        jvp=(lambda t, out, x, axis, keepdims: np.sum(t * _prod_share(out, x, axis, keepdims),
                                                      axis=axis, keepdims=keepdims),),
        vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims)
@@ -518,6 +518,8 @@ def _define_extreme(name: str, fn: Callable[..., Any], sym: Callable[..., Any]) 
 
 
 def _object_reduce(op: Callable[..., Any], x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    """``op(*elements)`` along ``axis`` of an object array: one n-ary SymPy node per
+    output (a chain of binary additions would rebuild the sum n times)."""
     x = np.asarray(x, dtype=object)
     axes = tuple(a % x.ndim for a in axis)
     moved = np.moveaxis(x, axes, tuple(range(-len(axes), 0)))
@@ -771,34 +773,49 @@ define("matmul", np.matmul, sympy=lambda a, b: np.matmul(np.asarray(a, dtype=obj
        doc="a @ b with NumPy's rules for 1-D operands and stacks")
 
 
-def _einsum_parse(subscripts: str, n: int) -> tuple[list[str], str]:
+_EINSUM_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_parse(subscripts: str) -> tuple[list[str], str]:
     ins, _, out = subscripts.replace(" ", "").partition("->")
-    parts = ins.split(",")
-    return parts, out
+    return ins.split(","), out
+
+
+def _batch_letters(subscripts: str, nb: int) -> str:
+    """``nb`` index letters the subscripts do not use, for the batch axes of a rule.
+
+    Letters rather than '...': a rule's own einsum may be differentiated again,
+    and each level needs batch axes of its own.
+    """
+    free = [c for c in _EINSUM_LETTERS if c not in subscripts]
+    if nb > len(free):
+        raise ValueError("einsum: too many axes for the available index letters")
+    return "".join(free[:nb])
 
 
 def _einsum_jvp(i: int) -> Rule:
     def rule(t: Any, out: Any, *ops: Any, subscripts: str) -> Any:
-        parts, res = _einsum_parse(subscripts, len(ops))
-        parts = ["..." + p if k == i else p for k, p in enumerate(parts)]
+        parts, res = _einsum_parse(subscripts)
+        b = _batch_letters(subscripts, _nb(t, ops[i]))
+        parts = [b + p if k == i else p for k, p in enumerate(parts)]
         args = [t if k == i else o for k, o in enumerate(ops)]
-        return np.einsum(",".join(parts) + "->..." + res, *args)
+        return np.einsum(",".join(parts) + "->" + b + res, *args)
 
     return rule
 
 
 def _einsum_vjp(i: int, ct: Any, out: Any, *ops: Any, subscripts: str) -> Any:
-    parts, res = _einsum_parse(subscripts, len(ops))
+    parts, res = _einsum_parse(subscripts)
     target = parts[i]
     others = [p for k, p in enumerate(parts) if k != i]
     available = set(res).union(*others) if others else set(res)
     kept = "".join(c for c in target if c in available)
-    g = np.einsum(",".join(["..." + res] + others) + "->..." + kept,
+    b = _batch_letters(subscripts, _nb(ct, out))
+    g = np.einsum(",".join([b + res] + others) + "->" + b + kept,
                   ct, *[o for k, o in enumerate(ops) if k != i])
     if kept != target:  # an index summed over in operand i alone: broadcast back
         shape_i = np.shape(ops[i])
-        nb = int(np.ndim(g)) - len(kept)
-        batch = tuple(np.shape(g)[:nb])
+        batch = tuple(np.shape(g)[:len(b)])
         full = tuple(shape_i[k] if c in kept else 1 for k, c in enumerate(target))
         g = np.broadcast_to(np.reshape(g, batch + full), batch + tuple(shape_i))
     return g
@@ -809,7 +826,8 @@ define("einsum", lambda *ops, subscripts: np.einsum(subscripts, *ops),
        nargs=None, vjp_variadic=_einsum_vjp,
        jvp_joint=lambda ts, out, *ops, subscripts: _sum_nonzero(
            _einsum_jvp(k)(t, out, *ops, subscripts=subscripts) for k, t in enumerate(ts) if t is not None),
-       doc="explicit subscripts 'ij,jk->ik'; no index repeated within one operand")
+       doc="explicit subscripts 'ij,jk->ik' (the handler writes '...' out as letters); "
+           "no index repeated within one operand")
 
 
 def _sum_nonzero(terms: Any) -> Any:
@@ -823,7 +841,11 @@ def _sym_matrix_map(fn: Callable[[sympy.Matrix], Any]) -> Callable[[Any], Any]:
     def apply(a: Any) -> Any:
         a = np.asarray(a, dtype=object)
         if a.ndim != 2:
-            raise NotImplementedError("symbolic linear algebra on stacks of matrices")
+            from .errors import UnsupportedOperation
+
+            raise UnsupportedOperation(
+                f"symbolic linear algebra on a stack of matrices (shape {a.shape}): SymPy's matrices "
+                "are 2-D; use backend='reverse'")
         r = fn(sympy.Matrix(a.tolist()))
         return np.array(r.tolist(), dtype=object) if isinstance(r, sympy.MatrixBase) else r
 
@@ -885,11 +907,11 @@ define("solve", _solve_np, sympy=lambda a, b: _sym_solve(a, b), nargs=2,
 
 
 def _sym_solve(a: Any, b: Any) -> Any:
-    m = sympy.Matrix(np.asarray(a, dtype=object).tolist())
-    rhs = np.asarray(b, dtype=object)
-    r = m.LUsolve(sympy.Matrix(rhs.tolist()))
-    out = np.array(r.tolist(), dtype=object)
-    return out[:, 0] if rhs.ndim == 1 else out
+    # SymPy's matrices are 2-D: one symbolic inverse, then NumPy's object matmul,
+    # which handles a vector b and stacks of right-hand sides (batched tangents).
+    ainv = _sym_matrix_map(lambda m: m.inv())(a)
+    b = np.asarray(b, dtype=object)
+    return ainv @ b if b.ndim == 1 else np.matmul(ainv, b)
 
 
 def _expand2(c: Any) -> Any:

@@ -84,7 +84,7 @@ third derivatives of matrix functions (inv, solve, eigh) of up to ~1e4."""
 FD_STEP = EPS ** (1.0 / 3.0)
 """Optimal central-difference step for a smooth O(1) function (see FD_RTOL)."""
 
-BACKENDS = ("forward", "reverse")
+BACKENDS = ("forward", "reverse", "symbolic")
 
 # ---------------------------------------------------------------------------
 # The table, split by what can be tested how
@@ -498,8 +498,15 @@ def _check_against_fd(case: Case, backend: str) -> None:
 # Second order through the structural rules: the rules are written in np.* calls
 # and traced in turn, so every nesting of the backends must give the Hessian of
 # a scalarized case (w . f(x)) w.r.t. its first argument.
-SECOND_ORDER = ("hessian-forward", "hessian-reverse",
-                *(f"nested-{o}({i})" for o in BACKENDS for i in BACKENDS))
+AD_BACKENDS = ("forward", "reverse")
+SECOND_ORDER = ("hessian-forward", "hessian-reverse", "hessian-symbolic", "nested-forward(symbolic)",
+                *(f"nested-{o}({i})" for o in AD_BACKENDS for i in AD_BACKENDS))
+"""Every nesting of the AD backends; the symbolic backend's own Hessian and AD over it."""
+
+SYMBOLIC_UNSUPPORTED = {"eigh-eigenvalues", "eigh-sum-w-c", "eigh-vectors-squared", "eigh-vectors-outer",
+                        "solve-stack-a-vector-b"}
+"""Cases SymPy cannot trace: eigh has no SymPy counterpart, and SymPy's matrices are not
+stacks (a stack of right-hand sides is fine); these must fail with a clear error."""
 
 
 def _second_order(kind: str, g: Callable[..., Any], args: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -513,10 +520,21 @@ def _second_order_params() -> list[Any]:
     params = []
     for c in CASES:
         for kind in SECOND_ORDER:
+            if "symbolic" in kind and c.id in SYMBOLIC_UNSUPPORTED:
+                continue
             reason = KNOWN_BUGS.get((f"second-order-{kind}", c.id))
             marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
             params.append(pytest.param(c, kind, id=f"{c.id}-{kind}", marks=marks))
     return params
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in SYMBOLIC_UNSUPPORTED],
+                         ids=[c.id for c in CASES if c.id in SYMBOLIC_UNSUPPORTED])
+def test_symbolic_refuses_what_sympy_cannot_trace(case: Case) -> None:
+    with pytest.raises(dk.DiffkitError) as info:
+        dk.jacobian(case.fn, backend="symbolic")(*case.args)
+    assert "symbolic" in str(info.value)
+    assert "reverse" in str(info.value) or "depends on the values" in str(info.value)
 
 
 @pytest.mark.parametrize(("case", "kind"), _second_order_params())
@@ -762,6 +780,8 @@ def _f32_case_params() -> list[Any]:
         if c.id in _F32_CASES:
             reason = _F32_CASES[c.id]
             for b in BACKENDS:
+                if b == "symbolic" and c.id in SYMBOLIC_UNSUPPORTED:
+                    continue
                 marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
                 params.append(pytest.param(c, b, id=f"{c.id}-{b}", marks=marks))
     return params

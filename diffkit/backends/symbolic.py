@@ -128,8 +128,8 @@ def integralize(expr: Any) -> Any:
         hit = memo.get(e)
         if hit is not None:
             return hit
-        if isinstance(e, sympy.Float) and e == int(e) and abs(e) < 2**53:
-            r: Any = sympy.Integer(int(e))
+        if isinstance(e, sympy.Float) and float(e).is_integer() and abs(float(e)) < 2**53:
+            r: Any = sympy.Integer(int(float(e)))
         elif not getattr(e, "args", ()):
             r = e
         else:
@@ -358,7 +358,7 @@ class Compiled:
         fn = self._fns.get(module)
         if fn is None:
             t0 = time.perf_counter()
-            fn = sympy.lambdify(self.symbols, self._leaves, modules=module, cse=self.cse)
+            fn = lambdify(self.symbols, self._leaves, module, self.cse)
             self._fns[module] = fn
             self.compile_time += time.perf_counter() - t0
         return fn
@@ -382,6 +382,21 @@ class Compiled:
     def evaluate(self, *flat: Any) -> list[Any]:
         """The compiled leaves on NumPy arrays, one array per symbol: vectorized over points."""
         return list(self._compiled("numpy")(*flat))
+
+
+def _dag_cse(exprs: Any) -> Any:
+    # order="none": SymPy's canonical ordering sizes every subtree, which for a
+    # derivative that shares subexpressions (a DAG) walks an exponential tree.
+    return sympy.cse(exprs, order="none")
+
+
+def lambdify(symbols: Sequence[Any], exprs: Any, module: str, cse: bool = True) -> Callable[..., Any]:
+    """``sympy.lambdify`` made linear in the size of a DAG-shaped expression.
+
+    ``use_imps=False`` skips SymPy's search for user-implemented functions, a
+    tree walk without memory; the cse runs without canonical ordering.
+    """
+    return sympy.lambdify(symbols, exprs, modules=module, cse=_dag_cse if cse else False, use_imps=False)
 
 
 def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
@@ -472,7 +487,13 @@ class Symbolic(ADBackend):
              order: int = 1) -> tuple[Any, Any]:
         if any(isinstance(p, Value) for p in primals):
             return self._run_traced(fun, primals, op, argnums, order)
-        return self.compiled(fun, primals, op, argnums, order)(primals)
+        result = self.compiled(fun, primals, op, argnums, order)(primals)
+        # computed in float64; results take the arguments' precision, as on the AD backends
+        dtypes = [np.asarray(primals[i]).dtype for i in argnums]
+        target = np.result_type(*dtypes) if dtypes else np.dtype(np.float64)
+        if target.kind == "f" and target != np.float64:
+            result = _cast(result, target)
+        return result
 
     def _run_traced(self, fun: Callable[..., Any], primals: Sequence[Any], op: str,
                     argnums: Sequence[int], order: int) -> tuple[Any, Any]:
@@ -546,6 +567,12 @@ class Symbolic(ADBackend):
         return value, vjp_fn, None
 
 
+def _cast(tree: Any, dtype: Any) -> Any:
+    if isinstance(tree, tuple):
+        return tuple(_cast(t, dtype) for t in tree)
+    return np.asarray(tree).astype(dtype)[()] if np.ndim(tree) == 0 else np.asarray(tree).astype(dtype)
+
+
 def _unflatten_traced(spec: Any, values: Sequence[Any]) -> Any:
     if isinstance(spec, tuple) and spec and spec[0] == "array":
         _, start, shape = spec
@@ -593,7 +620,7 @@ def precise(f: Any, args: Sequence[Any], op: str = "grad", argnums: int | Sequen
     comp = compile_derivative(F.fn, primals, op if op != "value" else "value",
                               nums if op != "derivative" else nums[:1], order)
     with mpmath.workdps(dps):
-        fn = sympy.lambdify(comp.symbols, comp._leaves, modules="mpmath", cse=True)
+        fn = lambdify(comp.symbols, comp._leaves, "mpmath")
         flat = [mpmath.mpf(v) for v in comp.flat_args(primals)]  # exact: every float is a dyadic rational
         values = [mpmath.mpf(v) if not isinstance(v, mpmath.mpc) else v for v in fn(*flat)]
     value, deriv = _unflatten_objects(comp._spec, values)
