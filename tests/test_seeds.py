@@ -11,7 +11,7 @@ import pytest
 
 import diffkit as dk
 
-BACKENDS = ["forward", "reverse"]
+BACKENDS = ["symbolic", "forward", "reverse"]
 
 
 def sigmoid(x):

@@ -33,7 +33,7 @@ import numpy as np
 import sympy
 
 from ..core.values import Value, new_level, pack
-from ..errors import DiffkitError, TracingError, UnsupportedOperation
+from ..errors import DiffkitError, ShapeError, TracingError, UnsupportedOperation
 from ..primitives import Primitive
 from .base import ADBackend
 
@@ -116,7 +116,9 @@ def _exact(v: Any) -> Any:
 
 
 def integralize(expr: Any) -> Any:
-    """``expr`` with every integral Float (4.0) written as an Integer (4): the same number.
+    """``expr`` with every Float that is a small dyadic fraction (4.0, 0.5) written exactly (4, 1/2).
+
+    The same numbers: a float with a denominator of at most 1024 is that rational.
 
     Numeric seeds and the constants of rules (``2.0 * x``) enter as floats;
     this gives :func:`diffkit.diff` the exact look SymPy users expect. It walks
@@ -128,8 +130,8 @@ def integralize(expr: Any) -> Any:
         hit = memo.get(e)
         if hit is not None:
             return hit
-        if isinstance(e, sympy.Float) and float(e).is_integer() and abs(float(e)) < 2**53:
-            r: Any = sympy.Integer(int(float(e)))
+        if isinstance(e, sympy.Float) and (float(e) * 1024).is_integer() and abs(float(e)) < 2**43:
+            r: Any = sympy.Rational(int(float(e) * 1024), 1024)
         elif not getattr(e, "args", ()):
             r = e
         else:
@@ -149,6 +151,8 @@ def expr_of(v: Any) -> Any:
     if isinstance(v, Value):
         raise TracingError(f"a value of backend '{v._trace.backend_name}' escaped the symbolic trace")
     if isinstance(v, np.ndarray):
+        if v.ndim == 0:
+            return sympy.sympify(v[()])
         return np.vectorize(sympy.sympify, otypes=[object])(v) if v.size else v.astype(object)
     return sympy.sympify(v)
 
@@ -248,6 +252,10 @@ def derivative_exprs(fun: Callable[..., Any], traced: Traced, op: str, argnums: 
     if method != "dag":
         raise ValueError(f"method must be 'dag' or 'naive', got {method!r}")
     if op == "grad":
+        if np.shape(out) != ():
+            raise ShapeError(f"grad of {getattr(fun, '__name__', 'f')} (backend 'symbolic'): the function "
+                             f"must return a scalar, got shape "
+                             f"{np.shape(out)}; use dk.jacobian for array outputs")
         _, grads, _ = Reverse().value_and_grad(fun, args, argnums)
         return out, tuple(expr_of(g) for g in grads)
     if op == "jacobian":
@@ -376,7 +384,13 @@ class Compiled:
 
     def __call__(self, primals: Sequence[Any]) -> tuple[Any, Any]:
         """``(value, derivative)`` at ``primals`` (the original positional arguments)."""
-        values = self._compiled("math")(*self.flat_args(primals))
+        flat = self.flat_args(primals)
+        try:
+            values = self._compiled("math")(*flat)
+        except (ArithmeticError, ValueError):
+            # math raises where NumPy gives inf or NaN (exp(1000), log(0)): answer as NumPy does
+            with np.errstate(all="ignore"):
+                values = self._compiled("numpy")(*[np.float64(v) for v in flat])
         return _unflatten(self._spec, values)
 
     def evaluate(self, *flat: Any) -> list[Any]:
@@ -515,15 +529,13 @@ class Symbolic(ADBackend):
     # -- the operators' protocol ------------------------------------------------
     def value_and_grad(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],
                        has_aux: bool = False, name: str = "f") -> tuple[Any, tuple[Any, ...], Any]:
+        aux = None
         if has_aux:
-            raise UnsupportedOperation("has_aux on the symbolic backend: auxiliary outputs are not "
-                                       "traced; use backend='reverse'")
+            # the auxiliary output is not differentiated: compute it with NumPy
+            aux = fun(*primals)[1]
+            fun = _main_output(fun)
         value, grads = self._run(fun, primals, "grad", argnums)
-        if np.shape(value) != ():
-            from .base import _check_scalar
-
-            _check_scalar(value, name, self.name)
-        return value, tuple(grads), None
+        return value, tuple(grads), aux
 
     def jacobian(self, fun: Callable[..., Any], primals: Sequence[Any],
                  argnums: Sequence[int]) -> tuple[Any, tuple[Any, ...]]:
@@ -555,8 +567,10 @@ class Symbolic(ADBackend):
 
     def vjp(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],
             has_aux: bool = False) -> tuple[Any, Callable[..., tuple[Any, ...]], Any]:
+        aux = None
         if has_aux:
-            raise UnsupportedOperation("has_aux on the symbolic backend; use backend='reverse'")
+            aux = fun(*primals)[1]
+            fun = _main_output(fun)
         value, jacs = self.jacobian(fun, primals, argnums)
         ond = int(np.ndim(value))
 
@@ -564,7 +578,16 @@ class Symbolic(ADBackend):
             return tuple(np.tensordot(ct, jac, axes=(list(range(nb, nb + ond)), list(range(ond))))
                          for jac in jacs)
 
-        return value, vjp_fn, None
+        return value, vjp_fn, aux
+
+
+@functools.lru_cache(maxsize=256)
+def _main_output(fun: Callable[..., Any]) -> Callable[..., Any]:
+    # cached, so that the compiled derivative's cache key (the function) is stable
+    def main(*args: Any) -> Any:
+        return fun(*args)[0]
+
+    return main
 
 
 def _cast(tree: Any, dtype: Any) -> Any:

@@ -1,0 +1,195 @@
+"""The symbolic backend: tracing into SymPy, DAG-aware and naive derivatives,
+compilation and caching, mpmath references, expression swell.
+
+Expected values come from SymPy's own diff, mpmath.diff, hand derivations
+and Baydin et al. (2018) Table 1.
+"""
+
+from __future__ import annotations
+
+import time
+
+import mpmath
+import numpy as np
+import pytest
+import sympy
+
+import diffkit as dk
+from diffkit.backends.symbolic import SizeLimitError, compile_derivative
+from diffkit.swell import logistic, run_step, swell_table
+
+EPS = np.finfo(float).eps
+x, y = sympy.symbols("x y", real=True)
+
+
+def test_diff_returns_sympy_expressions():
+    assert dk.diff("sin(x)*exp(y)", "x") == sympy.exp(y) * sympy.cos(x)
+    assert dk.diff("x**3", order=2) == 6 * x
+    assert dk.diff(lambda x, y: x * y**2, "y") == 2 * x * y
+    assert dk.diff(lambda x, y: x * y**2, 1, order=2) == 2 * x
+    assert dk.diff("4*x*(1 - x)") == 4 - 8 * x
+    assert sympy.simplify(dk.diff("sin(x)**2 + cos(x)**2", simplify=True)) == 0
+
+
+@pytest.mark.parametrize("text", ["sin(x)*exp(x**2)", "log(1 + x**2)/x", "tanh(x)**3 - sqrt(x)",
+                                  "atan(x)*cosh(x)", "x**x", "logaddexp(x, 2*x)", "hypot(x, 3)"])
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_dag_and_naive_agree_with_sympy(text, order):
+    expr = sympy.sympify(text.replace("logaddexp(x, 2*x)", "log(exp(x) + exp(2*x))")
+                         .replace("hypot(x, 3)", "sqrt(x**2 + 9)").replace("atan", "atan"),
+                         locals={"x": x})
+    want = sympy.diff(expr, x, order)
+    for method in ("dag", "naive"):
+        got = dk.diff(text, order=order, method=method)
+        for point in (0.3, 1.7):
+            assert float(got.subs(x, point)) == pytest.approx(float(want.subs(x, point)), rel=1e-12)
+
+
+def test_kinks_follow_the_table():
+    # the same conventions as the AD backends (API.md section 7)
+    assert dk.diff(lambda x: np.abs(x)).subs(x, 0) == 0
+    assert dk.diff(lambda x: np.maximum(x, 0.0)).subs(x, 0) == sympy.Rational(1, 2)
+    assert dk.diff(lambda x: np.where(x > 0, x, 0.0)).subs(x, 0) == 0
+    for backend in ("symbolic", "forward", "reverse"):
+        g = dk.grad(lambda a, b: np.maximum(a, b), argnums=(0, 1), backend=backend)(1.0, 1.0)
+        assert g == (0.5, 0.5)
+        assert dk.grad(lambda v: np.clip(v, -1.0, 1.0), backend=backend)(1.0) == 0.5
+
+
+def test_every_operator_on_the_symbolic_backend():
+    def f(v):
+        return np.stack([v[0] * np.sin(v[1]), np.exp(v[0] * v[1])])
+
+    v = np.array([0.4, 1.3])
+    for op in (dk.jacobian, dk.hessian):
+        np.testing.assert_allclose(op(f, backend="symbolic")(v), op(f, backend="reverse")(v), rtol=1e-13)
+    t = np.array([0.5, -2.0])
+    _, jt = dk.jvp(f, (v,), (t,), backend="symbolic")
+    np.testing.assert_allclose(jt, dk.jacobian(f)(v) @ t, rtol=1e-13)
+    _, vjp_fn = dk.vjp(f, v, backend="symbolic")
+    np.testing.assert_allclose(vjp_fn(np.array([1.0, 3.0]))[0], np.array([1.0, 3.0]) @ dk.jacobian(f)(v),
+                               rtol=1e-13)
+    for order in range(4):
+        assert dk.derivative(np.sin, order=order, backend="symbolic")(0.5) == pytest.approx(
+            [np.sin(0.5), np.cos(0.5), -np.sin(0.5), -np.cos(0.5)][order], rel=4 * EPS)
+
+
+def test_nesting_with_ad_backends():
+    # d/dx of the symbolic gradient, taken by reverse mode over it, and the other way round
+    def f(a, b):
+        return a**3 * b
+
+    outer = dk.grad(dk.grad(f, backend="symbolic"), backend="reverse")(2.0, 5.0)
+    inner = dk.grad(dk.grad(f, backend="reverse"), backend="symbolic")(2.0, 5.0)
+    assert outer == inner == 60.0  # 6 a b
+
+
+def test_compiled_once_per_shape_and_setup_reported():
+    be = dk.Symbolic()
+    g = dk.grad(lambda v: np.sum(np.sin(v) * v**2), backend=be)
+    v = np.linspace(0.1, 1.0, 20)
+    np.testing.assert_allclose(g(v), np.sin(v) * 2 * v + np.cos(v) * v**2, rtol=1e-14)
+    assert len(be._cache) == 1
+    g(v + 1.0)
+    assert len(be._cache) == 1  # same shape: no new trace
+    g(np.ones(3))
+    assert len(be._cache) == 2
+    comp = next(iter(be._cache.values()))
+    assert comp.setup_time > 0 and comp.setup_time == comp.trace_time + comp.derivative_time + comp.compile_time
+
+
+def test_compiled_evaluation_is_vectorized_over_points():
+    comp = compile_derivative(lambda v: logistic(v, 6), [0.3], "grad", (0,))
+    pts = np.linspace(0.0, 1.0, 1001)
+    value, deriv = comp.evaluate(pts)
+    _, want = dk.jvp(lambda v: logistic(v, 6), (pts,), (np.ones_like(pts),), backend="forward")
+    np.testing.assert_allclose(deriv, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(value, logistic(pts, 6), rtol=1e-13)
+
+
+def test_control_flow_on_a_symbolic_value_is_a_clear_error():
+    def relu(v):
+        return v if v > 0 else 0.0 * v
+
+    with pytest.raises(dk.TracingError, match="np.where"):
+        dk.grad(relu, backend="symbolic")(1.0)
+    assert dk.grad(relu, backend="reverse")(1.0) == 1.0  # the AD backends compare values
+
+
+def test_size_limit_is_a_clear_error():
+    with pytest.raises(SizeLimitError, match="backend='reverse'"):
+        dk.grad(lambda v: np.sum(v), backend=dk.Symbolic(size_limit=10))(np.ones(11))
+    assert dk.grad(lambda v: np.sum(v), backend=dk.Symbolic(size_limit=11))(np.ones(11)).shape == (11,)
+
+
+def test_unsupported_function_names_the_backend():
+    with pytest.raises(dk.UnsupportedOperation, match="symbolic"):
+        dk.grad(lambda v: np.sum(np.linalg.eigh(v)[0]), backend="symbolic")(np.eye(2))
+
+
+# ---------------------------------------------------------------------------
+# mpmath references
+# ---------------------------------------------------------------------------
+
+MP_CASES = [
+    ("exp(x)*sin(x)", lambda t: mpmath.exp(t) * mpmath.sin(t)),
+    ("log(1 + x**2)", lambda t: mpmath.log(1 + t**2)),
+    ("atan(x)/x", lambda t: mpmath.atan(t) / t),
+    ("sqrt(x)*cosh(x)", lambda t: mpmath.sqrt(t) * mpmath.cosh(t)),
+    ("tanh(x**2)", lambda t: mpmath.tanh(t**2)),
+    ("x**x", lambda t: t**t),
+    ("1/(1 + exp(-x))", lambda t: 1 / (1 + mpmath.exp(-t))),
+]
+
+
+@pytest.mark.parametrize("text, mp_fn", MP_CASES, ids=[c[0] for c in MP_CASES])
+@pytest.mark.parametrize("order", [1, 2])
+def test_precise_matches_mpmath_diff_to_40_digits(text, mp_fn, order):
+    point = 0.7
+    got = dk.precise(text, (point,), op="derivative", order=order, dps=50)
+    with mpmath.workdps(60):
+        want = mpmath.diff(mp_fn, mpmath.mpf(point), order)
+        assert abs(got - want) <= mpmath.mpf(10) ** -40 * abs(want)
+
+
+def test_precise_shapes_follow_the_operators():
+    g = dk.precise(lambda v: np.sum(v**3), (np.array([1.0, 2.0]),), op="grad")
+    assert g.shape == (2,) and [float(e) for e in g] == [3.0, 12.0]
+    h = dk.precise(lambda a, b: a**2 * b, (1.5, 2.0), op="hessian", argnums=(0, 1))
+    assert [[float(e) for e in row] for row in h] == [[4.0, 3.0], [3.0, 0.0]]
+
+
+# ---------------------------------------------------------------------------
+# Expression swell (Baydin et al. 2018, Table 1)
+# ---------------------------------------------------------------------------
+
+
+def test_swell_counts_match_the_paper():
+    rows = swell_table(5, timeout=60, steps=("function", "naive", "dag", "ad"))
+    assert [r["naive_ops"] for r in rows] == [0, 2, 21, 82, 264]
+    # the DAG-aware derivative grows linearly, the tree exponentially
+    dag = [r["dag_nodes"] for r in rows]
+    steps = [b - a for a, b in zip(dag[2:], dag[3:])]
+    assert len(set(steps)) == 1, dag  # a constant number of new nodes per step from n = 3
+    for r in rows:
+        assert r["dag_value"] == pytest.approx(r["ad_value"], rel=1e-13)
+        assert r["naive_value"] == pytest.approx(r["ad_value"], rel=1e-13)
+
+
+def test_swell_step_past_its_limit_is_a_timeout_row():
+    t0 = time.perf_counter()
+    row = run_step("expanded", 10, timeout=0.5)  # sympy.expand takes minutes at n = 10
+    assert row == {"expanded_status": "timeout"}
+    assert time.perf_counter() - t0 < 10
+
+
+def test_swell_cli_markdown():
+    from typer.testing import CliRunner
+
+    from diffkit.cli import app
+
+    result = CliRunner().invoke(app, ["swell", "--n", "3", "--format", "markdown", "--timeout", "30"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("| ")]
+    assert len(lines) == 4  # header and n = 1, 2, 3
+    assert lines[3].split("|")[3].strip() == "21"
