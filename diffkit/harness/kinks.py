@@ -1,0 +1,75 @@
+"""Which non-differentiable points a function passes through, found by tracing it.
+
+The function runs once on probe values through diffkit's dispatch; every
+primitive with an ``at_kink`` test in the table (abs, sign, maximum, minimum,
+max, min) is asked whether its arguments sit on a kink. A disagreement there
+is a *convention*, not a bug.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..core.values import Value, evaluate, new_level, pack
+from ..primitives import Primitive
+
+
+class _KinkProbe(Value):
+    __slots__ = ("_trace", "primal")
+
+    def __init__(self, trace: _KinkTrace, primal: Any):
+        self._trace = trace
+        self.primal = primal
+
+    def __bool__(self) -> bool:  # plain Python control flow keeps working, on the values
+        return bool(self.primal)
+
+    def __float__(self) -> float:
+        return float(self.primal)
+
+
+class _KinkTrace:
+    backend_name = "kink probe"
+
+    def __init__(self) -> None:
+        self.level = new_level()
+        self.kinks: list[str] = []
+
+    def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        vals = [a.primal if isinstance(a, _KinkProbe) and a._trace is self else a for a in args]
+        if prim.at_kink is not None:
+            try:
+                hit = np.asarray(prim.at_kink(*vals, **params))
+            except Exception:  # a test that cannot run here says nothing
+                hit = np.zeros((), bool)
+            if hit.any():
+                where = "" if hit.ndim == 0 else f" at {np.argwhere(hit).tolist()[:3]}"
+                self.kinks.append(f"{prim.name}{where}: {prim.kink}")
+        out = evaluate(prim, vals, params)
+        return _KinkProbe(self, out) if prim.differentiable else out
+
+    def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
+        return fn.fun(*args)
+
+
+def find_kinks(fun: Callable[..., Any], args: Sequence[Any]) -> list[str]:
+    """The kinks ``fun`` meets at ``args``, one line each (empty when none, or when unsure).
+
+    Example:
+        >>> import numpy as np
+        >>> find_kinks(lambda x: np.abs(x) + np.maximum(x, 1.0), [0.0])
+        ['absolute: d|x|/dx at 0 is sign(0) = 0, as SymPy']
+    """
+    trace = _KinkTrace()
+    probes = [_KinkProbe(trace, a) if _numeric(a) else a for a in args]
+    try:
+        pack(fun(*probes))
+    except Exception:
+        pass  # the backends will report the failure themselves
+    return sorted(set(trace.kinks))
+
+
+def _numeric(a: Any) -> bool:
+    return isinstance(a, (int, float, np.number)) or (isinstance(a, np.ndarray) and a.dtype.kind in "fiu")

@@ -1,0 +1,206 @@
+"""Cross-check reports as text, Markdown, JSON and one self-contained HTML page.
+
+The JSON schema (``"schema": "diffkit.crosscheck/1"``) is documented in
+``docs/harness.md``; :func:`from_json` reads it back. HTML is rendered with
+Jinja2 with autoescaping on, so function names, sources and messages — all
+user-supplied — are escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Sequence
+
+from .crosscheck import SCHEMA, Reference, Report, Row
+
+VERDICT_MARK = {"ok": "ok", "fail": "FAIL", "convention": "convention", "unsupported": "unsupported",
+                "error": "ERROR", "timeout": "TIMEOUT"}
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _time_fmt(t: float | None) -> str:
+    if t is None:
+        return "-"
+    if t < 1e-3:
+        return f"{t * 1e6:.1f} us"
+    if t < 1:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t:.2f} s"
+
+
+def _value_fmt(row: Row, limit: int = 4) -> str:
+    if row.value is None:
+        return "-"
+    vals = [f"{v:.10g}" for v in row.value[:limit]]
+    return ", ".join(vals) + (", ..." if len(row.value) > limit else "")
+
+
+HEADERS = ["backend", "verdict", "cause", "value", "abs err", "rel err", "err/tol", "setup", "call",
+           "f evals", "own estimate"]
+
+
+def _cells(r: Row) -> list[str]:
+    return [r.backend, VERDICT_MARK.get(r.verdict, r.verdict), r.cause or "", _value_fmt(r), _fmt(r.abs_error),
+            _fmt(r.rel_error), _fmt(r.tol_ratio, 2), _time_fmt(r.setup_time), _time_fmt(r.call_time),
+            _fmt(r.nfev), _fmt(r.error_estimate)]
+
+
+def _title(rep: Report) -> str:
+    point = ", ".join(_fmt_point(p) for p in rep.point)
+    return f"{rep.op} of {rep.function} at ({point})"
+
+
+def _fmt_point(p: Any) -> str:
+    if isinstance(p, list):
+        s = ", ".join(f"{v:g}" for v in p[:4]) if p and not isinstance(p[0], list) else "..."
+        return f"[{s}{', ...' if len(p) > 4 else ''}]"
+    return f"{p:g}"
+
+
+def _footer(rep: Report) -> list[str]:
+    lines = [f"reference: {rep.reference.kind}" + (f" ({rep.reference.note})" if rep.reference.note else "")]
+    if rep.kinks:
+        lines.append("kinks at this point: " + "; ".join(rep.kinks))
+    if rep.f_time:
+        ratios = [f"{r.backend} {r.call_time / rep.f_time:.1f}x" for r in rep.rows if r.call_time]
+        lines.append(f"f: {_time_fmt(rep.f_time)}; call time / f time: " + ", ".join(ratios))
+    for r in rep.rows:
+        if r.message and r.verdict != "ok":
+            lines.append(f"{r.backend}: {r.message}")
+    lines.append("verdict: " + ("all backends agree" if rep.ok else "DISAGREEMENT"))
+    return lines
+
+
+def to_text(rep: Report) -> str:
+    """A plain-text table (what ``print(report)`` shows)."""
+    rows = [HEADERS] + [_cells(r) for r in rep.rows]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(HEADERS))]
+    out = [_title(rep)]
+    for k, row in enumerate(rows):
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out + _footer(rep))
+
+
+def _md_escape(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(rep: Report) -> str:
+    """A Markdown heading, table and notes."""
+    out = [f"### {_md_escape(_title(rep))}", "", "| " + " | ".join(HEADERS) + " |",
+           "|" + "---|" * len(HEADERS)]
+    out += ["| " + " | ".join(_md_escape(c) for c in _cells(r)) + " |" for r in rep.rows]
+    out += [""] + [f"- {_md_escape(line)}" for line in _footer(rep)]
+    return "\n".join(out) + "\n"
+
+
+def _clean(v: Any) -> Any:
+    """JSON has no NaN or inf: they become strings."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    return v
+
+
+def to_dict(rep: Report) -> dict[str, Any]:
+    d = rep.to_dict()
+    ref = d["reference"]
+    ref["value"] = None if rep.reference.value is None else [float(v) for v in rep.reference.value]
+    return _clean(d)
+
+
+def to_json(rep: Report) -> str:
+    """JSON of the report (schema ``diffkit.crosscheck/1``)."""
+    return json.dumps(to_dict(rep), indent=1)
+
+
+def _unclean(v: Any) -> Any:
+    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
+        return float(v)
+    if isinstance(v, list):
+        return [_unclean(x) for x in v]
+    return v
+
+
+def from_dict(d: dict[str, Any]) -> Report:
+    if d.get("schema") != SCHEMA:
+        raise ValueError(f"not a diffkit cross-check report (schema {d.get('schema')!r}, expected {SCHEMA!r})")
+    import numpy as np
+
+    ref = d["reference"]
+    reference = Reference(None if ref["value"] is None else np.array(_unclean(ref["value"]), dtype=float),
+                          ref["kind"], ref.get("note", ""))
+    fields = Row.__dataclass_fields__
+    rows = [Row(**{k: _unclean(v) for k, v in r.items() if k in fields}) for r in d["rows"]]
+    return Report(d["function"], d["op"], d["argnums"], d["point"], d["shape"], d["labels"], reference, rows,
+                  d.get("kinks", []), d.get("f_time"), d.get("source"))
+
+
+def from_json(text: str) -> Report:
+    """A :class:`Report` read back from :func:`to_json`."""
+    return from_dict(json.loads(text))
+
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right;font-size:.9em}
+th{background:#f3f3f3} td.l{text-align:left}
+.ok{background:#e6f4ea}.fail,.error,.timeout{background:#fce8e6}.convention,.unsupported{background:#fef7e0}
+.summary td{text-align:left} h2{font-size:1.1em;margin-top:1.5em} code{background:#f6f6f6;padding:0 .2em}
+.notes{font-size:.85em;color:#444}
+</style></head><body>
+<h1>{{ title }}</h1>
+{% if summary %}<table class="summary"><tr><th>cases</th><td>{{ summary.total }}</td></tr>
+<tr><th>agree</th><td>{{ summary.ok }}</td></tr><tr><th>disagree or failed</th><td>{{ summary.bad }}</td></tr>
+{% for k, v in summary.extra %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>{% endif %}
+{% for plot in plots %}<figure><img alt="{{ plot.alt }}" src="data:image/png;base64,{{ plot.data }}"></figure>{% endfor %}
+{% for item in items %}
+<h2 id="{{ item.anchor }}">{{ item.heading }}</h2>
+{% if item.source %}<p><code>{{ item.source }}</code></p>{% endif %}
+{% if item.rows %}<table><tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for r in item.rows %}<tr class="{{ r.verdict }}">{% for c in r.cells %}<td{% if loop.index <= 4 %} class="l"{% endif %}>{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endif %}
+<ul class="notes">{% for n in item.notes %}<li>{{ n }}</li>{% endfor %}</ul>
+{% endfor %}
+</body></html>
+"""
+
+
+def to_html(reports: Sequence[Report], title: str = "diffkit cross-check", summary: dict[str, Any] | None = None,
+            extra_items: Sequence[dict[str, Any]] = (), plots: Sequence[dict[str, str]] = ()) -> str:
+    """One self-contained HTML page for one or more reports (no external files or scripts).
+
+    ``extra_items`` are further sections ``{"heading", "notes"}`` (a suite's
+    timeouts and errors); ``plots`` are ``{"alt", "data"}`` base64 PNGs.
+    """
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    items = []
+    for k, rep in enumerate(reports):
+        items.append({"anchor": f"case{k}", "heading": _title(rep), "source": rep.source or "",
+                      "rows": [{"verdict": r.verdict, "cells": _cells(r)} for r in rep.rows],
+                      "notes": _footer(rep)})
+    for k, item in enumerate(extra_items):
+        items.append({"anchor": f"extra{k}", "heading": item["heading"], "source": item.get("source", ""),
+                      "rows": [], "notes": item.get("notes", [])})
+    return env.from_string(_HTML).render(title=title, headers=HEADERS, items=items, summary=summary,
+                                         plots=list(plots))
