@@ -1,8 +1,9 @@
 """The ``diffkit`` command line: parsing and printing only.
 
-Commands so far: ``check`` (the derivative of an expression on every
-backend, side by side), ``diff`` (a symbolic derivative), ``swell`` (the
-expression-swell table) and ``backends``. Typer and rich are imported here,
+Commands: ``check`` (cross-check one derivative), ``suite`` (the main job: a
+cross-validation report over a suite), ``diff`` (a symbolic derivative),
+``swell`` (the expression-swell table), ``bench``, ``graph`` (not built yet)
+and ``backends``. Typer and rich are imported here,
 never by ``import diffkit``.
 """
 
@@ -21,9 +22,9 @@ import diffkit as dk
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Differentiate one function with symbolic, numeric and automatic differentiation.")
-console = Console()
+# Wide enough for the report tables when the output is a file or a pipe (rich assumes 80).
+console = Console(width=None if sys.stdout.isatty() else 160)
 
-OPS = ("grad", "jacobian", "hessian", "derivative")
 
 
 def parse_point(assignments: list[str], variables: tuple[str, ...]) -> list[Any]:
@@ -54,72 +55,190 @@ def parse_point(assignments: list[str], variables: tuple[str, ...]) -> list[Any]
     return [values[v] for v in variables]
 
 
-def _run(F: dk.Function, op: str, point: list[Any], backend: str) -> Any:
-    argnums = tuple(range(len(point)))
-    if op == "grad":
-        return dk.grad(F, argnums=argnums, backend=backend)(*point)
-    if op == "jacobian":
-        return dk.jacobian(F, argnums=argnums, backend=backend)(*point)
-    if op == "hessian":
-        return dk.hessian(F, argnums=argnums, backend=backend)(*point)
-    if len(point) != 1:
-        raise typer.BadParameter("derivative takes a function of one variable", param_hint="--op")
-    return dk.derivative(F, backend=backend)(point[0])
-
-
-def _flat(value: Any) -> np.ndarray:
-    if isinstance(value, tuple):
-        return np.concatenate([_flat(v) for v in value]) if value else np.zeros(0)
-    return np.ravel(np.asarray(value, dtype=float))
-
-
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def check(
     ctx: typer.Context,
     expression: str = typer.Argument(..., help='A safe expression, e.g. "sin(x)*exp(y)".'),
     at: list[str] = typer.Option([], "--at", help="The point: --at x=1 y=2 (vectors: v=1,2,3)."),
-    op: str = typer.Option("grad", "--op", help=f"One of {', '.join(OPS)}."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    op: str = typer.Option("grad", "--op", help="grad, jacobian, hessian, derivative, jvp or vjp."),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, json or html."),
+    out: Optional[str] = typer.Option(None, "--out", help="Also write the report here (.md, .json, .html)."),
 ) -> None:
-    """The derivative of EXPRESSION at a point, on every backend, side by side."""
-    if op not in OPS:
-        raise typer.BadParameter(f"{op!r}; choose one of {', '.join(OPS)}", param_hint="--op")
-    if fmt not in ("table", "json"):
-        raise typer.BadParameter(f"{fmt!r}; choose table or json", param_hint="--format")
+    """Cross-check the derivative of EXPRESSION on every backend against a 50-digit reference.
+
+    Exits 0 when every backend agrees (a difference explained as a convention at
+    a kink counts as agreement), 1 when one disagrees, 2 on bad usage.
+    """
+    from .harness.crosscheck import OPS as CHECK_OPS
+
+    if op not in CHECK_OPS:
+        raise typer.BadParameter(f"{op!r}; choose one of {', '.join(CHECK_OPS)}", param_hint="--op")
+    if fmt not in ("table", "markdown", "json", "html"):
+        raise typer.BadParameter(f"{fmt!r}; choose table, markdown, json or html", param_hint="--format")
     try:
         F = dk.Function.parse(expression)
     except dk.ParseError as e:
         raise typer.BadParameter(str(e), param_hint="EXPRESSION") from None
     point = parse_point(list(at) + list(ctx.args), F.variables)
-    rows = []
-    for backend in dk.backends():
-        try:
-            value = _run(F, op, point, backend)
-            rows.append({"backend": backend, "value": _flat(value).tolist(), "error": None})
-        except dk.DiffkitError as e:
-            rows.append({"backend": backend, "value": None, "error": str(e)})
-    ok = [r for r in rows if r["value"] is not None]
-    spread = 0.0
-    if len(ok) > 1:
-        ref = np.array(ok[0]["value"])
-        spread = max(float(np.max(np.abs(np.array(r["value"]) - ref), initial=0.0)) for r in ok)
-    if fmt == "json":
-        print(json.dumps({"expression": expression, "op": op, "variables": list(F.variables),
-                          "point": [_flat(p).tolist() for p in point], "rows": rows,
-                          "max_abs_difference": spread}, indent=1))
+    argnums = tuple(range(len(point))) if len(point) != 1 else 0
+    report = dk.crosscheck(F, point, op, argnums=argnums)
+    if fmt == "table":
+        _print_report_table(report)
     else:
-        names = ", ".join(f"{v}={p}" for v, p in zip(F.variables, point))
-        table = Table(title=f"{op} of {expression} at {names}")
-        table.add_column("backend")
-        table.add_column("value")
-        for r in rows:
-            shown = ("[red]" + r["error"] + "[/red]") if r["error"] else \
-                ", ".join(f"{v:.17g}" for v in r["value"])
-            table.add_row(r["backend"], shown)
+        print({"markdown": report.to_markdown, "json": report.to_json, "html": report.to_html}[fmt]())
+    if out:
+        kind = out.rsplit(".", 1)[-1]
+        render = {"md": report.to_markdown, "json": report.to_json, "html": report.to_html}.get(kind)
+        _write(out, render() if render else str(report))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_report_table(report: Any) -> None:
+    from .harness.report import HEADERS, _cells, _footer, _title
+
+    table = Table(title=_title(report))
+    for h in HEADERS:
+        table.add_column(h)
+    style = {"ok": "green", "fail": "red", "error": "red", "convention": "yellow", "unsupported": "yellow"}
+    for r in report.rows:
+        table.add_row(*_cells(r), style=style.get(r.verdict))
+    console.print(table)
+    for line in _footer(report):
+        console.print(line, markup=False, highlight=False)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+@app.command()
+def suite(
+    name: str = typer.Argument("standard", help="A built-in suite (standard, seeds, swell) or a .toml file."),
+    jobs: int = typer.Option(2, "--jobs", min=1, help="Cases run in parallel processes."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write a report: .html, .md or .json."),
+    results: Optional[str] = typer.Option(None, "--results", help="Append each finished case to this JSONL file."),
+    resume: bool = typer.Option(False, "--resume", help="Skip the cases already in --results."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds allowed to each case."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="A dask.distributed scheduler address."),
+    list_only: bool = typer.Option(False, "--list", help="Print the case ids, one a line, and run nothing."),
+) -> None:
+    """The main job: a cross-validation report over a suite of functions.
+
+    Exits 0 when every case agrees (a difference explained as a convention at a
+    kink is agreement), 1 when a case fails, 2 on bad usage.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .harness.report import _case_line, suite_summary_lines, suite_to_html, suite_to_json, suite_to_markdown
+    from .harness.runner import run_suite
+    from .harness.suites import suite as load_suite
+
+    try:
+        cases = load_suite(name)
+    except (ValueError, OSError) as e:
+        raise typer.BadParameter(str(e), param_hint="NAME") from None
+    if list_only:
+        for c in cases:
+            print(c.id)
+        return
+    if resume and not results:
+        raise typer.BadParameter("--resume needs --results FILE", param_hint="--resume")
+    if out and out.rsplit(".", 1)[-1] not in ("html", "md", "json"):
+        raise typer.BadParameter(f"{out!r}: the report is .html, .md or .json", param_hint="--out")
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"suite {name}", total=len(cases))
+
+        def progress(rec: dict[str, Any]) -> None:
+            bar.update(task, advance=1, description=f"{rec['id'][:40]}: {rec['verdict']}")
+
+        result = run_suite(cases, name=name, jobs=jobs, timeout=timeout, results=results, resume=resume,
+                           scheduler=scheduler, progress=progress)
+    table = Table(title=f"suite {name}: cases that did not simply agree")
+    for h in ("case", "op", "verdict", "details", "s"):
+        table.add_column(h)
+    for rec in result.records:
+        detail = _case_line(rec)
+        if rec["verdict"] != "ok" or detail:
+            table.add_row(rec["id"], rec.get("case", {}).get("op", ""), rec["verdict"], detail,
+                          f"{rec.get('elapsed', 0):.2f}", style="yellow" if rec["verdict"] == "ok" else "red")
+    if table.row_count:
         console.print(table)
-        console.print(f"largest difference between backends: {spread:.3g}")
-    if len(ok) != len(rows):
-        raise typer.Exit(1)
+    for line in suite_summary_lines(result.summary()):
+        console.print(line, markup=False, highlight=False)
+    if out:
+        kind = out.rsplit(".", 1)[-1]
+        _write(out, {"html": suite_to_html, "md": suite_to_markdown, "json": suite_to_json}[kind](result))
+        console.print(f"report written to {out}", markup=False, highlight=False)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def bench(
+    budget: float = typer.Option(0.3, "--budget", min=0.01, help="Seconds of timing per measurement."),
+) -> None:
+    """Speed of every backend on a few functions: gradient time / function time (medians)."""
+    import time as _time
+
+    import numpy as np
+
+    def timeit(fn: Any) -> float:
+        fn()
+        ts: list[float] = []
+        t_end = _time.perf_counter() + budget
+        while len(ts) < 5 or _time.perf_counter() < t_end:
+            t0 = _time.perf_counter()
+            fn()
+            ts.append(_time.perf_counter() - t0)
+        return float(np.median(ts))
+
+    rng = np.random.default_rng(0)
+    cases = [
+        ("rosenbrock n=1000", lambda v: np.sum(100 * (v[1:] - v[:-1] ** 2) ** 2 + (1 - v[:-1]) ** 2),
+         rng.normal(size=1000)),
+        ("sum sin(x) x^2, n=200", lambda v: np.sum(np.sin(v) * v**2), rng.normal(size=200)),
+        ("scalar chain, 100 ops", _chain, 0.3),
+    ]
+    table = Table(title="gradient time / function time (medians)")
+    table.add_column("function")
+    table.add_column("f")
+    for b in dk.backends():
+        table.add_column(b, justify="right")
+    for label, f, x in cases:
+        tf = timeit(lambda: f(x))
+        cells = []
+        for b in dk.backends():
+            g = dk.grad(f, backend=b)
+            try:
+                cells.append(f"{timeit(lambda: g(x)) / tf:.1f}x")
+            except dk.DiffkitError as e:
+                cells.append(type(e).__name__)
+        table.add_row(label, f"{tf * 1e6:.1f} us", *cells)
+    console.print(table)
+    console.print("Deeper runs: python bench/bench_ad.py, bench/bench_numeric.py, bench/bench_symbolic.py",
+                  markup=False, highlight=False)
+
+
+def _chain(x: Any) -> Any:
+    import numpy as np
+
+    for _ in range(25):
+        x = np.sin(x) * 0.999 + x * 0.5
+    return x
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def graph(
+    expression: str = typer.Argument(..., help="A safe expression."),
+    at: list[str] = typer.Option([], "--at", help="The point."),
+    out: Optional[str] = typer.Option(None, "--out", help="Output file (.svg, .png, .dot)."),
+) -> None:
+    """Computational graph with values and gradients: NOT BUILT YET (it comes with the docs work)."""
+    Console(stderr=True).print("diffkit graph is not built yet: computational-graph pictures come with the "
+                               "documentation work. 'diffkit check' shows values and gradients.",
+                               markup=False, highlight=False)
+    raise typer.Exit(2)
 
 
 @app.command("diff")

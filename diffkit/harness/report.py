@@ -204,3 +204,70 @@ def to_html(reports: Sequence[Report], title: str = "diffkit cross-check", summa
                       "rows": [], "notes": item.get("notes", [])})
     return env.from_string(_HTML).render(title=title, headers=HEADERS, items=items, summary=summary,
                                          plots=list(plots))
+
+
+# --------------------------------------------------------------------------
+# Suite reports
+# --------------------------------------------------------------------------
+
+
+def suite_summary_lines(summary: dict[str, Any]) -> list[str]:
+    counts = summary["counts"]
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("ok", "fail", "error", "timeout") if counts.get(k)]
+    lines = [f"suite {summary['suite']}: {summary['total']} cases: " + ", ".join(parts),
+             f"{summary['with_convention']} cases agree through a convention at a kink"]
+    if summary.get("resumed"):
+        lines.append(f"{summary['resumed']} cases taken from the results file (resume)")
+    if summary.get("mean_case_seconds") is not None:
+        lines.append(f"wall time {summary['elapsed']:.1f} s; mean time per case (in its process) "
+                     f"{summary['mean_case_seconds']:.3f} s")
+    return lines
+
+
+def suite_to_json(result: Any) -> str:
+    """The whole suite run: ``{"schema": "diffkit.suite/1", "summary", "cases": [records]}``."""
+    from .runner import SUITE_SCHEMA, _jsonable
+
+    return json.dumps(_jsonable({"schema": SUITE_SCHEMA, "summary": result.summary(),
+                                 "cases": result.records}), indent=1)
+
+
+def _case_line(rec: dict[str, Any]) -> str:
+    bad = [r for r in rec["rows"] if r.get("verdict") not in ("ok", "convention", "unsupported")]
+    conv = [r["backend"] for r in rec["rows"] if r.get("verdict") == "convention"]
+    detail = "; ".join(f"{r['backend']}: {r.get('cause') or r.get('verdict')}" for r in bad)
+    if rec.get("error"):
+        detail = rec["error"]
+    if conv and not detail:
+        detail = "convention at a kink: " + ", ".join(conv)
+    return detail
+
+
+def suite_to_markdown(result: Any) -> str:
+    """A summary, a table of every case, then the full report of each case that did not agree."""
+    out = ["# diffkit suite report", ""] + [f"- {_md_escape(s)}" for s in suite_summary_lines(result.summary())]
+    out += ["", "| case | op | verdict | details | seconds |", "|---|---|---|---|---|"]
+    for rec in result.records:
+        op = rec.get("case", {}).get("op", "")
+        out.append(f"| {_md_escape(rec['id'])} | {op} | {rec['verdict']} | {_md_escape(_case_line(rec))} | "
+                   f"{rec.get('elapsed', 0):.2f} |")
+    failing = [rec for rec in result.records if rec["verdict"] == "fail" and rec.get("report")]
+    if failing:
+        out += ["", "## Disagreements", ""]
+        out += [to_markdown(from_dict(rec["report"])) for rec in failing]
+    return "\n".join(out) + "\n"
+
+
+def suite_to_html(result: Any, plots: Sequence[dict[str, str]] = ()) -> str:
+    """One self-contained page: summary, then every case's table (escaped)."""
+    summary = result.summary()
+    reports = [from_dict(rec["report"]) for rec in result.records if rec.get("report")]
+    extra = [{"heading": f"{rec['id']}: {rec['verdict']}", "notes": [rec.get("error", "")]}
+             for rec in result.records if not rec.get("report")]
+    counts = summary["counts"]
+    return to_html(reports, title=f"diffkit suite {summary['suite']}",
+                   summary={"total": summary["total"], "ok": counts.get("ok", 0),
+                            "bad": summary["total"] - counts.get("ok", 0),
+                            "extra": [("agree through a convention", summary["with_convention"]),
+                                      ("wall time (s)", f"{summary['elapsed']:.1f}")]},
+                   extra_items=extra, plots=plots)

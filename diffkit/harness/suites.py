@@ -1,0 +1,147 @@
+"""Suites: named lists of cross-check cases, built in or read from a TOML file.
+
+A case is a function (an expression string or ``"module:function"``), a
+point, one operator and optional tolerances. Built-in suites:
+
+* ``standard``: elementary functions and compositions, classic optimisation
+  functions, neural-network pieces, kinks at and near their kinks, domain edges;
+* ``seeds``: the worked examples of the notes diffkit grew from;
+* ``swell``: the logistic map of the expression-swell table.
+
+A TOML suite file holds ``[[case]]`` tables::
+
+    [[case]]
+    id = "rosenbrock"                 # unique in the file
+    f = "100*(y - x**2)**2 + (1 - x)**2"   # or "package.module:function"
+    at = { x = 1.2, y = 0.8 }         # or args = [1.2, 0.8]; arrays as lists
+    ops = ["grad", "hessian"]         # one case per operator; default ["grad"]
+    rtol = 1e-10                      # optional, a number or a table per backend
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..core.function import Function
+from .crosscheck import OPS
+
+
+@dataclass(frozen=True)
+class Case:
+    """One cross-check of a suite."""
+
+    id: str
+    f: str                                  # expression, or "module:function"
+    args: tuple[Any, ...]
+    op: str = "grad"
+    argnums: Any = None                     # default: every argument
+    order: int = 1
+    rtol: Any = None
+    atol: Any = None
+    note: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+    def function(self) -> Function:
+        """The case's function, resolved (an expression is parsed safely; never evaluated)."""
+        return resolve(self.f, name=self.id)
+
+    def point(self) -> list[Any]:
+        return [np.asarray(a, dtype=float) if isinstance(a, (list, tuple)) else float(a) for a in self.args]
+
+    def argnums_or_all(self) -> Any:
+        if self.argnums is not None:
+            return tuple(self.argnums) if isinstance(self.argnums, (list, tuple)) else int(self.argnums)
+        return tuple(range(len(self.args))) if len(self.args) != 1 else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "f": self.f, "args": [_plain(a) for a in self.args], "op": self.op,
+                "argnums": self.argnums, "order": self.order, "rtol": self.rtol, "atol": self.atol,
+                "note": self.note, "tags": list(self.tags)}
+
+
+def _plain(a: Any) -> Any:
+    return np.asarray(a).tolist() if isinstance(a, (np.ndarray, list, tuple)) else a
+
+
+def resolve(f: str, name: str | None = None) -> Function:
+    """``"module:function"`` imported, or an expression string parsed (the safe parser)."""
+    if ":" in f and "(" not in f:
+        module, _, attr = f.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return Function(obj, name=name or attr)
+    return Function.parse(f, name=name or f)
+
+
+def expand(id: str, f: str, args: Any, ops: Any = ("grad",), **kw: Any) -> list[Case]:
+    """One case per operator: ids ``<id>/<op>`` when there are several."""
+    ops = [ops] if isinstance(ops, str) else list(ops)
+    return [Case(f"{id}/{op}" if len(ops) > 1 else id, f, tuple(args), op, **kw) for op in ops]
+
+
+def load_toml(path: str) -> list[Case]:
+    """The cases of a TOML suite file (see the module docstring for the format)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    cases: list[Case] = []
+    entries = data.get("case", [])
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"{path}: no [[case]] tables")
+    for k, entry in enumerate(entries):
+        where = f"{path}: case {k + 1}" + (f" ({entry.get('id')})" if isinstance(entry, dict) else "")
+        if not isinstance(entry, dict) or "f" not in entry:
+            raise ValueError(f"{where}: needs f = an expression or 'module:function'")
+        unknown = set(entry) - {"id", "f", "at", "args", "ops", "op", "argnums", "order", "rtol", "atol", "note",
+                                "tags"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+        f = str(entry["f"])
+        fn = resolve(f, name=entry.get("id"))
+        if "at" in entry:
+            at = entry["at"]
+            missing = [v for v in fn.variables if v not in at]
+            if missing:
+                raise ValueError(f"{where}: 'at' has no value for {missing} (variables {list(fn.variables)})")
+            args = [at[v] for v in fn.variables]
+        elif "args" in entry:
+            args = list(entry["args"])
+        else:
+            raise ValueError(f"{where}: give the point as at = {{...}} or args = [...]")
+        ops = entry.get("ops", entry.get("op", ["grad"]))
+        for op in ([ops] if isinstance(ops, str) else ops):
+            if op not in OPS:
+                raise ValueError(f"{where}: op {op!r} is not one of {', '.join(OPS)}")
+        cases += expand(str(entry.get("id", f"case{k + 1}")), f, args, ops, argnums=entry.get("argnums"),
+                        order=int(entry.get("order", 1)), rtol=entry.get("rtol"), atol=entry.get("atol"),
+                        note=str(entry.get("note", "")), tags=tuple(entry.get("tags", ())))
+    ids = [c.id for c in cases]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"{path}: duplicate case ids {dup}")
+    return cases
+
+
+SUITES: dict[str, Callable[[], list[Case]]] = {}
+"""Built-in suites by name (filled by :mod:`diffkit.harness.builtin_suites`)."""
+
+
+def suite(name_or_path: str) -> list[Case]:
+    """A built-in suite by name, or the cases of a TOML file."""
+    from . import builtin_suites  # noqa: F401  (registers the built-in suites)
+
+    if name_or_path in SUITES:
+        return SUITES[name_or_path]()
+    if name_or_path.endswith(".toml"):
+        return load_toml(name_or_path)
+    raise ValueError(f"unknown suite {name_or_path!r}: choose one of {', '.join(sorted(SUITES))} "
+                     "or give a .toml file")
