@@ -9,6 +9,7 @@ Example:
 
 from . import numpy_api as _numpy_api  # noqa: F401  (registers NumPy's dispatch handlers)
 from .backends import Forward, Reverse, Symbolic, backends, get_backend
+from .backends.numeric import Numeric, NumericResult
 from .backends.symbolic import precise
 from .core.function import Function
 from .custom import custom_jvp, custom_vjp
@@ -22,13 +23,15 @@ from .errors import (
     UnsupportedOperation,
 )
 from .operators import derivative, diff, grad, hessian, jacobian, jvp, value_and_grad, vjp
+from .numeric_tools import step_sweep, taylor_test
+from .harness import Report, assert_backends_agree, crosscheck
 from .primitives import PRIMITIVES
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "PRIMITIVES", "BackendMismatch", "DiffkitError", "DomainError", "Forward", "Function",
-    "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",
+    "PRIMITIVES", "Report", "assert_backends_agree", "crosscheck", "BackendMismatch", "DiffkitError", "DomainError", "Forward", "Function",
+    "Numeric", "NumericResult", "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",
     "custom_jvp", "custom_vjp", "derivative", "get_backend", "grad", "hessian", "jacobian", "jvp",
-    "value_and_grad", "vjp",
+    "step_sweep", "taylor_test", "value_and_grad", "vjp",
 ]

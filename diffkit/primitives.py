@@ -343,7 +343,8 @@ define("log1p", np.log1p, scalar=math.log1p, sympy=lambda x: sympy.log(1 + x), p
        domain=((-1.0, INF),))
 define("logaddexp", np.logaddexp, sympy=lambda x, y: sympy.log(sympy.exp(x) + sympy.exp(y)),
        partials=(lambda out, x, y: _f.exp(x - out), lambda out, x, y: _f.exp(y - out)),
-       domain=((-INF, INF),) * 2)
+       domain=((-INF, INF),) * 2, complex_safe=False,
+       doc="analytic, but NumPy's logaddexp takes no complex input")
 define("logaddexp2", np.logaddexp2, sympy=lambda x, y: sympy.log(2**x + 2**y, 2),
        partials=(lambda out, x, y: _f.exp2(x - out), lambda out, x, y: _f.exp2(y - out)),
        domain=((-INF, INF),) * 2)
@@ -931,7 +932,8 @@ define("logabsdet", lambda a: np.linalg.slogdet(a)[1],
        sympy=_sym_matrix_map(lambda m: sympy.log(sympy.Abs(m.det()))),
        jvp=(lambda t, out, a: np.sum(_swap(np.linalg.inv(a)) * t, axis=(-2, -1)),),
        vjp=(lambda ct, out, a: _expand2(ct) * _swap(np.linalg.inv(a)),),
-       domain=((-INF, INF),), doc="log|det a|, the second output of slogdet")
+       domain=((-INF, INF),), complex_safe=False,
+       doc="log|det a|, the second output of slogdet; |det| is not analytic")
 
 
 def _phi(x: Any) -> Any:

@@ -10,10 +10,12 @@ from typing import Any
 
 from .base import ADBackend
 from .forward import Forward
+from .numeric import Numeric
 from .reverse import Reverse
 from .symbolic import Symbolic
 
-_BACKENDS: dict[str, type[ADBackend]] = {"symbolic": Symbolic, "forward": Forward, "reverse": Reverse}
+_BACKENDS: dict[str, type[ADBackend]] = {"symbolic": Symbolic, "numeric": Numeric, "forward": Forward,
+                                       "reverse": Reverse}
 DEFAULT_BACKEND = "reverse"
 
 
