@@ -356,10 +356,10 @@ define("sin", np.sin, scalar=math.sin, sympy=sympy.sin, partials=(lambda out, x:
 define("cos", np.cos, scalar=math.cos, sympy=sympy.cos, partials=(lambda out, x: -_f.sin(x),), domain=((-INF, INF),))
 define("tan", np.tan, scalar=math.tan, sympy=sympy.tan, partials=(lambda out, x: 1.0 + out * out,),
        domain=((-1.5, 1.5),))
-define("arcsin", np.arcsin, scalar=math.asin, sympy=sympy.asin, partials=(lambda out, x: 1.0 / _f.sqrt(1.0 - x * x),),
-       domain=((-1.0, 1.0),), aliases=("asin",))
-define("arccos", np.arccos, scalar=math.acos, sympy=sympy.acos, partials=(lambda out, x: -1.0 / _f.sqrt(1.0 - x * x),),
-       domain=((-1.0, 1.0),), aliases=("acos",))
+define("arcsin", np.arcsin, scalar=math.asin, sympy=sympy.asin, partials=(lambda out, x: 1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
+       domain=((-1.0, 1.0),), aliases=("asin",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1")
+define("arccos", np.arccos, scalar=math.acos, sympy=sympy.acos, partials=(lambda out, x: -1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
+       domain=((-1.0, 1.0),), aliases=("acos",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1")
 define("arctan", np.arctan, scalar=math.atan, sympy=sympy.atan, partials=(lambda out, x: 1.0 / (1.0 + x * x),),
        domain=((-INF, INF),), aliases=("atan",))
 define("arctan2", np.arctan2, scalar=math.atan2, sympy=lambda y, x: sympy.atan2(y, x),
@@ -379,8 +379,8 @@ define("arcsinh", np.arcsinh, scalar=math.asinh, sympy=sympy.asinh, partials=(la
 define("arccosh", np.arccosh, scalar=math.acosh, sympy=sympy.acosh,
        partials=(lambda out, x: 1.0 / (_f.sqrt(x - 1.0) * _f.sqrt(x + 1.0)),),
        domain=((1.0, INF),), aliases=("acosh",))
-define("arctanh", np.arctanh, scalar=math.atanh, sympy=sympy.atanh, partials=(lambda out, x: 1.0 / (1.0 - x * x),),
-       domain=((-1.0, 1.0),), aliases=("atanh",))
+define("arctanh", np.arctanh, scalar=math.atanh, sympy=sympy.atanh, partials=(lambda out, x: 1.0 / ((1.0 - x) * (1.0 + x)),),
+       domain=((-1.0, 1.0),), aliases=("atanh",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1")
 
 # --------------------------------------------------------------------------
 # Elementwise: kinks and selection
@@ -427,10 +427,13 @@ _PIECEWISE_CONSTANT: dict[str, tuple[Callable[..., Any] | None, Callable[..., An
     "rint": (None, None), "isfinite": (None, None), "isnan": (None, None), "isinf": (None, None),
     "signbit": (None, None), "floor_divide": (None, lambda x, y: sympy.floor(x / y)),
 }
+_ORDERINGS = ("greater", "greater_equal", "less", "less_equal")
 for _name, (_scalar, _sym) in _PIECEWISE_CONSTANT.items():
     define(_name, getattr(np, _name), sympy=_sym, nargs=getattr(np, _name).nin, elementwise=True,
            differentiable=False, complex_safe=False, domain=((-INF, INF),) * getattr(np, _name).nin,
-           kink="piecewise constant: derivative 0 where it exists", scalar=_scalar)
+           kink=("at equality the branches of a np.where meet: each side's own derivative"
+                 if _name in _ORDERINGS else "piecewise constant: derivative 0 where it exists"),
+           at_kink=(lambda x, y: np.equal(x, y)) if _name in _ORDERINGS else None, scalar=_scalar)
 
 # --------------------------------------------------------------------------
 # Reductions

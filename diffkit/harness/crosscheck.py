@@ -57,7 +57,7 @@ class Row:
     """One backend's result in a cross-check."""
 
     backend: str
-    verdict: str                           # "ok", "fail", "convention", "unsupported", "error"
+    verdict: str                           # "ok", "fail", "convention", "unsupported", "error", "expected"
     value: list[float] | None = None       # flattened
     abs_error: float | None = None         # largest |value - reference|
     rel_error: float | None = None         # largest |value - reference| / |reference| (where not 0)
@@ -78,7 +78,7 @@ class Row:
     @property
     def passed(self) -> bool:
         """Agrees with the reference (a difference explained as a convention counts as agreement)."""
-        return self.verdict in ("ok", "convention", "unsupported")
+        return self.verdict in ("ok", "convention", "unsupported", "expected")
 
 
 @dataclass
@@ -358,7 +358,7 @@ def _labels(F: Function, args: Sequence[Any], op: str, argnums: Any, out_shape: 
 def _idx(i: int, shape: Any) -> str:
     if not shape:
         return ""
-    return str(list(np.unravel_index(i, shape)))
+    return str([int(k) for k in np.unravel_index(i, shape)])
 
 
 def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: Any = 0,

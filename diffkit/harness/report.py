@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from .crosscheck import SCHEMA, Reference, Report, Row
 
 VERDICT_MARK = {"ok": "ok", "fail": "FAIL", "convention": "convention", "unsupported": "unsupported",
-                "error": "ERROR", "timeout": "TIMEOUT"}
+                "error": "ERROR", "timeout": "TIMEOUT", "expected": "expected"}
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -233,13 +233,16 @@ def suite_to_json(result: Any) -> str:
 
 
 def _case_line(rec: dict[str, Any]) -> str:
-    bad = [r for r in rec["rows"] if r.get("verdict") not in ("ok", "convention", "unsupported")]
+    bad = [r for r in rec["rows"] if r.get("verdict") not in ("ok", "convention", "unsupported", "expected")]
     conv = [r["backend"] for r in rec["rows"] if r.get("verdict") == "convention"]
+    expected = [f"{r['backend']} {r.get('cause')}" for r in rec["rows"] if r.get("verdict") == "expected"]
     detail = "; ".join(f"{r['backend']}: {r.get('cause') or r.get('verdict')}" for r in bad)
     if rec.get("error"):
         detail = rec["error"]
     if conv and not detail:
         detail = "convention at a kink: " + ", ".join(conv)
+    if expected and not detail:
+        detail = "expected: " + ", ".join(expected)
     return detail
 
 

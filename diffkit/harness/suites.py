@@ -16,6 +16,7 @@ A TOML suite file holds ``[[case]]`` tables::
     at = { x = 1.2, y = 0.8 }         # or args = [1.2, 0.8]; arrays as lists
     ops = ["grad", "hessian"]         # one case per operator; default ["grad"]
     rtol = 1e-10                      # optional, a number or a table per backend
+    expect = { numeric = "truncation" }   # optional: a known disagreement and its cause
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Case:
     atol: Any = None
     note: str = ""
     tags: tuple[str, ...] = field(default=())
+    expect: Any = None                      # {backend: cause}: a known, explained disagreement
 
     def function(self) -> Function:
         """The case's function, resolved (an expression is parsed safely; never evaluated)."""
@@ -61,7 +63,7 @@ class Case:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "f": self.f, "args": [_plain(a) for a in self.args], "op": self.op,
                 "argnums": self.argnums, "order": self.order, "rtol": self.rtol, "atol": self.atol,
-                "note": self.note, "tags": list(self.tags)}
+                "note": self.note, "tags": list(self.tags), "expect": self.expect}
 
 
 def _plain(a: Any) -> Any:
@@ -102,7 +104,7 @@ def load_toml(path: str) -> list[Case]:
         if not isinstance(entry, dict) or "f" not in entry:
             raise ValueError(f"{where}: needs f = an expression or 'module:function'")
         unknown = set(entry) - {"id", "f", "at", "args", "ops", "op", "argnums", "order", "rtol", "atol", "note",
-                                "tags"}
+                                "tags", "expect"}
         if unknown:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
         f = str(entry["f"])
@@ -123,7 +125,8 @@ def load_toml(path: str) -> list[Case]:
                 raise ValueError(f"{where}: op {op!r} is not one of {', '.join(OPS)}")
         cases += expand(str(entry.get("id", f"case{k + 1}")), f, args, ops, argnums=entry.get("argnums"),
                         order=int(entry.get("order", 1)), rtol=entry.get("rtol"), atol=entry.get("atol"),
-                        note=str(entry.get("note", "")), tags=tuple(entry.get("tags", ())))
+                        note=str(entry.get("note", "")), tags=tuple(entry.get("tags", ())),
+                        expect=entry.get("expect"))
     ids = [c.id for c in cases]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
