@@ -47,8 +47,9 @@ def parse_point(assignments: list[str], variables: tuple[str, ...]) -> list[Any]
         values[name] = parts[0] if len(parts) == 1 and "," not in text else np.array(parts)
     unknown = set(values) - set(variables)
     if unknown:
+        known = ", ".join(variables) if variables else "none (it is a constant)"
         raise typer.BadParameter(f"unknown variable(s) {', '.join(sorted(unknown))}; the expression's "
-                                 f"variables are {', '.join(variables)}", param_hint="--at")
+                                 f"variables: {known}", param_hint="--at")
     missing = [v for v in variables if v not in values]
     if missing:
         raise typer.BadParameter(f"no value for {', '.join(missing)}", param_hint="--at")

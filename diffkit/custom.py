@@ -168,9 +168,18 @@ def custom_forward(fn: Any, primals: Sequence[Any], tangents: Sequence[Any],
     full = tuple(np.zeros(batch + np.shape(p)) if t is None else t for p, t in zip(primals, tangents))
     if isinstance(fn, custom_jvp):
         assert fn.jvp_rule is not None
-        out, t_out = fn.jvp_rule(tuple(primals), full)
-        out = pack(out)
-        return out, np.broadcast_to(pack(t_out), batch + tuple(np.shape(out)))
+        if not batch:
+            out, t_out = fn.jvp_rule(tuple(primals), full)
+            out = pack(out)
+            return out, np.broadcast_to(pack(t_out), tuple(np.shape(out)))
+        # the user's rule is written for one tangent, as in JAX: call it once per batch element
+        k = int(np.prod(batch, dtype=np.int64))
+        flat = [np.reshape(t, (k,) + tuple(np.shape(p))) for t, p in zip(full, primals)]
+        outs = [fn.jvp_rule(tuple(primals), tuple(t[j] for t in flat)) for j in range(k)]
+        out = pack(outs[0][0])
+        oshape = tuple(np.shape(out))
+        t_out = np.stack([np.broadcast_to(pack(o[1]), oshape) for o in outs])
+        return out, np.reshape(t_out, batch + oshape)
     # custom_vjp under forward mode: J from the backward pass, one output element at a time.
     assert fn.fwd is not None
     out, res = fn.fwd(*primals)

@@ -67,6 +67,9 @@ UFUNC_HANDLERS.update({
 
 def _reduce_handler(prim: Any) -> Callable[..., Any]:
     def handler(x: Any, axis: Any = 0, dtype: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        if kw:
+            raise UnsupportedOperation(f"ufunc.reduce with {', '.join(kw)}= on traced values; use np.sum, "
+                                       "np.prod, np.max or np.min, which take where= and initial=")
         return _reduce(prim, x, axis, keepdims)
 
     return handler
@@ -127,30 +130,46 @@ def _no_out(out: Any, name: str) -> None:
 # ---------------------------------------------------------------------------
 
 
+_NOTHING = object()
+
+
+def _masked(a: Any, where: Any, fill: float) -> Any:
+    """``a`` with the entries outside ``where`` replaced by the reduction's identity."""
+    if where is _NOTHING or where is True:
+        return pack(a)
+    return np.where(concrete(where), pack(a), fill)
+
+
 @_register(np.sum)
 def _sum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-         **kw: Any) -> Any:
+         initial: Any = _NOTHING, where: Any = _NOTHING) -> Any:
     _no_out(out, "sum")
-    return _reduce(P.sum, a, axis, keepdims)
+    total = _reduce(P.sum, _masked(a, where, 0.0), axis, keepdims)
+    return total if initial is _NOTHING else total + initial
 
 
 @_register(np.prod)
 def _prod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-          **kw: Any) -> Any:
+          initial: Any = _NOTHING, where: Any = _NOTHING) -> Any:
     _no_out(out, "prod")
-    return _reduce(P.prod, a, axis, keepdims)
+    total = _reduce(P.prod, _masked(a, where, 1.0), axis, keepdims)
+    return total if initial is _NOTHING else total * initial
 
 
 @_register(np.max, np.amax)
-def _max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+def _max(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, initial: Any = _NOTHING,
+         where: Any = _NOTHING) -> Any:
     _no_out(out, "max")
-    return _reduce(P.max, a, axis, keepdims)
+    m = _reduce(P.max, _masked(a, where, -np.inf), axis, keepdims)
+    return m if initial is _NOTHING else bind(P.maximum, m, initial)
 
 
 @_register(np.min, np.amin)
-def _min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+def _min(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, initial: Any = _NOTHING,
+         where: Any = _NOTHING) -> Any:
     _no_out(out, "min")
-    return _reduce(P.min, a, axis, keepdims)
+    m = _reduce(P.min, _masked(a, where, np.inf), axis, keepdims)
+    return m if initial is _NOTHING else bind(P.minimum, m, initial)
 
 
 def _count(a: Any, axis: Any) -> int:
@@ -160,9 +179,12 @@ def _count(a: Any, axis: Any) -> int:
 
 @_register(np.mean)
 def _mean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False,
-          **kw: Any) -> Any:
+          where: Any = _NOTHING) -> Any:
     _no_out(out, "mean")
     a = pack(a)
+    if where is not _NOTHING and where is not True:
+        mask = np.broadcast_to(concrete(where), np.shape(a))
+        return _sum(a, axis=axis, keepdims=keepdims, where=mask) / np.sum(mask, axis=axis, keepdims=keepdims)
     return _sum(a, axis=axis, keepdims=keepdims) / _count(a, axis)
 
 
@@ -645,8 +667,9 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
             return _min(np.abs(x), axis=axis, keepdims=keepdims)
         if isinstance(ord, (int, float)) and ord > 0:
             return _sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
-    raise UnsupportedOperation(f"numpy.linalg.norm(ord={ord!r}) of a matrix on traced values; "
-                               "vector norms and 'fro' are supported")
+    what = "a vector" if vector else "a matrix"
+    raise UnsupportedOperation(f"numpy.linalg.norm(ord={ord!r}) of {what} on traced values; supported: "
+                               "vector norms of order > 0 and inf/-inf, and the Frobenius norm")
 
 
 # ---------------------------------------------------------------------------

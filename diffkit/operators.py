@@ -30,7 +30,10 @@ def _argnums(argnums: Argnums, nargs: int, F: Function, op: str) -> tuple[tuple[
         if not -nargs <= a < nargs:
             raise ShapeError(f"{op} of {F.name}: argnums={argnums!r} but the function was called "
                              f"with {nargs} argument(s)")
-    return tuple(a % nargs for a in nums), single
+    nums = tuple(a % nargs for a in nums)
+    if len(set(nums)) != len(nums):
+        raise ShapeError(f"{op} of {F.name}: argnums={argnums!r} names an argument twice")
+    return nums, single
 
 
 def _canon(a: Any, F: Function, i: int, op: str) -> Any:
@@ -61,6 +64,19 @@ def _prepare(args: Sequence[Any], nums: Sequence[int], F: Function, op: str) -> 
     for i in nums:
         primals[i] = _canon(primals[i], F, i, op)
     return primals
+
+
+def _plain(aux: Any) -> Any:
+    """An auxiliary output with every traced value replaced by its plain value."""
+    from .core.values import concrete
+
+    if isinstance(aux, Value):
+        return concrete(aux)
+    if isinstance(aux, (list, tuple)):
+        return type(aux)(_plain(a) for a in aux)
+    if isinstance(aux, dict):
+        return {k: _plain(v) for k, v in aux.items()}
+    return aux
 
 
 def _finish(x: Any) -> Any:
@@ -173,7 +189,7 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False,
             out, grads, aux = be.value_and_grad(F.fn, primals, nums, has_aux, name=F.name)
         g = _finish(grads[0] if single else tuple(grads))
         out = _finish(out)
-        return ((out, aux), g) if has_aux else (out, g)
+        return ((out, _plain(aux)), g) if has_aux else (out, g)
 
     return _named(value_and_grad_f, "value_and_grad", F)
 
@@ -307,7 +323,7 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, backend: Any = None) -> An
         with _context(F, "vjp", be):
             return tuple(_finish(c) for c in fn(ct))
 
-    return (_finish(out), vjp_fn, aux) if has_aux else (_finish(out), vjp_fn)
+    return (_finish(out), vjp_fn, _plain(aux)) if has_aux else (_finish(out), vjp_fn)
 
 
 def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,

@@ -585,7 +585,15 @@ def test_nfev_counts_every_point() -> None:
     assert r.nfev == f.points == len(f.calls)
     c = Counter(np.exp)
     r = dk.Numeric().derivative_result(c, 0.3)
-    assert r.nfev == 2 == len(c.calls)  # complex step and its round-off estimate
+    # complex step, its round-off estimate, and f(x) itself (a NaN there means no derivative)
+    assert r.nfev == 3 == len(c.calls)
+
+
+def test_outside_the_domain_is_nan_not_a_confident_number() -> None:
+    # regression: the complex step through log(-1) is finite (2.6e31-style garbage)
+    r = dk.Numeric().derivative_result(np.log, -1.0)
+    assert np.isnan(r.value)
+    assert np.isnan(dk.grad(np.sqrt, backend="numeric")(-1.0))
 
 
 def test_result_object_fields() -> None:

@@ -393,7 +393,8 @@ class _Evaluator:
                     "outside, or ask it for the higher derivative directly (dk.hessian, "
                     "dk.derivative(order=n))")
         self.fun = fun
-        self.primals = list(primals)
+        # NumPy scalars, not Python floats: user code then overflows to inf as NumPy does
+        self.primals = [np.float64(p) if type(p) is float else p for p in primals]
         self.argnums = tuple(argnums)
         self.shapes = [tuple(np.shape(primals[i])) for i in argnums]
         self.sizes = [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
@@ -453,7 +454,7 @@ class _Evaluator:
             start += n
             if batch is None:
                 if not shape and self.pyfloat[k] and part.dtype == np.float64:
-                    args[i] = float(part[0])
+                    args[i] = np.float64(part[0])
                 else:
                     args[i] = part.reshape(shape)[()] if not shape else part.reshape(shape)
             else:
@@ -1253,6 +1254,10 @@ class Numeric(ADBackend):
         # lines: (N, M) -> jacobian (M, N) / s
         J = (lines.value / s[:, None]).T
         E = (lines.error / s[:, None]).T
+        bad = ~np.isfinite(ev.f0())  # outside the domain at x itself: no derivative
+        if bad.any():
+            J = np.where(bad[:, None], np.nan, J)
+            E = np.where(bad[:, None], np.nan, E)
         H = (lines.step * s[:, None]).T
         vals, errs, steps = [], [], []
         start = 0
@@ -1346,6 +1351,11 @@ class Numeric(ADBackend):
                              "use dk.jacobian for array outputs")
         val = dt.type(lines.value[0, 0] / s[0] ** order)
         err = dt.type(lines.error[0, 0] / s[0] ** order)
+        # Outside the domain at x itself there is no derivative, but a complex step through
+        # log(-1) is finite: the full result (what a cross-check reads) pays one evaluation of
+        # f(x) to say NaN rather than a confident wrong number; the plain operator does not.
+        if (estimate or ev._f0 is not None) and not np.all(np.isfinite(ev.f0())):
+            val, err = dt.type(np.nan), dt.type(np.nan)
         return NumericResult(val, err, method, float(lines.step[0, 0] * s[0]), ev.nfev, reason)
 
     def gradient_result(self, f: Any, primals: Sequence[Any], argnums: int | Sequence[int] = 0) -> NumericResult:
@@ -1417,10 +1427,11 @@ class Numeric(ADBackend):
     # -- operator methods (what dk.grad and friends call) --------------------------------
     def value_and_grad(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],
                        has_aux: bool = False, name: str = "f") -> tuple[Any, tuple[Any, ...], Any]:
-        f_noaux, aux_box = split_aux(fun, has_aux)
+        f_noaux, _ = split_aux(fun, has_aux)
         out, vals, _, _, _, _, _ = self._jacobian_parts(f_noaux, primals, argnums, False)
         _check_scalar(out, name, self.name)
-        return out, tuple(vals), (aux_box[0] if aux_box else None)
+        # the auxiliary output at x itself, from a plain evaluation (not a perturbed point)
+        return out, tuple(vals), (fun(*primals)[1] if has_aux else None)
 
     def jacobian(self, fun: Callable[..., Any], primals: Sequence[Any],
                  argnums: Sequence[int]) -> tuple[Any, tuple[Any, ...]]:
@@ -1456,7 +1467,7 @@ class Numeric(ADBackend):
             axes = (list(range(nb, nb + ond)), list(range(ond)))
             return tuple(np.tensordot(ct, jac, axes=axes) for jac in jacs)
 
-        return out, vjp_fn, (aux_box[0] if aux_box else None)
+        return out, vjp_fn, (fun(*primals)[1] if has_aux else None)
 
     # -- helpers --------------------------------------------------------------------
     def _hessian_blocks(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],

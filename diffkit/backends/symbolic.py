@@ -207,6 +207,8 @@ def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int) -> T
             f"of {limit} symbols; use backend='reverse' (or 'forward', 'numeric'), or raise "
             "Symbolic(size_limit=...)")
     for name, p in zip(names, primals):
+        if np.iscomplexobj(p):
+            raise TypeError(f"the symbolic backend differentiates real arguments; '{name}' is complex")
         if not _is_numeric(p):
             args.append(p)
             shapes.append(None)

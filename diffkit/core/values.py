@@ -354,6 +354,15 @@ class Value:
     def __mod__(self, o: Any) -> Any:
         return np.remainder(self, o)
 
+    def __rmod__(self, o: Any) -> Any:
+        return np.remainder(o, self)
+
+    def __divmod__(self, o: Any) -> Any:
+        return np.divmod(self, o)
+
+    def __rdivmod__(self, o: Any) -> Any:
+        return np.divmod(o, self)
+
     def __getitem__(self, idx: Any) -> Any:
         return _getitem(self, idx)
 
@@ -419,8 +428,8 @@ class Value:
     def dot(self, o: Any) -> Any:
         return np.dot(self, o)
 
-    def clip(self, lo: Any = None, hi: Any = None) -> Any:
-        return np.clip(self, lo, hi)
+    def clip(self, min: Any = None, max: Any = None) -> Any:  # noqa: A002 (NumPy's names)
+        return np.clip(self, min, max)
 
     def astype(self, dtype: Any, **kw: Any) -> Any:
         if np.issubdtype(np.dtype(dtype), np.floating) or np.issubdtype(np.dtype(dtype), np.complexfloating):

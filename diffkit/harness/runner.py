@@ -159,6 +159,16 @@ class SuiteResult:
                 "mean_case_seconds": (sum(overhead) / len(overhead)) if overhead else None}
 
 
+def _end_last_line(path: str) -> None:
+    """Cut a last line that a kill left without its newline, so new records start clean."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def read_results(path: str) -> dict[str, dict[str, Any]]:
     """Records by id from a JSONL results file (a line cut off by a kill is ignored)."""
     done: dict[str, dict[str, Any]] = {}
@@ -198,6 +208,8 @@ def run_suite(cases: Sequence[Case], name: str = "suite", jobs: int = 1, timeout
         open(results, "w").close()  # a fresh run starts a fresh file
     todo = [c.to_dict() for c in cases if c.id not in done]
     new: dict[str, dict[str, Any]] = {}
+    if results and resume:
+        _end_last_line(results)
     out = open(results, "a", encoding="utf-8") if results else None
 
     def record(rec: dict[str, Any]) -> None:
