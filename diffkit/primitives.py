@@ -636,6 +636,8 @@ def _scatter_np(g: Any, idx: tuple[Any, ...], shape: tuple[int, ...], nb: int) -
     z = np.zeros(tuple(shape) + batch, dtype=np.result_type(g.dtype, np.float64)
                  if g.dtype.kind not in "fc" else g.dtype)
     gm = np.moveaxis(g, tuple(range(nb)), tuple(range(-nb, 0))) if nb else g
+    if gm.dtype == object and gm.ndim == 0:
+        gm = gm[()]  # an object array would store a 0-d array as the element itself
     if _has_advanced(idx):
         np.add.at(z, idx, gm)
     else:

@@ -286,7 +286,7 @@ def _contract_mp(jac: Any, args: Sequence[Any], op: str, tangents: Any, cotangen
 
 
 def _tolerance(backend: str, ref: np.ndarray, estimate: np.ndarray | None, dtype: Any,
-               rtol: Any, atol: Any) -> tuple[np.ndarray, float, float]:
+               rtol: Any, atol: Any, deriv_scale: float = 0.0) -> tuple[np.ndarray, float, float]:
     """Elementwise tolerance; ``rtol``/``atol`` may be numbers or dicts per backend."""
     eps = float(np.finfo(dtype).eps) if np.dtype(dtype).kind == "f" else EPS64
     r = rtol.get(backend) if isinstance(rtol, dict) else rtol
@@ -299,8 +299,10 @@ def _tolerance(backend: str, ref: np.ndarray, estimate: np.ndarray | None, dtype
     tol = a + r * np.abs(ref)
     if estimate is not None and backend == "numeric" and rtol is None:
         # trusted to its own estimate, but never beyond sqrt(eps) relative: the best a plain
-        # one-sided difference reaches; past it the estimate only says the result is poor
-        cap = math.sqrt(eps) * np.maximum(np.abs(ref), max(scale, 1.0) * eps)
+        # one-sided difference reaches; past it the estimate only says the result is poor.
+        # Relative to the derivative, or to |f| / |x| when the derivative is much smaller
+        # than the function (a difference quotient's round-off scales with |f|).
+        cap = math.sqrt(eps) * np.maximum(np.abs(ref), max(deriv_scale, max(scale, 1.0) * eps))
         tol = np.maximum(tol, np.minimum(NUMERIC_SAFETY * np.abs(estimate), cap))
     return tol, r, a
 
@@ -419,11 +421,15 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
     kinks = find_kinks(F.fn, args)
     dtype = np.result_type(*[np.asarray(a).dtype for a in args]) if args else np.dtype(float)
     labels = _labels(F, args, op, argnums, out_shape)
+    with np.errstate(all="ignore"):
+        f_mag = float(np.max(np.abs(np.asarray(out, dtype=float)), initial=0.0))
+        x_mag = max([1.0] + [float(np.max(np.abs(a), initial=0.0)) for a in args])
+    deriv_scale = f_mag / x_mag if math.isfinite(f_mag) else 0.0
     rows = []
     for b in (backends if backends is not None else all_backends()):
         be = get_backend(b)
         rows.append(_check_backend(F, be, op, args, argnums, order, tangents, cotangent, ref, kinks, dtype,
-                                   rtol, atol, time_budget, labels))
+                                   rtol, atol, time_budget, labels, deriv_scale))
     shape = list(out_shape) if op in ("jvp",) else []
     return Report(F.name, op, [argnums] if isinstance(argnums, (int, np.integer)) else list(argnums),
                   [np.asarray(a).tolist() for a in args], shape, labels, ref, rows, kinks, f_time, F.source)
@@ -431,7 +437,7 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
 
 def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any, order: int, tangents: Any,
                    cotangent: Any, ref: Reference, kinks: list[str], dtype: Any, rtol: Any, atol: Any,
-                   budget: float, labels: list[str]) -> Row:
+                   budget: float, labels: list[str], deriv_scale: float = 0.0) -> Row:
     row = Row(be.name, "ok")
     fn = _operator(F, op, be, argnums, order, tangents, cotangent)
     estimate = None
@@ -474,7 +480,7 @@ def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any,
         row.verdict, row.cause = "fail", "likely bug"
         row.message = f"shape {value.shape} differs from the reference's {ref.value.shape}"
         return row
-    tol, r, a = _tolerance(be.name, ref.value, estimate, dtype, rtol, atol)
+    tol, r, a = _tolerance(be.name, ref.value, estimate, dtype, rtol, atol, deriv_scale)
     row.rtol, row.atol = r, a
     with np.errstate(invalid="ignore", divide="ignore"):
         err = np.abs(value - ref.value)
