@@ -139,8 +139,17 @@ class ReverseTrace:
             cts[i] = None  # free it: the sweep never comes back
             owned.pop(id(g), None)
             prim, parents, vals, value, params, shapes = record
+            out_shape = shapes[-1] if shapes is not None else shape_of(value)
             if not prim.elementwise:  # structural rules want the exact shape
-                g = full(g, batch + (shapes[-1] if shapes is not None else shape_of(value)))
+                g = full(g, batch + out_shape)
+            elif shape_of(g)[nb:] != out_shape:
+                # g is lazily small (constant along some axes). That is fine for arguments
+                # of the output's shape; an argument broadcast in the forward pass needs
+                # the whole cotangent, to sum it over the axes it was broadcast along.
+                for j, p in enumerate(parents):
+                    if p >= 0 and (shapes[j] if shapes is not None else shape_of(vals[j])) != out_shape:
+                        g = full(g, batch + out_shape)
+                        break
             rules = prim.vjp if prim.vjp_variadic is None else None
             for j, p in enumerate(parents):
                 if p < 0:
