@@ -38,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import dis
+import functools
 import inspect
 import math
 import operator
@@ -82,7 +83,14 @@ class Primitive:
         complex_safe: analytic, so the complex-step derivative is exact.
         kink: the convention at non-differentiable points, in words.
         at_kink: ``at_kink(*args)`` is a boolean array, true where a point is a
-            kink; the harness uses it to explain disagreements.
+            kink; the harness uses it to explain disagreements. Defaults to
+            ``kink_gap(*args) == 0``.
+        kink_gap: ``kink_gap(*args)``, a real array that is 0 exactly at the
+            kinks and changes no faster than the arguments (by at most
+            ``max |change of an argument|``), so ``|kink_gap|`` is a lower
+            bound on how far the arguments are from a kink. The numeric
+            backend keeps its stencils inside that distance: a finite
+            difference across a kink averages two different slopes.
         scalar: the same function on Python floats (``math.sin`` for ``sin``),
             which the AD backends use when every argument is a Python
             number: a scalar operation then costs tens of nanoseconds, not
@@ -106,12 +114,16 @@ class Primitive:
     complex_safe: bool = True
     kink: str | None = None
     at_kink: Callable[..., Any] | None = None
+    kink_gap: Callable[..., Any] | None = None
     doc: str = ""
     aliases: tuple[str, ...] = field(default=())
     scalar: Callable[..., Any] | None = None
     vjp_uses: tuple[frozenset[int] | None, ...] = ()
 
     def __post_init__(self) -> None:
+        gap = self.kink_gap
+        if gap is not None and self.at_kink is None:
+            object.__setattr__(self, "at_kink", lambda *args, **params: np.equal(gap(*args, **params), 0))
         if self.vjp and not self.vjp_uses:
             object.__setattr__(self, "vjp_uses", tuple(_uses(r, self.nargs) for r in self.vjp))
 
@@ -309,11 +321,11 @@ define("positive", np.positive, scalar=operator.pos, sympy=lambda x: x, elementw
        jvp=(lambda t, out, x: t,), vjp=(lambda ct, out, x: ct,), domain=((-INF, INF),))
 define("absolute", np.absolute, scalar=abs, sympy=sympy.Abs, partials=(lambda out, x: _f.sign(x),),
        complex_safe=False, kink="d|x|/dx at 0 is sign(0) = 0, as SymPy",
-       at_kink=lambda x: np.equal(x, 0), domain=((-INF, INF),), aliases=("abs", "fabs"))
+       kink_gap=lambda x: x, domain=((-INF, INF),), aliases=("abs", "fabs"))
 define("sign", np.sign, scalar=_f.sign, sympy=sympy.sign, elementwise=True,
        jvp=(lambda t, out, x: _zero(t),), vjp=(lambda ct, out, x: _zero(ct),),
        complex_safe=False, kink="derivative 0 everywhere, also at the jump at 0",
-       at_kink=lambda x: np.equal(x, 0), domain=((-INF, INF),))
+       kink_gap=lambda x: x, domain=((-INF, INF),))
 define("sqrt", np.sqrt, scalar=math.sqrt, sympy=sympy.sqrt, partials=(lambda out, x: 0.5 / out,), domain=((0.0, INF),))
 define("cbrt", np.cbrt, sympy=lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3),
        partials=(lambda out, x: 1.0 / (3.0 * out * out),), domain=((0.0, INF),),
@@ -369,6 +381,8 @@ define("arctan2", np.arctan2, scalar=math.atan2, sympy=lambda y, x: sympy.atan2(
 define("hypot", np.hypot, scalar=math.hypot, sympy=lambda x, y: sympy.sqrt(x**2 + y**2),
        partials=(lambda out, x, y: x / out, lambda out, x, y: y / out),
        domain=((-INF, INF),) * 2, complex_safe=False,
+       kink="not differentiable at the origin: NaN there (0/0), as SymPy",
+       kink_gap=lambda x, y: np.hypot(x, y) / math.sqrt(2.0),
        doc="sqrt(x**2 + y**2); not differentiable at the origin (NaN there, as SymPy)")
 define("sinh", np.sinh, scalar=math.sinh, sympy=sympy.sinh, partials=(lambda out, x: _f.cosh(x),), domain=((-INF, INF),))
 define("cosh", np.cosh, scalar=math.cosh, sympy=sympy.cosh, partials=(lambda out, x: _f.sinh(x),), domain=((-INF, INF),))
@@ -392,14 +406,18 @@ def _wins(a: Any, b: Any) -> Any:
     return _const(np.where(a > b, 1.0, np.where(a < b, 0.0, 0.5)), a, b)
 
 
+def _half_difference(x: Any, y: Any) -> Any:
+    return (np.asarray(x) - np.asarray(y)) / 2.0
+
+
 _TIE = "ties give 1/2 to each argument, as SymPy Heaviside(0) = 1/2"
 define("maximum", np.maximum, sympy=sympy.Max,
        partials=(lambda out, x, y: _wins(x, y), lambda out, x, y: _wins(y, x)),
-       complex_safe=False, kink=_TIE, at_kink=lambda x, y: np.equal(x, y), domain=((-INF, INF),) * 2,
+       complex_safe=False, kink=_TIE, kink_gap=_half_difference, domain=((-INF, INF),) * 2,
        aliases=("fmax",))
 define("minimum", np.minimum, sympy=sympy.Min,
        partials=(lambda out, x, y: _wins(y, x), lambda out, x, y: _wins(x, y)),
-       complex_safe=False, kink=_TIE, at_kink=lambda x, y: np.equal(x, y), domain=((-INF, INF),) * 2,
+       complex_safe=False, kink=_TIE, kink_gap=_half_difference, domain=((-INF, INF),) * 2,
        aliases=("fmin",))
 
 
@@ -428,12 +446,24 @@ _PIECEWISE_CONSTANT: dict[str, tuple[Callable[..., Any] | None, Callable[..., An
     "signbit": (None, None), "floor_divide": (None, lambda x, y: sympy.floor(x / y)),
 }
 _ORDERINGS = ("greater", "greater_equal", "less", "less_equal")
+
+
+def _to_integer(x: Any) -> Any:
+    x = np.asarray(x, dtype=float)
+    return x - np.round(x)
+
+
+# where the rounding functions jump: at the integers (rint: halfway between them)
+_JUMPS: dict[str, Callable[..., Any]] = {
+    "floor": _to_integer, "ceil": _to_integer, "trunc": _to_integer,
+    "rint": lambda x: _to_integer(np.asarray(x, dtype=float) - 0.5),
+}
 for _name, (_scalar, _sym) in _PIECEWISE_CONSTANT.items():
     define(_name, getattr(np, _name), sympy=_sym, nargs=getattr(np, _name).nin, elementwise=True,
            differentiable=False, complex_safe=False, domain=((-INF, INF),) * getattr(np, _name).nin,
            kink=("at equality the branches of a np.where meet: each side's own derivative"
                  if _name in _ORDERINGS else "piecewise constant: derivative 0 where it exists"),
-           at_kink=(lambda x, y: np.equal(x, y)) if _name in _ORDERINGS else None, scalar=_scalar)
+           kink_gap=_JUMPS.get(_name, _half_difference if _name in _ORDERINGS else None), scalar=_scalar)
 
 # --------------------------------------------------------------------------
 # Reductions
@@ -502,10 +532,16 @@ def _extreme_share(out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> A
     return _const(hit / np.sum(hit, axis=axis, keepdims=True), x)
 
 
-def _extreme_tie(fn: Callable[..., Any], x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
-    """True where two or more elements attain the extreme: a kink of max/min."""
-    hit = np.equal(x, _expand_reduced(fn(x, axis=axis, keepdims=keepdims), np.shape(x), axis, keepdims))
-    return np.sum(hit, axis=axis) > 1
+def _extreme_gap(largest: bool, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    """Half the distance between the extreme and the runner-up along ``axis``: 0 at a tie."""
+    x = np.asarray(x, dtype=float)
+    axes = tuple(a % x.ndim for a in axis) if x.ndim else ()
+    moved = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
+    flat = moved.reshape(moved.shape[: x.ndim - len(axes)] + (-1,))
+    if flat.shape[-1] < 2:
+        return np.full(flat.shape[:-1], np.inf)
+    two = np.sort(flat, axis=-1)[..., -2:] if largest else np.sort(flat, axis=-1)[..., :2]
+    return np.abs(two[..., 1] - two[..., 0]) / 2.0
 
 
 def _define_extreme(name: str, fn: Callable[..., Any], sym: Callable[..., Any]) -> None:
@@ -518,7 +554,7 @@ def _define_extreme(name: str, fn: Callable[..., Any], sym: Callable[..., Any]) 
            vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims)
                 * _extreme_share(out, x, axis, keepdims),),
            complex_safe=False, kink="ties split the derivative evenly among the tied elements",
-           at_kink=lambda x, axis, keepdims: _extreme_tie(fn, x, axis, keepdims))
+           kink_gap=functools.partial(_extreme_gap, name == "max"))
 
 
 def _object_reduce(op: Callable[..., Any], x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:

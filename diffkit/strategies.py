@@ -99,13 +99,19 @@ _SHAPES: weakref.WeakKeyDictionary[Function, dict[str, tuple[int, ...]]] = weakr
 # --------------------------------------------------------------------------
 
 
+_ISOLATED_KINKS = frozenset({"hypot"})
+"""Primitives that are not differentiable at isolated points only; smooth elsewhere."""
+
+
 def elementwise_primitives(primitives: Sequence[str] | None = None, smooth: bool = True,
                            analytic: bool = False) -> list[Primitive]:
     """The table's elementwise, differentiable primitives that :func:`functions` draws from.
 
     Args:
         primitives: names (NumPy names or aliases) to keep; ``None`` keeps all.
-        smooth: drop primitives with a ``kink``.
+        smooth: drop primitives with a ``kink``, except those not differentiable
+            at isolated points only (``hypot`` at the origin), which
+            :func:`points` keeps away from.
         analytic: keep only ``complex_safe`` (complex-analytic) primitives.
 
     Example:
@@ -133,7 +139,7 @@ def elementwise_primitives(primitives: Sequence[str] | None = None, smooth: bool
             continue
         if wanted is not None and p.name not in wanted:
             continue
-        if smooth and p.kink is not None:
+        if smooth and p.kink is not None and p.name not in _ISOLATED_KINKS:
             continue
         if analytic and not p.complex_safe:
             continue

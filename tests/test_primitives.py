@@ -100,10 +100,10 @@ BINARY = [n for n in ELEMENTWISE if PRIMITIVES[n].nargs == 2]
 NONSMOOTH = frozenset({"absolute", "sign", "maximum", "minimum", "max", "min"})
 """Differentiable primitives with a kink convention (API.md section 7)."""
 
-OTHER_KINKED = frozenset({"where", "eigh_packed"})
+OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot"})
 """Also carry a ``kink`` note, legitimately: ``where`` selects a branch (it is in
 API.md section 7), ``eigh_packed`` is not differentiable at repeated
-eigenvalues. Every non-differentiable (piecewise-constant) entry has one too."""
+eigenvalues, ``hypot`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
 
 # ---------------------------------------------------------------------------
 # Points inside a domain
@@ -693,6 +693,27 @@ def test_kink_set_exactly_for_nonsmooth() -> None:
     for name, prim in PRIMITIVES.items():
         if not prim.differentiable:
             assert prim.kink is not None, name
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in PRIMITIVES.items() if p.kink_gap is not None))
+def test_kink_gap_is_a_lower_bound_on_the_distance_to_a_kink(name: str) -> None:
+    # |gap(a) - gap(b)| <= max|a - b| (what the numeric backend relies on), and gap is 0
+    # exactly where at_kink is true; checked on random pairs, some moved across a kink
+    prim = PRIMITIVES[name]
+    rng = np.random.default_rng(7)
+    params = {"axis": (1,), "keepdims": False} if not prim.elementwise else {}
+    nargs = prim.nargs or 1
+    shape = (200, 5) if params else (1000,)
+    for scale in (1e-3, 1.0, 30.0):
+        a = [rng.normal(size=shape) * scale for _ in range(nargs)]
+        b = [x + rng.normal(size=shape) * scale * 0.1 for x in a]
+        ga, gb = (np.asarray(prim.kink_gap(*v, **params)) for v in (a, b))
+        moved = np.max([np.abs(x - y) for x, y in zip(a, b)], axis=0)
+        if params:
+            moved = moved.max(axis=1)
+        assert np.all(np.abs(np.abs(ga) - np.abs(gb)) <= moved * (1 + 1e-12) + 1e-14 * max(1.0, scale)), name
+    at = [np.zeros(3)] * nargs if not params else [np.array([[1.0, 2.0, 2.0]])]
+    assert np.all(prim.at_kink(*at, **params) == (np.asarray(prim.kink_gap(*at, **params)) == 0))
 
 
 def test_at_kink_flags_elementwise_kinks() -> None:

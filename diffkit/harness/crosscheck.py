@@ -28,7 +28,7 @@ import numpy as np
 from ..backends import backends as all_backends
 from ..core.function import Function, as_function
 from ..errors import BackendMismatch, UnsupportedOperation
-from .kinks import find_kinks
+from .kinks import walk
 
 OPS = ("grad", "jacobian", "hessian", "derivative", "jvp", "vjp")
 SCHEMA = "diffkit.crosscheck/1"
@@ -301,7 +301,8 @@ def _tolerance(backend: str, ref: np.ndarray, estimate: np.ndarray | None, dtype
         # trusted to its own estimate, but never beyond sqrt(eps) relative: the best a plain
         # one-sided difference reaches; past it the estimate only says the result is poor.
         # Relative to the derivative, or to |f| / |x| when the derivative is much smaller
-        # than the function (a difference quotient's round-off scales with |f|).
+        # than the function (a difference quotient's round-off scales with |f|, and with
+        # the intermediate values f is computed from).
         cap = math.sqrt(eps) * np.maximum(np.abs(ref), max(deriv_scale, max(scale, 1.0) * eps))
         tol = np.maximum(tol, np.minimum(NUMERIC_SAFETY * np.abs(estimate), cap))
     return tol, r, a
@@ -418,11 +419,14 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
         cotangent = rng.uniform(-1.0, 1.0, out_shape) if out_shape else float(rng.uniform(-1, 1))
     f_time, _, _ = _time(lambda: F(*args), min(time_budget, 0.05))
     ref = reference(F, args, op, argnums, order, tangents, cotangent)
-    kinks = find_kinks(F.fn, args)
+    trace = walk(F.fn, args)
+    kinks = trace.kinks
     dtype = np.result_type(*[np.asarray(a).dtype for a in args]) if args else np.dtype(float)
     labels = _labels(F, args, op, argnums, out_shape)
     with np.errstate(all="ignore"):
-        f_mag = float(np.max(np.abs(np.asarray(out, dtype=float)), initial=0.0))
+        # a difference quotient's round-off scales with the largest value computed on the
+        # way to f, not with |f| alone: log(1 + a**2) at a = 0 is 0, computed from 1
+        f_mag = max(float(np.max(np.abs(np.asarray(out, dtype=float)), initial=0.0)), trace.magnitude)
         x_mag = max([1.0] + [float(np.max(np.abs(a), initial=0.0)) for a in args])
     deriv_scale = f_mag / x_mag if math.isfinite(f_mag) else 0.0
     rows = []

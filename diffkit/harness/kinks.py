@@ -2,8 +2,10 @@
 
 The function runs once on probe values through diffkit's dispatch; every
 primitive with an ``at_kink`` test in the table (abs, sign, maximum, minimum,
-max, min) is asked whether its arguments sit on a kink. A disagreement there
-is a *convention*, not a bug.
+max, min, the comparisons of a ``np.where`` ...) is asked whether its
+arguments sit on a kink. A disagreement there is a *convention*, not a bug.
+The same walk records the largest intermediate value: the magnitude that a
+difference quotient's round-off scales with, even where ``f`` itself is 0.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from ..core.values import Value, evaluate, new_level, pack
 from ..primitives import Primitive
 
 
-class _KinkProbe(Value):
+class _WalkProbe(Value):
     __slots__ = ("_trace", "primal")
 
-    def __init__(self, trace: _KinkTrace, primal: Any):
+    def __init__(self, trace: _Walk, primal: Any):
         self._trace = trace
         self.primal = primal
 
@@ -30,15 +32,16 @@ class _KinkProbe(Value):
         return float(self.primal)
 
 
-class _KinkTrace:
+class _Walk:
     backend_name = "kink probe"
 
     def __init__(self) -> None:
         self.level = new_level()
         self.kinks: list[str] = []
+        self.magnitude = 0.0
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-        vals = [a.primal if isinstance(a, _KinkProbe) and a._trace is self else a for a in args]
+        vals = [a.primal if isinstance(a, _WalkProbe) and a._trace is self else a for a in args]
         if prim.at_kink is not None:
             try:
                 hit = np.asarray(prim.at_kink(*vals, **params))
@@ -48,10 +51,35 @@ class _KinkTrace:
                 where = "" if hit.ndim == 0 else f" at {np.argwhere(hit).tolist()[:3]}"
                 self.kinks.append(f"{prim.name}{where}: {prim.kink}")
         out = evaluate(prim, vals, params)
-        return _KinkProbe(self, out) if prim.differentiable else out
+        if prim.differentiable:
+            with np.errstate(all="ignore"):
+                size = np.abs(np.asarray(out, dtype=float))
+            finite = size[np.isfinite(size)]
+            self.magnitude = max(self.magnitude, float(finite.max(initial=0.0)))
+            return _WalkProbe(self, out)
+        return out
 
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
         return fn.fun(*args)
+
+
+def walk(fun: Callable[..., Any], args: Sequence[Any]) -> _Walk:
+    """Run ``fun`` once at ``args`` on probe values: the trace holds ``kinks`` and ``magnitude``.
+
+    Example:
+        >>> import numpy as np
+        >>> t = walk(lambda x: np.log(1.0 + np.sin(x) ** 2), [0.0])
+        >>> t.kinks, t.magnitude      # f(0) = 0, but it is computed from 1 + 0
+        ([], 1.0)
+    """
+    trace = _Walk()
+    probes = [_WalkProbe(trace, a) if _numeric(a) else a for a in args]
+    try:
+        pack(fun(*probes))
+    except Exception:
+        pass  # the backends will report the failure themselves
+    trace.kinks = sorted(set(trace.kinks))
+    return trace
 
 
 def find_kinks(fun: Callable[..., Any], args: Sequence[Any]) -> list[str]:
@@ -62,13 +90,7 @@ def find_kinks(fun: Callable[..., Any], args: Sequence[Any]) -> list[str]:
         >>> find_kinks(lambda x: np.abs(x) + np.maximum(x, 1.0), [0.0])
         ['absolute: d|x|/dx at 0 is sign(0) = 0, as SymPy']
     """
-    trace = _KinkTrace()
-    probes = [_KinkProbe(trace, a) if _numeric(a) else a for a in args]
-    try:
-        pack(fun(*probes))
-    except Exception:
-        pass  # the backends will report the failure themselves
-    return sorted(set(trace.kinks))
+    return walk(fun, args).kinks
 
 
 def _numeric(a: Any) -> bool:
