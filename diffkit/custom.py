@@ -104,14 +104,28 @@ def _symbolic(args: tuple[Any, ...]) -> bool:
     return False
 
 
-def _bwd_tuple(fn: custom_vjp, res: Any, ct: Any, nargs: int) -> tuple[Any, ...]:
+def _bwd_tuple(fn: custom_vjp, res: Any, ct: Any, args: Sequence[Any]) -> tuple[Any, ...]:
+    """The user's bwd at one cotangent, checked: one cotangent per argument, shaped like it."""
     assert fn.bwd is not None
     cts = fn.bwd(res, ct)
-    if not isinstance(cts, (tuple, list)) or len(cts) != nargs:
+    if not isinstance(cts, (tuple, list)) or len(cts) != len(args):
         raise DiffkitError(
             f"custom_vjp {fn.__name__!r}: bwd must return a tuple with one cotangent per argument "
-            f"({nargs}), got {type(cts).__name__}")
+            f"({len(args)}), got {type(cts).__name__}")
+    for i, (c, a) in enumerate(zip(cts, args)):
+        _check_shape(fn, "bwd", f"cotangent {i}", c, np.shape(a), f"argument {i}")
     return tuple(cts)
+
+
+def _check_shape(fn: Any, rule: str, what: str, value: Any, shape: tuple[int, ...], like: str) -> None:
+    got = tuple(np.shape(value))
+    try:
+        fits = np.broadcast_shapes(got, shape) == tuple(shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise DiffkitError(f"{type(fn).__name__} {fn.__name__!r}: {rule} returned {what} of shape {got}; "
+                           f"expected the shape of {like}, {tuple(shape)}")
 
 
 def custom_reverse_record(fn: Any, vals: Sequence[Any]) -> tuple[Any, Primitive]:
@@ -125,11 +139,11 @@ def custom_reverse_record(fn: Any, vals: Sequence[Any]) -> tuple[Any, Primitive]
         def vjp_i(i: int, ct: Any, value: Any, *args: Any) -> Any:
             nb = int(np.ndim(ct)) - int(np.ndim(value))
             if nb == 0:
-                return _bwd_tuple(fn, res, ct, n)[i]
+                return _bwd_tuple(fn, res, ct, args)[i]
             # the user's bwd sees one cotangent at a time
             batch = tuple(np.shape(ct)[:nb])
             flat = np.reshape(ct, (-1,) + tuple(np.shape(value)))
-            rows = [_bwd_tuple(fn, res, flat[k], n)[i] for k in range(flat.shape[0])]
+            rows = [_bwd_tuple(fn, res, flat[k], args)[i] for k in range(flat.shape[0])]
             return np.reshape(np.stack([np.broadcast_to(r, np.shape(args[i])) * 1.0 for r in rows]),
                               batch + tuple(np.shape(args[i])))
 
@@ -150,6 +164,7 @@ def custom_reverse_record(fn: Any, vals: Sequence[Any]) -> tuple[Any, Primitive]
         _, t_out = fn.jvp_rule(tuple(args), tuple(leaves))
         nb = int(np.ndim(ct)) - int(np.ndim(value))
         t_out = pack(t_out)
+        _check_shape(fn, "the JVP rule", "a tangent", t_out, np.shape(value), "its output")
         if not (hasattr(t_out, "_trace") and t_out._trace is inner):
             return np.zeros(tuple(np.shape(ct))[:nb] + np.shape(args[i]))
         from .backends.base import unbroadcast
@@ -171,6 +186,7 @@ def custom_forward(fn: Any, primals: Sequence[Any], tangents: Sequence[Any],
         if not batch:
             out, t_out = fn.jvp_rule(tuple(primals), full)
             out = pack(out)
+            _check_shape(fn, "the JVP rule", "a tangent", pack(t_out), np.shape(out), "its output")
             return out, np.broadcast_to(pack(t_out), tuple(np.shape(out)))
         # the user's rule is written for one tangent, as in JAX: call it once per batch element
         k = int(np.prod(batch, dtype=np.int64))
@@ -178,6 +194,8 @@ def custom_forward(fn: Any, primals: Sequence[Any], tangents: Sequence[Any],
         outs = [fn.jvp_rule(tuple(primals), tuple(t[j] for t in flat)) for j in range(k)]
         out = pack(outs[0][0])
         oshape = tuple(np.shape(out))
+        for o in outs:
+            _check_shape(fn, "the JVP rule", "a tangent", pack(o[1]), oshape, "its output")
         t_out = np.stack([np.broadcast_to(pack(o[1]), oshape) for o in outs])
         return out, np.reshape(t_out, batch + oshape)
     # custom_vjp under forward mode: J from the backward pass, one output element at a time.
@@ -191,7 +209,7 @@ def custom_forward(fn: Any, primals: Sequence[Any], tangents: Sequence[Any],
     for k in range(m):
         e = np.zeros(m)
         e[k] = 1.0
-        cts = _bwd_tuple(fn, res, e.reshape(oshape), len(primals))
+        cts = _bwd_tuple(fn, res, e.reshape(oshape), primals)
         acc: Any = np.zeros(batch)
         for c, t in zip(cts, full):
             axes = tuple(range(nb, int(np.ndim(t))))

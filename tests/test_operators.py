@@ -288,6 +288,26 @@ def test_custom_vjp_wrong_arity_is_a_clear_error():
         dk.grad(f)(1.0, 2.0)
 
 
+@pytest.mark.parametrize("backend", ["forward", "reverse"])
+def test_custom_rules_with_wrongly_shaped_results_are_clear_errors(backend):
+    # a bwd returning a cotangent of the wrong shape used to fail deep inside NumPy
+    @dk.custom_vjp
+    def f(x):
+        return np.sin(x)
+
+    f.defvjp(lambda x: (np.sin(x), x), lambda x, g: (np.ones(3) * g[0],))
+    with pytest.raises(dk.DiffkitError, match=r"bwd returned cotangent 0 of shape \(3,\); expected .* \(2,\)"):
+        dk.jacobian(f, backend=backend)(np.array([1.0, 2.0]))
+
+    @dk.custom_jvp
+    def g(x):
+        return np.sin(x)
+
+    g.defjvp(lambda p, t: (np.sin(p[0]), np.ones(3) * t[0][0]))
+    with pytest.raises(dk.DiffkitError, match=r"JVP rule returned a tangent of shape \(3,\)"):
+        dk.jacobian(g, backend=backend)(np.array([1.0, 2.0]))
+
+
 def test_reverse_jvp_uses_double_vjp():
     # the reverse backend computes J t by transposing its VJP (reverse over reverse)
     def f(v):
