@@ -24,6 +24,7 @@ from .errors import (
 )
 from .operators import derivative, diff, grad, hessian, jacobian, jvp, value_and_grad, vjp
 from .numeric_tools import step_sweep, taylor_test
+from .graphs import Graph, graph
 from .harness import Report, assert_backends_agree, crosscheck
 from .primitives import PRIMITIVES
 
@@ -32,6 +33,6 @@ __version__ = "0.1.0"
 __all__ = [
     "PRIMITIVES", "Report", "assert_backends_agree", "crosscheck", "BackendMismatch", "DiffkitError", "DomainError", "Forward", "Function",
     "Numeric", "NumericResult", "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",
-    "custom_jvp", "custom_vjp", "derivative", "get_backend", "grad", "hessian", "jacobian", "jvp",
+    "custom_jvp", "custom_vjp", "derivative", "get_backend", "grad", "Graph", "graph", "hessian", "jacobian", "jvp",
     "step_sweep", "taylor_test", "value_and_grad", "vjp",
 ]

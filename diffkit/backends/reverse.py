@@ -122,6 +122,15 @@ class ReverseTrace:
 
     def backward(self, out: Node, ct: Any, nb: int, leaves: Sequence[Node]) -> list[Any]:
         """Cotangents of ``leaves`` for the cotangent ``ct`` of ``out`` (``nb`` batch axes)."""
+        cts = self.sweep(out, ct, nb)
+        return [cts[leaf.index] if leaf.index < len(cts) else None for leaf in leaves]
+
+    def sweep(self, out: Node, ct: Any, nb: int = 0, keep: bool = False) -> list[Any]:
+        """The cotangent of every tape entry up to ``out`` (``None`` where unreached).
+
+        Intermediate cotangents are freed as the sweep passes them, unless
+        ``keep`` (``dk.graph`` shows every node's gradient).
+        """
         tape = self.tape
         cts: list[Any] = [None] * (out.index + 1)
         cts[out.index] = ct
@@ -136,8 +145,9 @@ class ReverseTrace:
             record = tape[i]
             if g is None or record is None:  # unreached, or an input (its cotangent stays)
                 continue
-            cts[i] = None  # free it: the sweep never comes back
-            owned.pop(id(g), None)
+            if not keep:
+                cts[i] = None  # free it: the sweep never comes back
+            owned.pop(id(g), None)  # and never update it in place again
             prim, parents, vals, value, params, shapes = record
             out_shape = shapes[-1] if shapes is not None else shape_of(value)
             if not prim.elementwise:  # structural rules want the exact shape
@@ -188,7 +198,7 @@ class ReverseTrace:
                     cts[p] = new
                     if type(new) is np.ndarray:
                         owned[id(new)] = new
-        return [cts[leaf.index] if leaf.index < len(cts) else None for leaf in leaves]
+        return cts
 
 
 class Reverse(ADBackend):
