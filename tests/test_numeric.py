@@ -699,3 +699,21 @@ def test_error_estimates_bound_the_error_small() -> None:
 def test_error_estimates_bound_the_error(order: int) -> None:
     cover, digits = _coverage(300, seed=11, order=order)
     assert cover >= 0.95 and digits >= (13 if order == 1 else 11)
+
+
+def test_complex_step_estimate_with_an_argument_at_zero() -> None:
+    # Regression: the step is relative to |x_i| (tiny at x_i = 0), and the round-off measured on
+    # the combination of all directions was divided by each direction's own step: 9.7e61 for b.
+    w, b = np.array([1.0, 2.0, 3.0]), np.zeros(3)
+    r = dk.Numeric().gradient_result(lambda w, b: np.sum(np.sin(w) + b), (w, b), argnums=(0, 1))
+    assert r.method == "complex"
+    np.testing.assert_allclose(r.value[0], np.cos(w), rtol=4 * EPS)
+    np.testing.assert_array_equal(r.value[1], 1.0)
+    for err, exact in zip(r.error, (np.cos(w), np.ones(3))):
+        assert np.all(err <= 64 * EPS * np.max(np.abs(exact)))
+    # mixed magnitudes: the estimate still bounds the error of every element
+    x = np.array([1e-3, 0.0, 1.0, 1e3])
+    r = dk.Numeric().gradient_result(lambda v: np.sum(np.sin(v) * v), (x,))
+    exact = np.sin(x) + x * np.cos(x)
+    assert np.all(np.abs(r.value - exact) <= r.error + 4 * EPS * np.abs(exact))
+    assert np.all(r.error <= 1e-12 * np.max(np.abs(exact)))

@@ -786,13 +786,23 @@ def _complex_first(ev: _Evaluator, U: np.ndarray, h: np.ndarray, estimate: bool)
     if estimate:
         rng = np.random.default_rng(20180226)  # fixed: results are reproducible
         sigma = rng.choice([-1.0, 1.0], size=k)
-        h2 = h * _CS_STEP_RATIO
-        w = np.sum((sigma * h2)[:, None] * U, axis=0)
+        # Imaginary displacements that make every direction's term a_j D_j about the same
+        # size: the combination's round-off d is then about k eps |a_j D_j| for each j, and
+        # d / |a_i| bounds direction i's noise relative to its own derivative. (Each
+        # direction's own step is relative to |x_i|, ~1e-77 at x_i = 0, and derivatives
+        # may differ by orders of magnitude: unweighted, one direction's round-off was
+        # charged to another, 9.7e61 for an argument at 0.)
+        size = np.max(np.abs(D), axis=1, initial=0.0)
+        small = float(np.min(size[size > 0], initial=1.0)) if np.any(size > 0) else 1.0
+        with np.errstate(divide="ignore"):
+            shrink = np.where(size > 0, np.clip(small / np.where(size > 0, size, 1.0), 1e-30, 1.0), 1.0)
+        a = sigma * float(np.max(h, initial=0.0)) * _CS_STEP_RATIO * shrink
+        w = np.sum(a[:, None] * U, axis=0)
         shifted = ev.x0 + _CS_SHIFT_ULPS * eps * np.abs(ev.x0) * np.sign(sigma @ U if k else 0)
         v2, _ = ev.complex((shifted.astype(ev.dtype).astype(np.complex128) + 1j * w)[None, :].astype(ev.cdtype))
-        combo = np.sum((sigma * h2)[:, None] * D, axis=0)
+        combo = np.sum(a[:, None] * D, axis=0)
         d = np.abs(v2[0].imag - combo)
-        err = np.maximum(err, _CS_NOISE_FACTOR * d[None, :] / h2[:, None])
+        err = np.maximum(err, _CS_NOISE_FACTOR * d[None, :] / np.abs(a)[:, None])
     return _Lines(D, err, np.broadcast_to(h[:, None], D.shape).copy(), ["complex"] * k, [])
 
 
