@@ -2,7 +2,7 @@
 
 Commands: ``check`` (cross-check one derivative), ``suite`` (the main job: a
 cross-validation report over a suite), ``diff`` (a symbolic derivative),
-``swell`` (the expression-swell table), ``bench``, ``graph`` (not built yet)
+``swell`` (the expression-swell table), ``bench``, ``graph`` (the computational graph)
 and ``backends``. Typer and rich are imported here,
 never by ``import diffkit``.
 """
@@ -170,9 +170,28 @@ def suite(
         console.print(line, markup=False, highlight=False)
     if out:
         kind = out.rsplit(".", 1)[-1]
-        _write(out, {"html": suite_to_html, "md": suite_to_markdown, "json": suite_to_json}[kind](result))
+        if kind == "html":
+            _write(out, suite_to_html(result, plots=_suite_plots(result)))
+        else:
+            _write(out, {"md": suite_to_markdown, "json": suite_to_json}[kind](result))
         console.print(f"report written to {out}", markup=False, highlight=False)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _suite_plots(result: Any) -> list[dict[str, str]]:
+    """The suite's plots for the HTML report; none without matplotlib (and a note if drawing failed)."""
+    try:
+        from .plots import require_matplotlib, suite_plots
+
+        require_matplotlib()
+    except ImportError:
+        return []  # the plot extra is not installed: the report goes without plots
+    try:
+        return suite_plots(result)
+    except Exception as e:  # a plot must never cost the report of a long run
+        Console(stderr=True).print(f"the report's plots were left out: {type(e).__name__}: {e}", markup=False,
+                                   highlight=False)
+        return []
 
 
 @app.command()
@@ -231,15 +250,40 @@ def _chain(x: Any) -> Any:
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def graph(
-    expression: str = typer.Argument(..., help="A safe expression."),
-    at: list[str] = typer.Option([], "--at", help="The point."),
-    out: Optional[str] = typer.Option(None, "--out", help="Output file (.svg, .png, .dot)."),
+    ctx: typer.Context,
+    expression: str = typer.Argument(..., help='A safe expression, e.g. "(x + y)**2".'),
+    at: list[str] = typer.Option([], "--at", help="The point: --at x=1 y=2 (vectors: v=1,2,3)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Write the picture here (.svg, .png, .pdf, .dot)."),
 ) -> None:
-    """Computational graph with values and gradients: NOT BUILT YET (it comes with the docs work)."""
-    Console(stderr=True).print("diffkit graph is not built yet: computational-graph pictures come with the "
-                               "documentation work. 'diffkit check' shows values and gradients.",
-                               markup=False, highlight=False)
-    raise typer.Exit(2)
+    """The computational graph of EXPRESSION at a point: each operation with its value and gradient.
+
+    Prints the nodes as a table; --out draws the graph (values in blue over
+    gradients in red on each edge) with the system's Graphviz or graphviz-pure.
+    """
+    from .graphs import FORMATS
+
+    try:
+        F = dk.Function.parse(expression)
+    except dk.ParseError as e:
+        raise typer.BadParameter(str(e), param_hint="EXPRESSION") from None
+    if out is not None and out.rsplit(".", 1)[-1].lower() not in FORMATS:
+        raise typer.BadParameter(f"{out!r}: use one of the extensions {', '.join('.' + f for f in FORMATS)}",
+                                 param_hint="--out")
+    g = dk.graph(F, *parse_point(list(at) + list(ctx.args), F.variables))
+    header, *rows = g.rows()
+    table = Table(title=f"graph of {F.name}")
+    for h in header:
+        table.add_column(h, justify="right" if h in ("node", "value", "gradient") else "left")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if out is not None:
+        try:
+            path = g.save(out)
+        except dk.DiffkitError as e:
+            Console(stderr=True).print(str(e), markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        console.print(f"wrote {path}", markup=False, highlight=False)
 
 
 @app.command("diff")
@@ -268,6 +312,8 @@ def swell(
     n: int = typer.Option(10, "--n", min=1, max=30, help="Largest n of the logistic map."),
     fmt: str = typer.Option("table", "--format", help="table, markdown or json."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds allowed to each step."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the operation counts against n to this "
+                                       "file (.png, .svg, .pdf; needs matplotlib: pip install 'diffkit[plot]')."),
 ) -> None:
     """Expression swell on the logistic map (Baydin et al. 2018, Table 1)."""
     from rich.progress import Progress
@@ -276,6 +322,15 @@ def swell(
 
     if fmt not in ("table", "markdown", "json"):
         raise typer.BadParameter(f"{fmt!r}; choose table, markdown or json", param_hint="--format")
+    if plot is not None:  # checked before the table's minutes of work
+        from .plots import require_matplotlib
+
+        try:
+            formats = require_matplotlib()().canvas.get_supported_filetypes()
+        except ImportError as e:
+            raise typer.BadParameter(str(e), param_hint="--plot") from None
+        if plot.rsplit(".", 1)[-1].lower() not in formats or "." not in plot:
+            raise typer.BadParameter(f"{plot!r}: use one of the extensions .png, .svg, .pdf", param_hint="--plot")
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("swell", total=n * len(STEPS))
 
@@ -294,6 +349,11 @@ def swell(
         for r in rows:
             table.add_row(*[cell(r, k) for k, _ in COLUMNS])
         console.print(table)
+    if plot is not None:
+        from .plots import swell as plot_swell
+
+        plot_swell(rows).savefig(plot)
+        Console(stderr=True).print(f"plot written to {plot}", markup=False, highlight=False)
 
 
 @app.command("backends")

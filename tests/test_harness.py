@@ -291,6 +291,3 @@ def test_check_command_exit_codes():
     assert runner.invoke(app, ["check", "x", "--at", "x=1", "--op", "nope"]).exit_code == 2
 
 
-def test_graph_is_a_stub_that_says_so():
-    result = runner.invoke(app, ["graph", "(x+y)**2", "--at", "x=1", "y=2"])
-    assert result.exit_code == 2 and "not built yet" in result.output

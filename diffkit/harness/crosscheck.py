@@ -139,6 +139,16 @@ class Report:
 
         return to_html([self], title=f"{self.op} of {self.function}")
 
+    def plot(self, ax: Any = None) -> Any:
+        """Each backend's error against its tolerance, as a matplotlib Figure (see :func:`diffkit.plots.report`).
+
+        Needs matplotlib (``pip install 'diffkit[plot]'``); ``ax`` is an Axes to
+        draw into, by default a new Figure.
+        """
+        from ..plots import report as plot_report
+
+        return plot_report(self, ax=ax)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["schema"] = SCHEMA
@@ -379,7 +389,8 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
         order: the derivative order for ``op="derivative"``.
         tangents: for ``jvp`` (default: a fixed pseudo-random direction).
         cotangent: for ``vjp`` (default: a fixed pseudo-random cotangent).
-        rtol, atol: override the tolerances; a number, or a dict per backend name.
+        rtol: override the relative tolerance; a number, or a dict per backend name.
+        atol: override the absolute tolerance; a number, or a dict per backend name.
         time_budget: seconds spent timing each backend's repeated calls.
         name: the function's name in the report.
 

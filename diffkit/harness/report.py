@@ -166,6 +166,7 @@ th{background:#f3f3f3} td.l{text-align:left}
 .ok{background:#e6f4ea}.fail,.error,.timeout{background:#fce8e6}.convention,.unsupported{background:#fef7e0}
 .summary td{text-align:left} h2{font-size:1.1em;margin-top:1.5em} code{background:#f6f6f6;padding:0 .2em}
 .notes{font-size:.85em;color:#444}
+figure{margin:1em 0} figure img{max-width:100%;height:auto}
 </style></head><body>
 <h1>{{ title }}</h1>
 {% if summary %}<table class="summary"><tr><th>cases</th><td>{{ summary.total }}</td></tr>
