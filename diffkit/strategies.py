@@ -528,7 +528,9 @@ def functions(variables: Sequence[str] = ("x",), max_depth: int = 3, primitives:
             args = data.draw(points(f))
             dk.assert_backends_agree(f, args, op="grad", argnums=(0, 1))
 
-    Deterministic pieces of it:
+    Examples:
+        Deterministic pieces of it:
+
         >>> import math
         >>> [p.name for p in elementwise_primitives(["log", "sin"])]
         ['log', 'sin']
@@ -769,7 +771,8 @@ def points(f: Any, min_value: float = -2.0, max_value: float = 2.0, dtype: Any =
     Args:
         f: a Function from :func:`functions`, or any callable (its variables
             come from its signature).
-        min_value, max_value: the range of every coordinate.
+        min_value: the lower end of every coordinate's range.
+        max_value: the upper end of every coordinate's range.
         dtype: ``np.float64`` or ``np.float32``: scalars are Python floats
             (float64) or ``np.float32``, arrays have this dtype.
         margin: reject points within ``margin * max(1, |value|)`` of a kink,

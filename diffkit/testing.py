@@ -76,8 +76,9 @@ def check_grads(f: Any, args: Sequence[Any], order: int = 2, modes: Sequence[str
         args: the point.
         order: how many derivatives deep to check (1 or more).
         modes: ``"fwd"`` (JVPs), ``"rev"`` (VJPs), or both.
-        atol, rtol: tolerances of the comparison with the numeric backend;
+        atol: absolute tolerance of the comparison with the numeric backend;
             by default ``sqrt(eps)`` of the arguments' dtype (1.5e-8 in float64).
+        rtol: relative tolerance of the same comparison; the same default.
         eps: the numeric backend's step (``dk.Numeric(step=eps)``); by default
             its own choice (complex step or Richardson extrapolation).
         seed: seed of the tangents and cotangents (the check is reproducible).
