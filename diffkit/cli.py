@@ -313,7 +313,7 @@ def swell(
     fmt: str = typer.Option("table", "--format", help="table, markdown or json."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds allowed to each step."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the operation counts against n to this "
-                                       "file (.png, .svg, .pdf; needs matplotlib: pip install 'diffkit[plot]')."),
+                                       "file (.png, .svg, .pdf; needs matplotlib: pip install 'diffkit\\[plot]')."),
 ) -> None:
     """Expression swell on the logistic map (Baydin et al. 2018, Table 1)."""
     from rich.progress import Progress

@@ -74,3 +74,10 @@ def test_from_sympy_default_variables_and_errors():
 def test_as_function_rejects_other_objects():
     with pytest.raises(TypeError, match="cannot differentiate a int"):
         as_function(3)
+
+
+def test_a_numpy_ufunc_has_its_inputs_as_variables():
+    # inspect.signature of a ufunc lists out= too
+    assert dk.Function(np.sin).variables == ("x",)
+    assert dk.Function(np.arctan2).variables == ("x1", "x2")
+    assert float(dk.grad(np.arctan2, argnums=1)(1.0, 1.0)) == -0.5

@@ -291,3 +291,23 @@ def test_check_command_exit_codes():
     assert runner.invoke(app, ["check", "x", "--at", "x=1", "--op", "nope"]).exit_code == 2
 
 
+
+
+def test_code_a_backend_cannot_trace_is_unsupported_there_not_a_bug():
+    # math.erf inside a custom_jvp: the AD backends use the rule, SymPy cannot trace math.erf
+    import math
+
+    @dk.custom_jvp
+    def erf(x):
+        return math.erf(x)
+
+    @erf.defjvp
+    def erf_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return math.erf(x), 2.0 / math.sqrt(math.pi) * math.exp(-x * x) * t
+
+    report = dk.crosscheck(erf, (0.5,), "derivative", time_budget=0)
+    verdicts = {r.backend: r.verdict for r in report.rows}
+    assert verdicts == {"symbolic": "unsupported", "numeric": "ok", "forward": "ok", "reverse": "ok"}
+    assert "TracingError" in next(r.message for r in report.rows if r.backend == "symbolic")
+    assert report.ok

@@ -109,6 +109,8 @@ class Function:
 
 
 def _signature_names(fn: Callable[..., Any]) -> tuple[str, ...]:
+    if isinstance(fn, np.ufunc):  # its signature lists out= too: the inputs are its first nin
+        return ("x",) if fn.nin == 1 else tuple(f"x{i + 1}" for i in range(fn.nin))
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..backends import backends as all_backends
 from ..core.function import Function, as_function
-from ..errors import BackendMismatch, UnsupportedOperation
+from ..errors import BackendMismatch, TracingError, UnsupportedOperation
 from .kinks import walk
 
 OPS = ("grad", "jacobian", "hessian", "derivative", "jvp", "vjp")
@@ -470,8 +470,10 @@ def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any,
                 row.error_estimate = float(np.max(np.abs(estimate), initial=0.0))
             row.call_time, row.call_spread, row.repeats = _time(lambda: fn(*args), budget)
             row.setup_time = max(0.0, first - row.call_time)
-    except UnsupportedOperation as e:
-        row.verdict, row.message = "unsupported", _one_line(e)
+    except (UnsupportedOperation, TracingError) as e:
+        # no rule for an operation, or code this backend cannot trace (math.erf on the
+        # symbolic backend): a limit of the backend on this code, not a wrong number
+        row.verdict, row.message = "unsupported", f"{type(e).__name__}: {_one_line(e)}"
         return row
     except Exception as e:
         if kinks or _is_size_limit(e):
