@@ -196,56 +196,60 @@ def _suite_plots(result: Any) -> list[dict[str, str]]:
 
 @app.command()
 def bench(
-    budget: float = typer.Option(0.3, "--budget", min=0.01, help="Seconds of timing per measurement."),
+    quick: bool = typer.Option(False, "--quick", help="Shorter budgets and fewer sizes (about a minute)."),
+    peers: bool = typer.Option(True, "--peers/--no-peers", help="Also time the installed peers."),
+    section: list[str] = typer.Option([], "--section", help="ad, numeric or symbolic (repeatable); default all."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Write the run as JSON here."),
+    markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the docs page (benchmarks.md) here."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Draw gradient time against n to this file."),
 ) -> None:
-    """Speed of every backend on a few functions: gradient time / function time (medians)."""
-    import time as _time
+    """diffkit against itself and its peers: gradient/f ratios, per-op overhead, Jacobians, accuracy, symbolic.
 
-    import numpy as np
+    Peers (autograd, JAX, PyTorch, numdifftools, scipy.differentiate) are timed
+    when installed: pip install 'diffkit\\[peers]'. Everything runs in this one
+    process with glibc's malloc thresholds raised and one BLAS thread (the
+    command restarts itself to set them), medians of at least 7 repeats.
+    """
+    import json as _json
+    import os
+    import sys
 
-    def timeit(fn: Any) -> float:
-        fn()
-        ts: list[float] = []
-        t_end = _time.perf_counter() + budget
-        while len(ts) < 5 or _time.perf_counter() < t_end:
-            t0 = _time.perf_counter()
-            fn()
-            ts.append(_time.perf_counter() - t0)
-        return float(np.median(ts))
+    from .bench.timing import ENV, environment_ok
 
-    rng = np.random.default_rng(0)
-    cases = [
-        ("rosenbrock n=1000", lambda v: np.sum(100 * (v[1:] - v[:-1] ** 2) ** 2 + (1 - v[:-1]) ** 2),
-         rng.normal(size=1000)),
-        ("sum sin(x) x^2, n=200", lambda v: np.sum(np.sin(v) * v**2), rng.normal(size=200)),
-        ("scalar chain, 100 ops", _chain, 0.3),
-    ]
-    table = Table(title="gradient time / function time (medians)")
-    table.add_column("function")
-    table.add_column("f")
-    for b in dk.backends():
-        table.add_column(b, justify="right")
-    for label, f, x in cases:
-        tf = timeit(lambda: f(x))
-        cells = []
-        for b in dk.backends():
-            g = dk.grad(f, backend=b)
-            try:
-                cells.append(f"{timeit(lambda: g(x)) / tf:.1f}x")
-            except dk.DiffkitError as e:
-                cells.append(type(e).__name__)
-        table.add_row(label, f"{tf * 1e6:.1f} us", *cells)
-    console.print(table)
-    console.print("Deeper runs: python bench/bench_ad.py, bench/bench_numeric.py, bench/bench_symbolic.py",
-                  markup=False, highlight=False)
+    if not environment_ok() and os.path.basename(sys.argv[0]).startswith("diffkit") \
+            and not os.environ.get("DIFFKIT_BENCH_REEXEC"):
+        # malloc reads its thresholds at process start: restart with them set
+        os.environ.update(ENV, DIFFKIT_BENCH_REEXEC="1")
+        os.execv(sys.executable, [sys.executable, "-m", "diffkit.cli", *sys.argv[1:]])
+    from .bench.report import print_run, to_markdown
+    from .bench.runner import SECTIONS, run
 
+    bad = [s for s in section if s not in SECTIONS]
+    if bad:
+        raise typer.BadParameter(f"{', '.join(bad)}; choose from {', '.join(SECTIONS)}", param_hint="--section")
+    if not environment_ok():
+        console.print("note: malloc thresholds / thread counts are not set in this process; timings of large "
+                      "arrays may include page faults", markup=False, highlight=False)
+    with console.status("benchmarking") as status:
+        result = run(quick=quick, sections=section or None, peers=peers,
+                     progress=lambda what: status.update(f"benchmarking: {what}"))
+    print_run(result, console)
+    for name, err in result["errors"].items():
+        Console(stderr=True).print(f"section {name} failed: {err}", markup=False, highlight=False)
+    console.print(f"run took {result['seconds']:.0f} s", markup=False, highlight=False)
+    if json_out:
+        _write(json_out, _json.dumps(result, indent=1, default=float) + "\n")
+    figure = None
+    if plot:
+        from .plots import scaling
 
-def _chain(x: Any) -> Any:
-    import numpy as np
-
-    for _ in range(25):
-        x = np.sin(x) * 0.999 + x * 0.5
-    return x
+        fig = scaling([r for r in result["sections"].get("ad", []) if r.get("section") == "scaling"])
+        fig.savefig(plot, dpi=110, bbox_inches="tight")
+        figure = os.path.relpath(plot, os.path.dirname(os.path.abspath(markdown))) if markdown else plot
+    if markdown:
+        _write(markdown, to_markdown(result, figure=figure))
+    if result["errors"]:
+        raise typer.Exit(1)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -398,6 +398,50 @@ def bench(rows: Iterable[Mapping[str, Any]], ax: Any = None, *, xlabel: str = "g
     return fig
 
 
+def scaling(rows: Iterable[Mapping[str, Any]], ax: Any = None, *, field: str = "seconds",
+            title: str = "Gradient time as n grows") -> Any:
+    """How each tool's cost grows with n, log-log: one line per tool.
+
+    Args:
+        rows: dicts with ``"tool"``, ``"n"`` and ``field`` (rows of
+            ``diffkit bench``'s ``scaling`` section); rows without a finite
+            value are skipped.
+        ax: matplotlib Axes to draw into; default a new Figure.
+        field: the quantity on the y axis.
+        title: the plot's title.
+
+    Returns:
+        The matplotlib Figure, one line per tool (gid ``tool:<name>``), in
+        increasing n.
+
+    Example:
+        >>> from diffkit import plots
+        >>> rows = [{"tool": "reverse", "n": n, "seconds": 1e-6 * n} for n in (10, 100, 1000)]
+        >>> fig = plots.scaling(rows)
+        >>> [[int(n) for n in line.get_xdata()] for line in fig.axes[0].lines]
+        [[10, 100, 1000]]
+    """
+    fig, ax = _axes(ax, (7.0, 4.6))
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        v = _finite(r.get(field))
+        if v is not None and v > 0 and r.get("n"):
+            series.setdefault(str(r["tool"]), []).append((r["n"], v))
+    for i, (tool, pts) in enumerate(series.items()):
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, color=f"C{i % 10}", label=tool,
+                gid=f"tool:{tool}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("n")
+    ax.set_ylabel(field)
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, which="both", alpha=0.25)
+    if series:
+        ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
 def _times(ratio: float) -> str:
     """``2.5x``, ``42x``, ``2,100x``."""
     return f"{ratio:,.0f}x" if abs(ratio) >= 1000 else f"{ratio:.3g}x"
