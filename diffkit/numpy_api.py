@@ -44,10 +44,12 @@ for _prim in PRIMITIVES.values():
     _ufunc = getattr(np, _prim.name, None)
     if isinstance(_ufunc, np.ufunc):
         UFUNC_HANDLERS[_ufunc] = _ufunc_handler(_prim, _prim.name)
+        _values.UFUNC_PRIMITIVES[_ufunc] = _prim
     for _alias in _prim.aliases:
         _u = getattr(np, _alias, None)
         if isinstance(_u, np.ufunc) and _u not in UFUNC_HANDLERS:
             UFUNC_HANDLERS[_u] = _ufunc_handler(_prim, _alias)
+            _values.UFUNC_PRIMITIVES[_u] = _prim
 
 
 def _scaled(factor: float) -> Callable[[Any], Any]:
@@ -75,9 +77,18 @@ def _reduce_handler(prim: Any) -> Callable[..., Any]:
     return handler
 
 
+def _nd(a: Any) -> int:
+    """``np.ndim`` without a trip through NumPy's dispatch for traced values and arrays."""
+    return len(_shape_of(a))
+
+
+def _shape_of(a: Any) -> tuple[int, ...]:
+    return a.shape if isinstance(a, Value) else _values.shape_of(a)
+
+
 def _reduce(prim: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     x = pack(x)
-    return bind(prim, x, axis=_axes(axis, int(np.ndim(x))), keepdims=bool(keepdims))
+    return bind(prim, x, axis=_axes(axis, _nd(x)), keepdims=bool(keepdims))
 
 
 REDUCE_HANDLERS.update({
@@ -234,8 +245,9 @@ def _reshape(a: Any, shape: Any = None, order: str = "C", *, newshape: Any = Non
     a = pack(a)
     if order != "C":
         raise UnsupportedOperation(f"numpy.reshape(order={order!r}) on traced values; only 'C'")
-    shape = _resolve_shape(shape if shape is not None else newshape, int(np.size(concrete_shape_holder(a))))
-    if shape == np.shape(a):
+    ashape = _shape_of(a)
+    shape = _resolve_shape(shape if shape is not None else newshape, int(np.prod(ashape, dtype=np.int64)))
+    if shape == ashape:
         return a
     return bind(P.reshape, a, shape=shape)
 
@@ -253,7 +265,7 @@ def _ravel(a: Any, order: str = "C") -> Any:
 @_register(np.transpose)
 def _transpose(a: Any, axes: Any = None) -> Any:
     a = pack(a)
-    nd = int(np.ndim(a))
+    nd = _nd(a)
     axes = tuple(range(nd))[::-1] if axes is None else tuple(int(x) % nd for x in axes)
     if axes == tuple(range(nd)):
         return a

@@ -36,8 +36,24 @@ def _argnums(argnums: Argnums, nargs: int, F: Function, op: str) -> tuple[tuple[
     return nums, single
 
 
+def _argnums_cache(argnums: Argnums, F: Function, op: str) -> Callable[[int], tuple[tuple[int, ...], bool]]:
+    """:func:`_argnums` for a number of arguments, worked out once per number."""
+    seen: dict[int, tuple[tuple[int, ...], bool]] = {}
+
+    def nums_of(nargs: int) -> tuple[tuple[int, ...], bool]:
+        try:
+            return seen[nargs]
+        except KeyError:
+            res = seen[nargs] = _argnums(argnums, nargs, F, op)
+            return res
+
+    return nums_of
+
+
 def _canon(a: Any, F: Function, i: int, op: str) -> Any:
     """A differentiated argument as a float array (or scalar); ints promote to float64."""
+    if type(a) is float or type(a) is np.ndarray and a.ndim and a.dtype.kind in "fc":
+        return a  # the common cases, as they are
     if isinstance(a, Value):
         return a
     arr = np.asarray(a)
@@ -119,23 +135,31 @@ def _context(F: Function, op: str, backend: Any) -> Iterator[None]:
     (which NumPy never hands to diffkit) are turned into a TracingError that
     says what to write instead.
     """
-    where = f"[in {op} of {F.name}, backend '{backend.name}']"
     try:
         yield
-    except DiffkitError as e:
+    except (DiffkitError, TypeError, ValueError, AttributeError) as e:
+        _reraise(e, F, op, backend)
+        raise
+
+
+def _reraise(e: BaseException, F: Function, op: str, backend: Any) -> None:
+    """What :func:`_context` does with an error (the operators call it from their own
+    ``try``, which costs nothing when nothing is raised); returns to re-raise ``e``."""
+    where = f"[in {op} of {F.name}, backend '{backend.name}']"
+    if isinstance(e, DiffkitError):
         msg = str(e)
         if " [in " not in msg and not isinstance(e, AssertionError):
             e.args = (f"{msg} {where}",) + e.args[1:]
-        raise
-    except (TypeError, ValueError, AttributeError) as e:
-        cause = _traced_cause(e)
-        if cause is not None:
-            raise TracingError(f"{cause} {where}") from e
-        msg = str(e)
-        if "dtype('O')" in msg or "has no callable" in msg or "'Node' object" in msg \
-                or "'Dual' object" in msg or "array type object" in msg:
-            raise TracingError(f"{_OBJECT_ARRAY_HINT} (NumPy said: {msg}) {where}") from e
-        raise
+        return
+    if not isinstance(e, (TypeError, ValueError, AttributeError)):
+        return
+    cause = _traced_cause(e)
+    if cause is not None:
+        raise TracingError(f"{cause} {where}") from e
+    msg = str(e)
+    if "dtype('O')" in msg or "has no callable" in msg or "'Node' object" in msg \
+            or "'Dual' object" in msg or "array type object" in msg:
+        raise TracingError(f"{_OBJECT_ARRAY_HINT} (NumPy said: {msg}) {where}") from e
 
 
 def _named(wrapper: Callable[..., Any], op: str, F: Function) -> Callable[..., Any]:
@@ -181,12 +205,16 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False,
     """
     F = as_function(f)
     be = get_backend(backend)
+    nums_of = _argnums_cache(argnums, F, "grad")
 
     def value_and_grad_f(*args: Any) -> Any:
-        nums, single = _argnums(argnums, len(args), F, "grad")
-        with _context(F, "grad", be):
+        nums, single = nums_of(len(args))
+        try:
             primals = _prepare(args, nums, F, "grad")
             out, grads, aux = be.value_and_grad(F.fn, primals, nums, has_aux, name=F.name)
+        except (DiffkitError, TypeError, ValueError, AttributeError) as e:
+            _reraise(e, F, "grad", be)
+            raise
         g = _finish(grads[0] if single else tuple(grads))
         out = _finish(out)
         return ((out, _plain(aux)), g) if has_aux else (out, g)
@@ -235,12 +263,16 @@ def _array_operator(f: Any, argnums: Argnums, backend: Any, op: str,
     """An operator of ``f``'s arguments ``argnums``: checks, promotion, error context, shaping."""
     F = as_function(f)
     be = get_backend(backend)
+    nums_of = _argnums_cache(argnums, F, op)
 
     def operator_f(*args: Any) -> Any:
-        nums, single = _argnums(argnums, len(args), F, op)
-        with _context(F, op, be):
+        nums, single = nums_of(len(args))
+        try:
             primals = _prepare(args, nums, F, op)
             result = compute(be, F.fn, primals, nums)
+        except (DiffkitError, TypeError, ValueError, AttributeError) as e:
+            _reraise(e, F, op, be)
+            raise
         return _finish(select(result, single))
 
     return _named(operator_f, op, F)

@@ -97,6 +97,23 @@ class Primitive:
             the microsecond of a NumPy call. It may raise ``ValueError`` or
             ``ArithmeticError`` where NumPy returns inf or NaN; the backends
             then fall back to ``numpy``.
+        vjp_uses: per argument, which of ``out`` (-1) and the arguments the
+            VJP rule reads (derived from the rules' bytecode).
+        vjp_scaled: optional, per argument: ``vjp_scaled[i](ct, out, *args,
+            **params)`` returns ``(c, g)`` with ``c`` a Python float and
+            ``c * g`` equal to ``vjp[i]``'s result, or ``None`` (then
+            ``vjp[i]`` runs). The reverse backend keeps ``c`` apart as a lazy
+            factor of the cotangent (``-ct`` and ``2 * x * ct`` then cost one
+            pass over an array, or none) and applies it where it must; it
+            calls these only with a Python float or a float NumPy array ``ct``.
+        vjp_diagonal, jvp_diagonal: optional, per argument: the rule at the
+            batch of (co)tangents ``diag(d)`` (``d`` of shape ``(n,)``: the
+            k-th (co)tangent is ``d[k]`` times the k-th unit vector; the Python
+            float 1.0 for the identity, the seed of a Jacobian), without
+            forming the n x n matrix: a dense batch, or ``NotImplemented``
+            where the rule has no such shortcut. The result may share memory
+            with the arguments (the backends never write into it).
+            Elementwise primitives need none (the backends derive it).
     """
 
     name: str
@@ -119,6 +136,9 @@ class Primitive:
     aliases: tuple[str, ...] = field(default=())
     scalar: Callable[..., Any] | None = None
     vjp_uses: tuple[frozenset[int] | None, ...] = ()
+    vjp_scaled: tuple[Rule | None, ...] = ()
+    vjp_diagonal: tuple[Rule | None, ...] = ()
+    jvp_diagonal: tuple[Rule | None, ...] = ()
 
     def __post_init__(self) -> None:
         gap = self.kink_gap
@@ -276,6 +296,38 @@ def _zero(t: Any) -> Any:
     return t * 0.0
 
 
+# Lazy factors for the reverse backend (``vjp_scaled``): a rule ``c * ct`` or
+# ``c * ct * x`` returns ``(c, ct)`` or ``(c, ct * x)``, and the factor rides
+# along the sweep (VJPs are linear in the cotangent) until it meets another
+# factor, a product, or an array the sweep must write.
+_WEAK = (float, int)
+"""Python numbers: as factors of a float array they keep its dtype."""
+
+
+def _plain_float(a: Any) -> bool:
+    return type(a) is np.ndarray and a.dtype.kind in "fc"
+
+
+def _negated(ct: Any, *_: Any) -> tuple[float, Any] | None:
+    return (-1.0, ct) if type(ct) is np.ndarray else None
+
+
+def _times_scaled(ct: Any, other: Any) -> tuple[float, Any] | None:
+    """``ct * other`` as ``(c, g)``: a Python-number factor, or a float cotangent."""
+    if type(other) in _WEAK and type(ct) is np.ndarray:
+        return float(other), ct
+    if type(ct) is float and _plain_float(other):
+        return ct, other
+    return None
+
+
+def _square_scaled(ct: Any, out: Any, x: Any, *_: Any) -> tuple[float, Any] | None:
+    """``2 * x * ct``: no pass for a float cotangent, one (``ct * x``) for an array."""
+    if not _plain_float(x):
+        return None
+    return (ct * 2.0, x) if type(ct) is float else (2.0, ct * x)
+
+
 # --------------------------------------------------------------------------
 # Elementwise: arithmetic
 # --------------------------------------------------------------------------
@@ -284,12 +336,23 @@ define("add", np.add, scalar=operator.add, sympy=lambda x, y: x + y, nargs=2, el
        vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: ct), domain=((-INF, INF),) * 2)
 define("subtract", np.subtract, scalar=operator.sub, sympy=lambda x, y: x - y, nargs=2, elementwise=True,
        jvp=(lambda t, out, x, y: t, lambda t, out, x, y: -t),
-       vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: -ct), domain=((-INF, INF),) * 2)
+       vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: -ct), vjp_scaled=(None, _negated),
+       domain=((-INF, INF),) * 2)
 define("multiply", np.multiply, scalar=operator.mul, sympy=lambda x, y: x * y, nargs=2, elementwise=True,
        jvp=(lambda t, out, x, y: t * y, lambda t, out, x, y: x * t),
-       vjp=(lambda ct, out, x, y: ct * y, lambda ct, out, x, y: x * ct), domain=((-INF, INF),) * 2)
+       vjp=(lambda ct, out, x, y: ct * y, lambda ct, out, x, y: x * ct),
+       vjp_scaled=(lambda ct, out, x, y: _times_scaled(ct, y), lambda ct, out, x, y: _times_scaled(ct, x)),
+       domain=((-INF, INF),) * 2)
+
+
+def _divide_scaled(ct: Any, out: Any, x: Any, y: Any) -> tuple[float, Any] | None:
+    if type(y) in _WEAK and y != 0 and type(ct) is np.ndarray:
+        return 1.0 / y, ct  # the rule's own ct * (1.0 / y)
+    return None
+
+
 define("divide", np.divide, scalar=operator.truediv, sympy=lambda x, y: x / y,
-       partials=(lambda out, x, y: 1.0 / y, lambda out, x, y: -out / y),
+       partials=(lambda out, x, y: 1.0 / y, lambda out, x, y: -out / y), vjp_scaled=(_divide_scaled, None),
        domain=((-INF, INF), (0.1, INF)), aliases=("true_divide",))
 
 
@@ -311,12 +374,17 @@ def _pow_vjp_base(ct: Any, out: Any, x: Any, y: Any) -> Any:
     return ct * _pow_dbase(out, x, y)
 
 
+def _pow_scaled_base(ct: Any, out: Any, x: Any, y: Any) -> tuple[float, Any] | None:
+    return _square_scaled(ct, out, x) if type(y) in _WEAK and y == 2 else None
+
+
 define("power", operator.pow, scalar=math.pow, sympy=lambda x, y: x**y, partials=(_pow_dbase, _pow_dexp),
-       vjp=(_pow_vjp_base, _vjp_from_partial(_pow_dexp)),
+       vjp=(_pow_vjp_base, _vjp_from_partial(_pow_dexp)), vjp_scaled=(_pow_scaled_base, None),
        domain=((0.1, INF), (-INF, INF)),
        doc="x**y; d/dy uses log x, so a traced exponent needs x > 0")
 define("negative", np.negative, scalar=operator.neg, sympy=lambda x: -x, elementwise=True,
-       jvp=(lambda t, out, x: -t,), vjp=(lambda ct, out, x: -ct,), domain=((-INF, INF),))
+       jvp=(lambda t, out, x: -t,), vjp=(lambda ct, out, x: -ct,), vjp_scaled=(_negated,),
+       domain=((-INF, INF),))
 define("positive", np.positive, scalar=operator.pos, sympy=lambda x: x, elementwise=True,
        jvp=(lambda t, out, x: t,), vjp=(lambda ct, out, x: ct,), domain=((-INF, INF),))
 define("absolute", np.absolute, scalar=abs, sympy=sympy.Abs, partials=(lambda out, x: _f.sign(x),),
@@ -331,7 +399,7 @@ define("cbrt", np.cbrt, sympy=lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Ra
        partials=(lambda out, x: 1.0 / (3.0 * out * out),), domain=((0.0, INF),),
        complex_safe=False, doc="the real cube root; its complex continuation differs for x < 0")
 define("square", np.square, scalar=lambda x: x * x, sympy=lambda x: x**2, partials=(lambda out, x: 2.0 * x,),
-       vjp=(lambda ct, out, x: (ct * 2.0) * x,),
+       vjp=(lambda ct, out, x: (ct * 2.0) * x,), vjp_scaled=(_square_scaled,),
        domain=((-INF, INF),))
 define("reciprocal", np.reciprocal, scalar=lambda x: 1.0 / x, sympy=lambda x: 1 / x, partials=(lambda out, x: -(out * out),),
        domain=((0.1, INF),))
@@ -386,7 +454,17 @@ define("hypot", np.hypot, scalar=math.hypot, sympy=lambda x, y: sympy.sqrt(x**2 
        doc="sqrt(x**2 + y**2); not differentiable at the origin (NaN there, as SymPy)")
 define("sinh", np.sinh, scalar=math.sinh, sympy=sympy.sinh, partials=(lambda out, x: _f.cosh(x),), domain=((-INF, INF),))
 define("cosh", np.cosh, scalar=math.cosh, sympy=sympy.cosh, partials=(lambda out, x: _f.sinh(x),), domain=((-INF, INF),))
-define("tanh", np.tanh, scalar=math.tanh, sympy=sympy.tanh, partials=(lambda out, x: 1.0 - out * out,),
+
+
+def _one_minus_square(y: Any) -> Any:
+    """``1 - y * y``; on a float array in the product's own memory (one allocation, not two)."""
+    if type(y) is np.ndarray and y.dtype.kind in "fc":
+        t = y * y
+        return np.subtract(1.0, t, out=t)
+    return 1.0 - y * y
+
+
+define("tanh", np.tanh, scalar=math.tanh, sympy=sympy.tanh, partials=(lambda out, x: _one_minus_square(out),),
        domain=((-INF, INF),))
 define("arcsinh", np.arcsinh, scalar=math.asinh, sympy=sympy.asinh, partials=(lambda out, x: 1.0 / _f.sqrt(x * x + 1.0),),
        domain=((-INF, INF),), aliases=("asinh",))
@@ -476,13 +554,13 @@ def _expand_reduced(ct: Any, xshape: tuple[int, ...], axis: tuple[int, ...], kee
     It broadcasts against ``xshape``; it is not materialized (a cotangent that
     is constant along an axis stays small until something needs it whole).
     """
+    if keepdims:
+        return ct
     nd = len(xshape)
-    nb = int(np.ndim(ct)) - (nd if keepdims else nd - len(axis))
+    nb = int(np.ndim(ct)) - (nd - len(axis))
     batch = tuple(np.shape(ct)[:nb])
-    if not keepdims:
-        kept = tuple(1 if (i - nd) in axis else d for i, d in enumerate(xshape))
-        ct = np.reshape(ct, batch + kept)
-    return ct
+    kept = tuple(1 if (i - nd) in axis else d for i, d in enumerate(xshape))
+    return np.reshape(ct, batch + kept)
 
 
 def _sum_np(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -532,6 +610,23 @@ def _extreme_share(out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> A
     return _const(hit / np.sum(hit, axis=axis, keepdims=True), x)
 
 
+_NUMERIC_CT = (np.ndarray, float, np.float64)
+
+
+def _extreme_vjp(ct: Any, out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    cte = _expand_reduced(ct, np.shape(x), axis, keepdims)
+    if type(x) is np.ndarray and x.dtype == np.float64 and type(out) in _NUMERIC_CT and type(ct) in _NUMERIC_CT:
+        # The same numbers as _extreme_share's with fewer passes. Without ties (one hit
+        # per extreme, and no NaN extreme, which has none) the share is the hit itself:
+        # no count per extreme (a slow reduction along a short axis).
+        hit = x == _expand_reduced(out, x.shape, axis, keepdims)
+        out = np.asarray(out)
+        if np.count_nonzero(hit) == out.size and not np.isnan(out.sum()):
+            return cte * hit.astype(np.float64)
+        return (cte * (1.0 / np.sum(hit, axis=axis, keepdims=True))) * hit
+    return cte * _extreme_share(out, x, axis, keepdims)
+
+
 def _extreme_gap(largest: bool, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     """Half the distance between the extreme and the runner-up along ``axis``: 0 at a tie."""
     x = np.asarray(x, dtype=float)
@@ -551,8 +646,7 @@ def _define_extreme(name: str, fn: Callable[..., Any], sym: Callable[..., Any]) 
     define(name, impl, sympy=lambda x, axis, keepdims: _object_reduce(sym, x, axis, keepdims),
            jvp=(lambda t, out, x, axis, keepdims: np.sum(t * _extreme_share(out, x, axis, keepdims),
                                                          axis=axis, keepdims=keepdims),),
-           vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims)
-                * _extreme_share(out, x, axis, keepdims),),
+           vjp=(_extreme_vjp,),
            complex_safe=False, kink="ties split the derivative evenly among the tied elements",
            kink_gap=functools.partial(_extreme_gap, name == "max"))
 
@@ -627,14 +721,19 @@ def _getitem_batched(t: Any, idx: tuple[Any, ...], nb: int) -> Any:
 
 
 def _has_advanced(idx: tuple[Any, ...]) -> bool:
-    return any(isinstance(i, np.ndarray) for i in idx)
+    for i in idx:  # a loop, not any(): this runs on every indexing
+        if isinstance(i, np.ndarray):
+            return True
+    return False
 
 
-def _pad_slice(g: np.ndarray, idx: tuple[Any, ...], shape: tuple[int, ...]) -> np.ndarray | None:
-    """``g`` padded with zeros, when ``idx`` is one unit-step slice along one axis.
+def _pad_slice(g: np.ndarray, idx: tuple[Any, ...], shape: tuple[int, ...],
+               scale: float = 1.0) -> np.ndarray | None:
+    """``scale * g`` padded with zeros, when ``idx`` is one unit-step slice along one axis.
 
     The common ``x[1:]``, ``x[:-1]``: one pass over the result instead of a
-    zero fill followed by a copy. ``None`` for any other index.
+    zero fill followed by a copy (and the reverse backend's lazy factor
+    ``scale`` is applied in the same pass). ``None`` for any other index.
     """
     if len(idx) > len(shape) or g.ndim != len(shape) or g.dtype.kind not in "fc":
         return None
@@ -651,11 +750,16 @@ def _pad_slice(g: np.ndarray, idx: tuple[Any, ...], shape: tuple[int, ...]) -> n
     start, stop, _ = idx[axis].indices(shape[axis])
     if stop < start:
         return None
-    before = list(shape)
-    before[axis] = start
-    after = list(shape)
-    after[axis] = shape[axis] - stop
-    return np.concatenate([np.zeros(before, g.dtype), g, np.zeros(after, g.dtype)], axis=axis)
+    lead = (_ALL,) * axis
+    out = np.empty(shape, g.dtype)
+    out[lead + (slice(0, start),)] = 0
+    out[lead + (slice(stop, None),)] = 0
+    middle = out[lead + (slice(start, stop),)]
+    if scale == 1.0:
+        np.copyto(middle, g)
+    else:
+        np.multiply(g, scale, out=middle)
+    return out
 
 
 _ALL = slice(None)
@@ -810,8 +914,22 @@ def _matmul_vjp_b(ct: Any, out: Any, a: Any, b: Any) -> Any:
     return g[..., :, 0] if b_nd == 1 else g
 
 
+def _rows(d: Any, m: Any) -> Any:
+    """``diag(d) @ m`` without the product: row k of ``m`` times ``d[k]``; ``m`` itself for
+    the identity (``d`` is 1.0)."""
+    if type(d) is float:
+        return m if d == 1.0 else m * d
+    return (d[:, None] if type(d) is np.ndarray else np.reshape(d, (-1, 1))) * m
+
+
+# The seed diag(d) of a Jacobian of a vector against a matrix (A @ x): one
+# scaling of the matrix instead of an n x n x n product with the identity.
 define("matmul", np.matmul, sympy=lambda a, b: np.matmul(np.asarray(a, dtype=object), np.asarray(b, dtype=object)),
        nargs=2, jvp=(_matmul_jvp_a, _matmul_jvp_b), vjp=(_matmul_vjp_a, _matmul_vjp_b),
+       jvp_diagonal=(lambda d, out, a, b: _rows(d, b) if _ndim(a) == 1 and _ndim(b) == 2 else NotImplemented,
+                     lambda d, out, a, b: _rows(d, _swap(a)) if _ndim(b) == 1 and _ndim(a) == 2 else NotImplemented),
+       vjp_diagonal=(lambda d, out, a, b: _rows(d, _swap(b)) if _ndim(a) == 1 and _ndim(b) == 2 else NotImplemented,
+                     lambda d, out, a, b: _rows(d, a) if _ndim(b) == 1 and _ndim(a) == 2 else NotImplemented),
        doc="a @ b with NumPy's rules for 1-D operands and stacks")
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.values import shape_of
+from ..core.values import concrete, shape_of
 from ..errors import ShapeError
 
 
@@ -30,9 +30,7 @@ def zeros_batched(batch: tuple[int, ...], like: Any) -> Any:
 
 
 def _float_dtype(x: Any) -> Any:
-    from ..core.values import concrete
-
-    dt = np.asarray(concrete(x)).dtype
+    dt = x.dtype if type(x) is np.ndarray else np.asarray(concrete(x)).dtype
     # object: SymPy expressions, whose seeds stay exact integers (no 1.0* factors)
     return dt if dt.kind in "fcO" else np.dtype(np.float64)
 
@@ -46,6 +44,80 @@ def identity(n: int, dtype: Any) -> np.ndarray:
         np.fill_diagonal(eye, sympy.S.One)
         return eye
     return np.eye(n, dtype=dtype)
+
+
+class Diagonal:
+    """The batch of (co)tangents ``diag(d)``, kept unformed: a Jacobian's seed.
+
+    For a value of shape ``(n,)`` it stands for the ``n x n`` batch whose
+    k-th (co)tangent is ``d[k]`` times the k-th unit vector (the identity
+    when ``d`` is all ones). Elementwise rules keep it diagonal (they act on
+    ``d`` alone) and the table's ``vjp_diagonal``/``jvp_diagonal`` rules turn
+    it into a dense batch without a product with the identity; everything
+    else sees :meth:`dense`. ``d`` is a 1-D float NumPy array, never
+    modified in place (the identity's is shared and read-only).
+    """
+
+    __slots__ = ("d", "identity")
+
+    def __init__(self, d: np.ndarray, identity: bool = False):
+        self.d = d
+        self.identity = identity  # d is all ones: the table's diagonal rules get 1.0
+
+    @property
+    def factor(self) -> Any:
+        """What the table's ``vjp_diagonal``/``jvp_diagonal`` rules get: ``d``, or 1.0 for the identity."""
+        return 1.0 if self.identity else self.d
+
+    @property
+    def batch(self) -> tuple[int, ...]:
+        return self.d.shape
+
+    def dense(self) -> np.ndarray:
+        d = self.d
+        n = d.shape[0]
+        m = np.zeros((n, n), dtype=d.dtype)
+        m.flat[::n + 1] = d
+        return m
+
+    __array_ufunc__ = None  # no silent object arrays: NumPy refuses to mix it with arrays
+
+    def __repr__(self) -> str:
+        return f"Diagonal({self.d!r})"
+
+
+def dense(t: Any) -> Any:
+    """``t``, a :class:`Diagonal` formed."""
+    return t.dense() if type(t) is Diagonal else t
+
+
+def add_batches(a: Any, b: Any) -> Any:
+    """``a + b`` for (co)tangents that may be :class:`Diagonal`."""
+    if type(a) is Diagonal:
+        if type(b) is Diagonal:
+            return Diagonal(a.d + b.d)
+        a = a.dense()
+    elif type(b) is Diagonal:
+        b = b.dense()
+    return a + b
+
+
+_ONES: dict[tuple[int, Any], np.ndarray] = {}
+
+
+def diagonal_seed(x: Any) -> Diagonal | None:
+    """The identity seed of a Jacobian with respect to (or of) ``x``, unformed; ``None``
+    unless ``x`` is a 1-D float NumPy array."""
+    if type(x) is np.ndarray and x.ndim == 1 and x.dtype.kind == "f":
+        key = (x.shape[0], x.dtype)
+        ones = _ONES.get(key)
+        if ones is None:
+            if len(_ONES) > 64:
+                _ONES.clear()
+            ones = _ONES[key] = np.ones(x.shape, dtype=x.dtype)
+            ones.flags.writeable = False  # shared: d is never written in place
+        return Diagonal(ones, identity=True)
+    return None
 
 
 def _one(out: Any) -> Any:
@@ -64,18 +136,22 @@ def unbroadcast(g: Any, shape: tuple[int, ...], nb: int) -> Any:
     is used, which saves materializing it. :func:`full` materializes it.
     """
     gs = shape_of(g)
-    extra = len(gs) - nb - len(shape)
-    if extra < 0:
+    start = len(gs) - len(shape)  # where the argument's own axes begin
+    if start < nb:
         return g
-    axes = tuple(range(nb, nb + extra)) + tuple(
-        nb + extra + i for i, d in enumerate(shape) if d == 1 and gs[nb + extra + i] != 1)
+    axes = list(range(nb, start))
+    for i, d in enumerate(shape):
+        if d == 1 and gs[start + i] != 1:
+            axes.append(start + i)
     if not axes:
         return g
     if type(g) is np.ndarray:  # methods skip NumPy's dispatch layer: this runs once per broadcast
-        g = g.sum(axis=axes, keepdims=True)
+        g = g.sum(axis=tuple(axes), keepdims=True)
     else:
-        g = np.sum(g, axis=axes, keepdims=True)
-    new = gs[:nb] + tuple(1 if s == 1 else d for s, d in zip(shape, shape_of(g)[nb + extra:]))
+        g = np.sum(g, axis=tuple(axes), keepdims=True)
+    if start == nb:
+        return g
+    new = gs[:nb] + shape_of(g)[start:]  # without the leading axes summed over
     return g.reshape(new) if type(g) is np.ndarray else np.reshape(g, new)
 
 
@@ -107,6 +183,8 @@ class ADBackend:
 
     name = "?"
     prefers_reverse = True
+    diagonal_seeds = False
+    """Whether ``vjp_fn`` and ``jvp`` take a :class:`Diagonal` batch (a Jacobian's seed)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -142,36 +220,48 @@ class ADBackend:
     def _jacobian_rev(self, fun: Callable[..., Any], primals: Sequence[Any],
                       argnums: Sequence[int]) -> tuple[Any, tuple[Any, ...]]:
         out, vjp_fn, _ = self.vjp(fun, primals, argnums)
-        oshape = tuple(np.shape(out))
-        m = int(np.prod(oshape, dtype=np.int64))
-        seed = identity(m, _float_dtype(out)).reshape((m,) + oshape)
-        cts = vjp_fn(seed, 1)
-        return out, tuple(np.reshape(c, oshape + tuple(np.shape(primals[i])))
-                          for c, i in zip(cts, argnums))
+        oshape = shape_of(out)
+        dtype = _float_dtype(out)
+        if not oshape and dtype.kind == "f":
+            # a scalar output: the gradient, one unbatched sweep (no batch axis to carry)
+            cts = vjp_fn(_one(out))
+        else:
+            seed = diagonal_seed(out) if self.diagonal_seeds else None
+            if seed is None:
+                m = int(np.prod(oshape, dtype=np.int64))
+                seed = identity(m, dtype).reshape((m,) + oshape)
+            cts = vjp_fn(seed, 1)
+        jacs = []
+        for c, i in zip(cts, argnums):
+            jacs.append(_reshaped(c, oshape + shape_of(primals[i])))
+        return out, tuple(jacs)
 
     def _jacobian_fwd(self, fun: Callable[..., Any], primals: Sequence[Any],
                       argnums: Sequence[int]) -> tuple[Any, tuple[Any, ...]]:
-        sizes = [int(np.size(primals[i])) if not hasattr(primals[i], "_trace") else
-                 int(np.prod(np.shape(primals[i]), dtype=np.int64)) for i in argnums]
+        sizes = [_size(primals[i]) for i in argnums]
         k = sum(sizes)
-        if all(type(primals[i]) is float for i in argnums) and k <= _SCALAR_PASSES:
+        if k <= _SCALAR_PASSES and all(type(primals[i]) is float for i in argnums):
             return self._jacobian_fwd_scalar(fun, primals, argnums)
-        tangents = []
-        start = 0
-        for i, n in zip(argnums, sizes):
-            t = np.zeros((k, n), dtype=_float_dtype(primals[i]))
-            t[start:start + n] = identity(n, t.dtype)
-            tangents.append(t.reshape((k,) + tuple(np.shape(primals[i]))))
-            start += n
+        seed = diagonal_seed(primals[argnums[0]]) if self.diagonal_seeds and len(argnums) == 1 else None
+        if seed is not None:
+            tangents = [seed]
+        else:
+            tangents = []
+            start = 0
+            for i, n in zip(argnums, sizes):
+                t = np.zeros((k, n), dtype=_float_dtype(primals[i]))
+                t[start:start + n] = identity(n, t.dtype)
+                tangents.append(t.reshape((k,) + tuple(np.shape(primals[i]))))
+                start += n
         out, tout = self.jvp(fun, primals, argnums, tangents, nb=1)
-        oshape = tuple(np.shape(out))
+        oshape = shape_of(out)
         # tout: (k,) + out.shape  ->  out.shape + (k,), then split per argument
-        moved = np.moveaxis(tout, 0, -1) if oshape else tout
+        moved = tout.transpose(tuple(range(1, len(oshape) + 1)) + (0,)) if oshape else tout
         jacs = []
         start = 0
         for i, n in zip(argnums, sizes):
-            part = moved[..., start:start + n]
-            jacs.append(np.reshape(part, oshape + tuple(np.shape(primals[i]))))
+            part = moved if n == k else moved[..., start:start + n]
+            jacs.append(_reshaped(part, oshape + shape_of(primals[i])))
             start += n
         return out, tuple(jacs)
 
@@ -220,8 +310,19 @@ def _nest_derivative(backend: ADBackend, g: Callable[..., Any]) -> Callable[...,
     return d
 
 
+def _size(x: Any) -> int:
+    if type(x) is np.ndarray:
+        return x.size
+    return int(np.prod(shape_of(x), dtype=np.int64))
+
+
+def _reshaped(c: Any, shape: tuple[int, ...]) -> Any:
+    # no view of an array that already has the shape (a view would be copied again)
+    return c if shape_of(c) == shape else np.reshape(c, shape)
+
+
 def _check_scalar(out: Any, name: str, backend: str) -> None:
-    if np.shape(out) != ():
+    if shape_of(out) != ():
         raise ShapeError(
             f"grad of {name} (backend '{backend}'): the function must return a scalar, "
             f"got shape {np.shape(out)}; use dk.jacobian for array outputs")

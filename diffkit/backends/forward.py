@@ -12,9 +12,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.values import Value, evaluate, new_level, pack, shape_of
-from ..primitives import Primitive
-from .base import ADBackend, split_aux, zeros_batched
+from ..core.values import Value, new_level, pack, shape_of
+from ..primitives import PRIMITIVES, Primitive
+from .base import ADBackend, Diagonal, add_batches, split_aux, zeros_batched
+
+_TABLE = frozenset(PRIMITIVES.values())
+_NOTHING = object()
 
 
 class Dual(Value):
@@ -44,18 +47,39 @@ class ForwardTrace:
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         primals = []
         tangents: list[Any] = []
+        diagonal = False
         for a in args:
             if type(a) is Dual and a._trace is self:
                 primals.append(a.primal)
-                tangents.append(a.tangent)
+                t = a.tangent
+                tangents.append(t)
+                if type(t) is Diagonal:
+                    diagonal = True
             else:
                 primals.append(a)
                 tangents.append(None)
-        out = evaluate(prim, primals, params)
+        out = _NOTHING  # core.values.evaluate, inlined (a call per operation counts here)
+        scalar = prim.scalar
+        if scalar is not None and not params:
+            for v in primals:
+                if type(v) is not float and type(v) is not int:
+                    break
+            else:
+                try:
+                    out = scalar(*primals)  # Python floats: math, not NumPy
+                except (ValueError, ArithmeticError):
+                    pass  # NumPy gives inf or NaN (with a warning) where math raises
+        if out is _NOTHING:
+            out = prim.numpy(*primals, **params) if params else prim.numpy(*primals)
         if not prim.differentiable:
             return out
         for j in prim.nondiff_args:
             tangents[j] = None
+        if diagonal:
+            t_diag = _diagonal_jvp(prim, primals, tangents, out, params)
+            if t_diag is not None:
+                return Dual(self, out, t_diag)
+            tangents = [t.dense() if type(t) is Diagonal else t for t in tangents]
         if type(out) is float and not self.nb and prim.jvp_joint is None:
             # scalar code: no batch axes, no broadcasting, nothing to align
             t_out: Any = None
@@ -68,11 +92,11 @@ class ForwardTrace:
             t_out = prim.jvp_joint(tuple(tangents), out, *primals, **params)
         else:
             t_out = None
-            out_nd = len(shape_of(out))
+            out_nd = len(shape_of(out)) if prim.elementwise and self.nb else 0
             for i, t in enumerate(tangents):
                 if t is None:
                     continue
-                if prim.elementwise and self.nb:
+                if out_nd:
                     # align a broadcast argument's tangent behind the batch axes
                     missing = out_nd - len(shape_of(primals[i]))
                     if missing > 0:
@@ -83,7 +107,7 @@ class ForwardTrace:
         if t_out is None:
             return out
         want = self.batch + shape_of(out)
-        if shape_of(t_out) != want:
+        if (t_out.shape if type(t_out) is np.ndarray else shape_of(t_out)) != want:
             t_out = np.broadcast_to(t_out, want)
         return Dual(self, out, t_out)
 
@@ -91,9 +115,48 @@ class ForwardTrace:
         from ..custom import custom_forward
 
         primals = [a.primal if isinstance(a, Dual) and a._trace is self else a for a in args]
-        tangents = [a.tangent if isinstance(a, Dual) and a._trace is self else None for a in args]
+        tangents = [_dense(a.tangent) if isinstance(a, Dual) and a._trace is self else None for a in args]
         out, t_out = custom_forward(fn, primals, tangents, self.batch)
         return Dual(self, out, t_out)
+
+
+def _dense(t: Any) -> Any:
+    return t.dense() if type(t) is Diagonal else t
+
+
+def _diagonal_jvp(prim: Primitive, primals: list[Any], tangents: list[Any], out: Any,
+                  params: dict[str, Any]) -> Any:
+    """The output's tangent when the tangents are :class:`Diagonal` batches, without
+    forming them; ``None`` where they must be formed.
+
+    A diagonal tangent belongs to a value of the batch's shape ``(n,)``. An elementwise
+    rule acts on each element alone, so on ``d`` it gives the diagonal of the result
+    (for an output of that same shape); the table's ``jvp_diagonal`` rules give a dense
+    batch.
+    """
+    if prim not in _TABLE or prim.jvp_joint is not None:
+        return None
+    diag_rules = prim.jvp_diagonal
+    total: Any = None
+    for i, t in enumerate(tangents):
+        if t is None:
+            continue
+        if type(t) is not Diagonal:
+            return None
+        rule = diag_rules[i] if diag_rules else None
+        if rule is not None:
+            c = rule(t.factor, out, *primals, **params)
+            if c is NotImplemented:
+                return None
+        elif prim.elementwise and shape_of(out) == t.d.shape:
+            c = prim.jvp[i](t.d, out, *primals, **params)
+            if type(c) is not np.ndarray or c.shape != t.d.shape:
+                return None
+            c = Diagonal(c)
+        else:
+            return None
+        total = c if total is None else add_batches(total, c)
+    return total
 
 
 class Forward(ADBackend):
@@ -108,17 +171,19 @@ class Forward(ADBackend):
 
     name = "forward"
     prefers_reverse = False
+    diagonal_seeds = True
 
     def jvp(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],
             tangents: Sequence[Any], nb: int = 0) -> tuple[Any, Any]:
-        batch = tuple(np.shape(tangents[0])[:nb]) if nb else ()
+        t0 = tangents[0] if nb else None
+        batch = (t0.batch if type(t0) is Diagonal else shape_of(t0)[:nb]) if nb else ()
         trace = ForwardTrace(batch)
         args = list(primals)
         for i, t in zip(argnums, tangents):
             args[i] = Dual(trace, args[i], t)
         out = pack(fun(*args))
         if isinstance(out, Dual) and out._trace is trace:
-            return out.primal, out.tangent
+            return out.primal, _dense(out.tangent)
         return out, zeros_batched(batch, out)
 
     def vjp(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],

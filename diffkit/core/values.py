@@ -47,6 +47,8 @@ class Trace(Protocol):
 
 # Filled by diffkit.numpy_api at import: NumPy callable -> handler.
 UFUNC_HANDLERS: dict[Any, Callable[..., Any]] = {}
+# The ufuncs that are one primitive each (np.sin -> P.sin): traced values bind them directly.
+UFUNC_PRIMITIVES: dict[Any, Primitive] = {}
 FUNCTION_HANDLERS: dict[Any, Callable[..., Any]] = {}
 REDUCE_HANDLERS: dict[Any, Callable[..., Any]] = {}
 
@@ -178,6 +180,12 @@ class Value:
 
     # -- NumPy protocols ------------------------------------------------------
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if method == "__call__" and not kwargs:
+            prim = UFUNC_PRIMITIVES.get(ufunc)
+            if prim is not None:  # the common case, np.sin(x), without the handler's detour
+                if len(inputs) == 1:  # then it is this value
+                    return self._trace.apply(prim, inputs, {})
+                return bind(prim, *inputs)
         if kwargs.get("out") is not None:
             raise TracingError(
                 f"numpy.{ufunc.__name__}(..., out=...) writes in place into an array, which a traced "
@@ -283,46 +291,66 @@ class Value:
     __hash__ = object.__hash__
 
     # -- operators --------------------------------------------------------------
+    # A Python number, or a value of this same trace, needs no search for the
+    # innermost trace (bind's job): the common case goes straight to the trace.
     def __add__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(_P.add, (self, o), {})
         return bind(_P.add, self, o)
 
     def __radd__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(_P.add, (o, self), {})
         return bind(_P.add, o, self)
 
     def __sub__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(_P.subtract, (self, o), {})
         return bind(_P.subtract, self, o)
 
     def __rsub__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(_P.subtract, (o, self), {})
         return bind(_P.subtract, o, self)
 
     def __mul__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(_P.multiply, (self, o), {})
         return bind(_P.multiply, self, o)
 
     def __rmul__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(_P.multiply, (o, self), {})
         return bind(_P.multiply, o, self)
 
     def __truediv__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(_P.divide, (self, o), {})
         return bind(_P.divide, self, o)
 
     def __rtruediv__(self, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(_P.divide, (o, self), {})
         return bind(_P.divide, o, self)
 
     def __pow__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS and o == 2:
-            return bind(_P.square, self)
+        if type(o) in _PY_NUMBERS:
+            if o == 2:
+                return self._trace.apply(_P.square, (self,), {})
+            return self._trace.apply(_P.power, (self, o), {})
         return bind(_P.power, self, o)
 
     def __rpow__(self, o: Any) -> Any:
         return bind(_P.power, o, self)
 
     def __matmul__(self, o: Any) -> Any:
-        return np.matmul(self, o)
+        return bind(_P.matmul, self, o)
 
     def __rmatmul__(self, o: Any) -> Any:
-        return np.matmul(o, self)
+        return bind(_P.matmul, o, self)
 
     def __neg__(self) -> Any:
-        return bind(_P.negative, self)
+        return self._trace.apply(_P.negative, (self,), {})
 
     def __pos__(self) -> Any:
         return self
@@ -364,6 +392,8 @@ class Value:
         return np.divmod(o, self)
 
     def __getitem__(self, idx: Any) -> Any:
+        if type(idx) is slice or type(idx) is int:  # x[1:], x[0]: nothing to normalize
+            return self._trace.apply(_P.getitem, (self,), {"idx": (idx,)})
         return _getitem(self, idx)
 
     # -- ndarray methods users call --------------------------------------------
