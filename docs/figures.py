@@ -14,7 +14,7 @@ functions, so importing this file (pytest's doctest collection does) is cheap.
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import sys
 import time
 from pathlib import Path
@@ -127,38 +127,29 @@ def swell(out: Path) -> list[Path]:
     return [_save(plots.swell(rows), out / "swell.png")]
 
 
-def bench_rows(readme: Path = ROOT / "bench" / "README.md") -> list[dict[str, Any]]:
-    """The ratio rows of the results table in ``bench/README.md``: name, median, target.
-
-    Rows in microseconds (the scalar chain) are left out: they are not ratios.
+def bench_run(path: Path = ROOT / "docs" / "benchmarks.json") -> dict[str, Any]:
+    """The saved ``diffkit bench`` run that docs/benchmarks.md was generated from.
 
     Example:
-        >>> rows = bench_rows()
-        >>> rows[0]["name"].startswith("Rosenbrock"), rows[0]["target"]
-        (True, 3.0)
+        >>> bench_run()["schema"]
+        'diffkit.bench/1'
     """
-    rows = []
-    for line in readme.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 6 or cells[0] in ("case", "") or set(cells[0]) <= set("-"):
-            continue
-        name, target, _aim, median, _lo, _hi = cells
-        if "µs" in name:
-            continue
-        m = re.search(r"[\d.]+", target)
-        rows.append({"name": name.replace(": ", "\n", 1), "ratio": float(median),
-                     "target": float(m.group()) if m else None})
-    return rows
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @figure
 def bench(out: Path) -> list[Path]:
-    """The measured ratios of bench/README.md against their targets."""
+    """The saved run's targets as bars, and gradient time against n (log-log) for every tool."""
     from diffkit import plots
 
-    fig = plots.bench(bench_rows(), title="bench/bench_ad.py: medians of five runs")
-    fig.set_size_inches(8, 4.5)
-    return [_save(fig, out / "bench.png")]
+    run = bench_run()
+    rows = [{"name": t["name"], "ratio": t["measured"], "target": t["target"]}
+            for t in run["targets"] if t["sense"] == "<=" and "setup" not in t["name"]]
+    fig = plots.bench(rows, xlabel="measured (ratio, or µs per operation)", title="diffkit against its targets")
+    fig.set_size_inches(8, 5)
+    scaling = plots.scaling([r for r in run["sections"].get("ad", []) if r.get("section") == "scaling"],
+                            title="Rosenbrock: gradient time against n")
+    return [_save(fig, out / "bench.png"), _save(scaling, out / "bench_scaling.png")]
 
 
 @figure
