@@ -196,7 +196,7 @@ def _suite_plots(result: Any) -> list[dict[str, str]]:
 
 @app.command()
 def bench(
-    quick: bool = typer.Option(False, "--quick", help="Shorter budgets and fewer sizes (about a minute)."),
+    quick: bool = typer.Option(False, "--quick", help="Shorter budgets and fewer sizes (about 30 s; the default about 75 s)."),
     peers: bool = typer.Option(True, "--peers/--no-peers", help="Also time the installed peers."),
     section: list[str] = typer.Option([], "--section", help="ad, numeric or symbolic (repeatable); default all."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the run as JSON here."),
