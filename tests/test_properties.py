@@ -200,6 +200,7 @@ def test_jvp_vjp_transposition(fa, u_flat, v_flat):
 
 
 @given(cases())
+@example((dk.Function.parse("arctanh(0.9*tanh(hypot(arccosh(2 + 0.5**2), x**3)))", variables=VARS), (1.5, 0.0)))
 def test_hessian_symmetric_and_equal_across_backends(fa):
     f, args = fa
     note_case(f, args)
@@ -209,7 +210,9 @@ def test_hessian_symmetric_and_equal_across_backends(fa):
     for b, h in H.items():
         assert_close(h, h.T, tol, f"{b} hessian symmetry")
     assert_close(H["forward"], H["reverse"], tol, "forward vs reverse (forward-over-reverse) hessian")
-    assert_close(H["symbolic"], H["reverse"], tol, "symbolic vs reverse hessian")
+    # tol bounds each backend's rounding error; two of them may sit on opposite sides of the
+    # truth (the thorough run: symbolic 4.1e-14 above, reverse 2.7e-14 below, tol 6.0e-14)
+    assert_close(H["symbolic"], H["reverse"], 2 * tol, "symbolic vs reverse hessian")
 
 
 NESTINGS = [(outer, inner) for outer in ("forward", "reverse", "symbolic") for inner in ("forward", "reverse")]
