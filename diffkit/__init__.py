@@ -16,10 +16,14 @@ from .custom import custom_jvp, custom_vjp
 from .errors import (
     BackendMismatch,
     DiffkitError,
-    DomainError,
+    InvalidArgument,
+    InvalidType,
+    NotFound,
     ParseError,
     ShapeError,
+    SizeLimitError,
     TracingError,
+    Unavailable,
     UnsupportedOperation,
 )
 from .operators import derivative, diff, grad, hessian, jacobian, jvp, value_and_grad, vjp
@@ -31,7 +35,8 @@ from .primitives import PRIMITIVES
 __version__ = "0.1.0"
 
 __all__ = [
-    "PRIMITIVES", "Report", "assert_backends_agree", "crosscheck", "BackendMismatch", "DiffkitError", "DomainError", "Forward", "Function",
+    "PRIMITIVES", "Report", "assert_backends_agree", "crosscheck", "BackendMismatch", "DiffkitError", "Forward", "Function",
+    "InvalidArgument", "InvalidType", "NotFound", "SizeLimitError", "Unavailable",
     "Numeric", "NumericResult", "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",
     "custom_jvp", "custom_vjp", "derivative", "get_backend", "grad", "Graph", "graph", "hessian", "jacobian", "jvp",
     "step_sweep", "taylor_test", "value_and_grad", "vjp",

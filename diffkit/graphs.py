@@ -37,7 +37,7 @@ from .backends.base import full
 from .backends.reverse import Node, ReverseTrace
 from .core.function import as_function
 from .core.values import pack, shape_of
-from .errors import DiffkitError
+from .errors import DiffkitError, InvalidArgument, InvalidType, NotFound, Unavailable
 from .primitives import Primitive
 
 # how the picture labels an operation; other primitives show their NumPy name
@@ -145,7 +145,7 @@ class Graph:
         for n in self.nodes:
             if n.label == label:
                 return n
-        raise KeyError(f"graph of {self.name}: no node labelled {label!r}; labels: "
+        raise NotFound(f"graph of {self.name}: no node labelled {label!r}; labels: "
                        f"{', '.join(dict.fromkeys(n.label for n in self.nodes))}")
 
     def to_dot(self) -> str:
@@ -188,15 +188,15 @@ class Graph:
         renderer of the ``graphviz-pure`` package.
         """
         if format not in FORMATS:
-            raise ValueError(f"graph of {self.name}: format {format!r}; choose one of {', '.join(FORMATS)}")
+            raise InvalidArgument(f"graph of {self.name}: format {format!r}; choose one of {', '.join(FORMATS)}")
         dot = self.to_dot().encode()
         if format == "dot":
             return dot
         exe = renderer()
         if exe is None:
-            raise DiffkitError(f"graph of {self.name}: rendering {format} needs Graphviz: "
-                               "pip install 'diffkit[graph]' (graphviz-pure), or the system's graphviz; "
-                               "to_dot() and the .dot format need neither")
+            raise Unavailable(f"graph of {self.name}: rendering {format} needs Graphviz: "
+                              "pip install 'diffkit[graph]' (graphviz-pure), or the system's graphviz; "
+                              "to_dot() and the .dot format need neither")
         done = subprocess.run([exe, f"-T{format}"], input=dot, capture_output=True, timeout=60)
         if done.returncode != 0:
             raise DiffkitError(f"graph of {self.name}: {Path(exe).name} failed to render {format}: "
@@ -215,8 +215,8 @@ class Graph:
         p = Path(path)
         fmt = p.suffix.lstrip(".").lower()
         if fmt not in FORMATS:
-            raise ValueError(f"graph of {self.name}: cannot tell the format of {str(p)!r}; "
-                             f"use one of the extensions {', '.join('.' + f for f in FORMATS)}")
+            raise InvalidArgument(f"graph of {self.name}: cannot tell the format of {str(p)!r}; "
+                                  f"use one of the extensions {', '.join('.' + f for f in FORMATS)}")
         p.write_bytes(self.render(fmt))
         return p
 
@@ -267,8 +267,8 @@ def graph(f: Any, *args: Any, argnums: int | Sequence[int] | None = None, cotang
     leaves = {}
     for i in nums:
         if not _numeric(args[i]):
-            raise TypeError(f"graph of {F.name}: argument {i} ({names[i]!r}) is {type(args[i]).__name__}; "
-                            "graph inputs are numbers or numeric arrays")
+            raise InvalidType(f"graph of {F.name}: argument {i} ({names[i]!r}) is {type(args[i]).__name__}; "
+                              "graph inputs are numbers or numeric arrays")
         leaves[i] = trace.leaf(args[i])
         call[i] = leaves[i]
     out = pack(F.fn(*call))
@@ -278,8 +278,8 @@ def graph(f: Any, *args: Any, argnums: int | Sequence[int] | None = None, cotang
     if traced:
         seed = np.ones(shape_of(value)) if cotangent is None else np.asarray(cotangent, dtype=float)
         if seed.shape != shape_of(value):
-            raise ValueError(f"graph of {F.name}: cotangent of shape {seed.shape}; the output has shape "
-                             f"{shape_of(value)}")
+            raise InvalidArgument(f"graph of {F.name}: cotangent of shape {seed.shape}; the output has shape "
+                                  f"{shape_of(value)}")
         cts = trace.sweep(out, seed[()] if seed.ndim == 0 else seed, 0, keep=True)
 
     def grad_of(index: int) -> Any:

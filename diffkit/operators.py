@@ -18,7 +18,7 @@ import numpy as np
 from .backends import get_backend
 from .core.function import Function, as_function
 from .core.values import Value
-from .errors import DiffkitError, ShapeError, TracingError
+from .errors import DiffkitError, InvalidArgument, InvalidType, ShapeError, TracingError
 
 Argnums = int | Sequence[int]
 
@@ -68,7 +68,7 @@ def _canon(a: Any, F: Function, i: int, op: str) -> Any:
         arr = arr.astype(np.float64)
     elif arr.dtype.kind not in "fc":
         name = F.variables[i] if i < len(F.variables) else f"#{i}"
-        raise TypeError(f"{op} of {F.name}: argument '{name}' must be numeric, got dtype {arr.dtype}")
+        raise InvalidType(f"{op} of {F.name}: argument '{name}' must be numeric, got dtype {arr.dtype}")
     if arr.ndim == 0:
         # Python floats take the table's scalar fast path in the AD backends
         return float(arr) if arr.dtype == np.float64 else arr[()]
@@ -289,7 +289,7 @@ def derivative(f: Any, order: int = 1, *, backend: Any = None) -> Callable[[Any]
     F = as_function(f)
     be = get_backend(backend)
     if int(order) != order or order < 0:
-        raise ValueError(f"derivative of {F.name}: order must be a non-negative integer, got {order!r}")
+        raise InvalidArgument(f"derivative of {F.name}: order must be a non-negative integer, got {order!r}")
 
     def derivative_f(x: Any) -> Any:
         with _context(F, "derivative", be):

@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
+from .errors import InvalidArgument, InvalidType
+
 MISSING_MATPLOTLIB = "diffkit's plots need matplotlib: pip install 'diffkit[plot]'"
 
 METHOD_COLORS = {"forward": "C0", "central": "C1", "complex": "C2"}
@@ -155,7 +157,7 @@ def step_sweep(result_or_f: Any, x: float | None = None, ax: Any = None, *, name
         res = result_or_f
     else:
         if x is None:
-            raise TypeError("plots.step_sweep(f, x): a function needs the point x (or pass a SweepResult)")
+            raise InvalidType("plots.step_sweep(f, x): a function needs the point x (or pass a SweepResult)")
         from .core.function import as_function
 
         F = as_function(result_or_f)
@@ -254,7 +256,7 @@ def swell(rows: Any, ax: Any = None, *, quantity: str = "ops") -> Any:
         rows = rows["rows"]
     rows = list(rows)
     if quantity not in ("ops", "time"):
-        raise ValueError(f"plots.swell: quantity is 'ops' or 'time', got {quantity!r}")
+        raise InvalidArgument(f"plots.swell: quantity is 'ops' or 'time', got {quantity!r}")
     fig, ax = _axes(ax, (7.0, 4.8))
     ax.set_yscale("log", nonpositive="mask")
     for k, (key, label) in enumerate(SWELL_OPS if quantity == "ops" else SWELL_TIMES):
@@ -353,7 +355,7 @@ def bench(rows: Iterable[Mapping[str, Any]], ax: Any = None, *, xlabel: str = "g
     rows = list(rows)
     for r in rows:
         if "name" not in r or "ratio" not in r:
-            raise ValueError(f"plots.bench: each row is {{'name', 'ratio', 'target'}}, got {dict(r)!r}")
+            raise InvalidArgument(f"plots.bench: each row is {{'name', 'ratio', 'target'}}, got {dict(r)!r}")
     fig, ax = _axes(ax, (7.0, 1.4 + 0.45 * max(len(rows), 1)))
     ratios = [_finite(r["ratio"]) for r in rows]
     targets = [_finite(r.get("target")) for r in rows]
@@ -651,7 +653,7 @@ def suite(result: Any, ax: Any = None, *, kind: str = "both") -> Any:
         ['ratio:numeric', 'ratio:reverse']
     """
     if kind not in ("both", "ratio", "time"):
-        raise ValueError(f"plots.suite: kind is 'both', 'ratio' or 'time', got {kind!r}")
+        raise InvalidArgument(f"plots.suite: kind is 'both', 'ratio' or 'time', got {kind!r}")
     name, records = _records(result)
     n = len(records)
     width = max(8.0, min(16.0, 4.0 + 0.1 * n))
@@ -668,8 +670,8 @@ def suite(result: Any, ax: Any = None, *, kind: str = "both") -> Any:
             try:
                 ax_r, ax_t = ax
             except (TypeError, ValueError):
-                raise TypeError("plots.suite(kind='both') draws into a pair of Axes; pass kind='ratio' or "
-                                "'time' for one") from None
+                raise InvalidType("plots.suite(kind='both') draws into a pair of Axes; pass kind='ratio' or "
+                                  "'time' for one") from None
             fig = _root(ax_r.figure)
         else:
             ax_r = ax_t = ax

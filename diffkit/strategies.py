@@ -63,6 +63,7 @@ from hypothesis.extra import numpy as hnp
 
 from .core.function import Function, as_function, expression_functions
 from .core.values import Value, evaluate, new_level, pack
+from .errors import InvalidArgument
 from .primitives import PRIMITIVES, Primitive
 
 __all__ = ["functions", "points", "domain_transform", "constant_matrix", "constant_vector",
@@ -127,8 +128,8 @@ def elementwise_primitives(primitives: Sequence[str] | None = None, smooth: bool
         for n in primitives:
             found = [p.name for p in PRIMITIVES.values() if n == p.name or n in p.aliases]
             if not found and n not in _KINK_COMPOSITES and n != "pow":
-                raise ValueError(f"functions(primitives=...): {n!r} is neither in the primitive table "
-                                 f"nor one of {sorted(_KINK_COMPOSITES)}")
+                raise InvalidArgument(f"functions(primitives=...): {n!r} is neither in the primitive table "
+                                      f"nor one of {sorted(_KINK_COMPOSITES)}")
             wanted.update(found)
     parseable = expression_functions()
     out = []
@@ -539,13 +540,14 @@ def functions(variables: Sequence[str] = ("x",), max_depth: int = 3, primitives:
     """
     variables = tuple(variables)
     if not variables:
-        raise ValueError("functions(): give at least one variable")
+        raise InvalidArgument("functions(): give at least one variable")
     if max_depth < 1:
-        raise ValueError("functions(): max_depth must be at least 1")
+        raise InvalidArgument(f"functions(): max_depth must be at least 1, got {max_depth!r}")
     shapes = {k: tuple(int(n) for n in v) for k, v in (shapes or {}).items()}
     unknown = set(shapes) - set(variables)
     if unknown:
-        raise ValueError(f"functions(): shapes for unknown variables {sorted(unknown)}")
+        raise InvalidArgument(f"functions(): shapes for unknown variables {sorted(unknown)}; "
+                              f"the variables are {list(variables)}")
     prims = elementwise_primitives(primitives, smooth=smooth, analytic=analytic)
     named = set(primitives) if primitives is not None else None
     power = named is None or "power" in named or "pow" in named
@@ -564,8 +566,8 @@ def functions(variables: Sequence[str] = ("x",), max_depth: int = 3, primitives:
         composites=composites, power=power, arrays=any(shapes.values()),
     )
     if not (spec.unary or spec.binary or spec.power or spec.composites):
-        raise ValueError(f"functions(): no primitive left to draw from (primitives={primitives!r}, "
-                         f"smooth={smooth}, analytic={analytic})")
+        raise InvalidArgument(f"functions(): no primitive left to draw from (primitives={primitives!r}, "
+                              f"smooth={smooth}, analytic={analytic})")
 
     if not spec.arrays:
         return _node(spec, False, max_depth, (), root=True).map(
@@ -796,9 +798,10 @@ def points(f: Any, min_value: float = -2.0, max_value: float = 2.0, dtype: Any =
     F = as_function(f)
     dt = np.dtype(dtype)
     if dt.kind != "f":
-        raise ValueError(f"points(): dtype must be a floating dtype, got {dt}")
+        raise InvalidArgument(f"points(): dtype must be a floating dtype, got {dt}")
     if not min_value < max_value:
-        raise ValueError("points(): min_value must be below max_value")
+        raise InvalidArgument(f"points(): min_value must be below max_value, got min_value={min_value!r}, "
+                              f"max_value={max_value!r}")
     shp = dict(_SHAPES.get(F, {}))
     shp.update({k: tuple(v) for k, v in (shapes or {}).items()})
     width = dt.itemsize * 8

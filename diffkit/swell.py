@@ -27,6 +27,8 @@ from typing import Any, Callable
 import numpy as np
 import sympy
 
+from .errors import InvalidArgument
+
 X0 = 0.3
 """The point at which derivatives are evaluated for comparison."""
 
@@ -103,7 +105,7 @@ def _step(step: str, n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         ops, k = cse_ops([d])
         return {"cse_ops": ops, "cse_replacements": k, "cse_time": time.perf_counter() - t0}
-    raise ValueError(f"unknown step {step!r}")
+    raise InvalidArgument(f"swell: unknown step {step!r}; choose one of {', '.join(STEPS)}")
 
 
 def _child(step: str, n: int, conn: Any) -> None:

@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .core.function import as_function
-from .errors import BackendMismatch
+from .errors import BackendMismatch, InvalidArgument
 from .harness.crosscheck import AD_RTOL_EPS, NUMERIC_SAFETY, assert_backends_agree
 
 __all__ = ["absolute_derivative", "assert_backends_agree", "check_grads"]
@@ -92,11 +92,11 @@ def check_grads(f: Any, args: Sequence[Any], order: int = 2, modes: Sequence[str
         >>> check_grads(lambda x, y: np.sin(x) * y**2, (0.3, np.array([1.0, 2.0])), order=2)
     """
     if order < 1 or int(order) != order:
-        raise ValueError(f"check_grads: order must be a positive integer, got {order!r}")
+        raise InvalidArgument(f"check_grads: order must be a positive integer, got {order!r}")
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
     bad = [m for m in modes if m not in _MODES]
     if bad or not modes:
-        raise ValueError(f"check_grads: modes must be among {_MODES}, got {modes!r}")
+        raise InvalidArgument(f"check_grads: modes must be among {_MODES}, got {modes!r}")
     F = as_function(f)
     args = tuple(_canon(a) for a in args)
     rng = np.random.default_rng(seed)
@@ -404,7 +404,7 @@ def absolute_derivative(f: Any, args: Sequence[Any], order: int = 1) -> np.ndarr
         array([[141.4]])
     """
     if order not in (1, 2):
-        raise ValueError(f"absolute_derivative: order must be 1 or 2, got {order!r}")
+        raise InvalidArgument(f"absolute_derivative: order must be 1 or 2, got {order!r}")
     F = as_function(f)
     arrays = [np.asarray(a, dtype=np.float64) for a in args]
     sizes = [a.size for a in arrays]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InvalidArgument, InvalidType
 from .base import ADBackend
 from .forward import Forward
 from .numeric import Numeric
@@ -38,12 +39,12 @@ def get_backend(backend: Any = None) -> ADBackend:
     if isinstance(backend, str):
         cls = _BACKENDS.get(backend)
         if cls is None:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(backends())}")
+            raise InvalidArgument(f"unknown backend {backend!r}; choose one of {', '.join(backends())}")
         return cls()
     if isinstance(backend, ADBackend) or hasattr(backend, "vjp"):
         return backend  # type: ignore[no-any-return]
-    raise TypeError(f"backend= takes a name ({', '.join(backends())}) or a backend instance, "
-                    f"got {type(backend).__name__}")
+    raise InvalidType(f"backend= takes a name ({', '.join(backends())}) or a backend instance, "
+                      f"got {type(backend).__name__}")
 
 
 __all__ = ["ADBackend", "Forward", "Reverse", "Symbolic", "backends", "get_backend", "DEFAULT_BACKEND"]

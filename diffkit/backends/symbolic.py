@@ -33,7 +33,14 @@ import numpy as np
 import sympy
 
 from ..core.values import Value, new_level, pack
-from ..errors import DiffkitError, ShapeError, TracingError, UnsupportedOperation
+from ..errors import (
+    InvalidArgument,
+    InvalidType,
+    ShapeError,
+    SizeLimitError,
+    TracingError,
+    UnsupportedOperation,
+)
 from ..primitives import Primitive
 from .base import ADBackend
 
@@ -43,10 +50,6 @@ SIZE_LIMIT = 2000
 Expressions and their compilation grow with it; past a few thousand elements
 the AD backends are the right tool.
 """
-
-
-class SizeLimitError(DiffkitError, ValueError):
-    """A symbolic trace would need more symbols than the backend's limit."""
 
 
 class Sym(Value):
@@ -208,7 +211,9 @@ def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int) -> T
             "Symbolic(size_limit=...)")
     for name, p in zip(names, primals):
         if np.iscomplexobj(p):
-            raise TypeError(f"the symbolic backend differentiates real arguments; '{name}' is complex")
+            raise UnsupportedOperation(f"the symbolic backend differentiates real arguments; argument "
+                                       f"'{name}' is complex (dtype {np.asarray(p).dtype}); use backend='reverse' "
+                                       "or 'forward' for complex arguments")
         if not _is_numeric(p):
             args.append(p)
             shapes.append(None)
@@ -241,7 +246,7 @@ def derivative_exprs(fun: Callable[..., Any], traced: Traced, op: str, argnums: 
     tuples), each an expression or an object array of the usual shape.
     """
     if op not in _OPS:
-        raise ValueError(f"op must be one of {_OPS}, got {op!r}")
+        raise InvalidArgument(f"symbolic derivative_exprs: op must be one of {_OPS}, got {op!r}")
     from .forward import Forward
     from .reverse import Reverse
 
@@ -252,7 +257,7 @@ def derivative_exprs(fun: Callable[..., Any], traced: Traced, op: str, argnums: 
     if method == "naive":
         return out, _naive(out, traced, op, argnums, order)
     if method != "dag":
-        raise ValueError(f"method must be 'dag' or 'naive', got {method!r}")
+        raise InvalidArgument(f"symbolic derivative_exprs: method must be 'dag' or 'naive', got {method!r}")
     if op == "grad":
         if np.shape(out) != ():
             raise ShapeError(f"grad of {getattr(fun, '__name__', 'f')} (backend 'symbolic'): the function "
@@ -283,7 +288,7 @@ def _symbols_of(traced: Traced, i: int) -> np.ndarray:
     start = sum(int(np.prod(s)) for s in traced.shapes[:i] if s is not None)
     shape = traced.shapes[i]
     if shape is None:
-        raise TypeError(f"argument {i} is not numeric and cannot be differentiated")
+        raise InvalidType(f"symbolic backend: argument {i} is not numeric and cannot be differentiated")
     n = int(np.prod(shape))
     return np.array(traced.symbols[start:start + n], dtype=object).reshape(shape)
 
@@ -423,7 +428,9 @@ def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str,
     traced = trace_args(fun, primals, size_limit)
     for i in argnums:
         if traced.shapes[i] is None:
-            raise TypeError(f"argument {i} of {getattr(fun, '__name__', 'f')} is not numeric")
+            raise InvalidType(f"argument {i} of {getattr(fun, '__name__', 'f')} is not numeric "
+                              f"({type(primals[i]).__name__}); the symbolic backend differentiates "
+                              "with respect to numbers and numeric arrays only")
     t1 = time.perf_counter()
     value, deriv = derivative_exprs(fun, traced, op, argnums, order, method)
     if simplify:
@@ -475,7 +482,7 @@ class Symbolic(ADBackend):
     def __init__(self, simplify: bool = False, cse: bool = True, method: str = "dag",
                  size_limit: int = SIZE_LIMIT):
         if method not in ("dag", "naive"):
-            raise ValueError(f"Symbolic(method=...) is 'dag' or 'naive', got {method!r}")
+            raise InvalidArgument(f"Symbolic(method=...) is 'dag' or 'naive', got {method!r}")
         self.simplify = simplify
         self.cse = cse
         self.method = method

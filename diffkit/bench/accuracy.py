@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import __version__
 from ..backends.numeric import Numeric
+from ..errors import InvalidArgument
 from .timing import timeit
 
 __all__ = ["CASES", "DIGITS_CAP", "DPS", "METHODS", "TARGETS", "Estimate", "available_methods", "digits",
@@ -297,7 +298,8 @@ def select_cases(cases: Sequence[str] | None = None, limit: int | None = None) -
         by_name = {c[0]: c for c in CASES}
         unknown = [c for c in cases if c not in by_name]
         if unknown:
-            raise ValueError(f"unknown case(s): {', '.join(unknown)}")
+            raise InvalidArgument(f"accuracy benchmark: unknown case(s) {', '.join(unknown)}; "
+                                  f"choose from {', '.join(by_name)}")
         chosen = [by_name[c] for c in cases]
     return chosen[:limit] if limit is not None else chosen
 
@@ -393,7 +395,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None, peer
     """
     chosen = select_cases(cases, limit)
     if not chosen:
-        raise ValueError("no cases to run")
+        raise InvalidArgument(f"accuracy benchmark: no cases to run (cases={cases!r}, limit={limit!r})")
     if progress:
         progress(f"numeric: mpmath truth of {len(chosen)} cases")
     truths = {(name, n): truth(f, x, n) for name, f, x in chosen for n in (1, 2)}

@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import InvalidArgument
 from .peers import TOOLS, Case, Tool, get_tool
 from .timing import timeit
 
@@ -240,7 +241,7 @@ def run(quick: bool = False, tools: Sequence[str | Tool] | None = None,
     sections = list(SECTIONS if sections is None else sections)
     bad = [s for s in sections if s not in SECTIONS]
     if bad:
-        raise ValueError(f"unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
+        raise InvalidArgument(f"AD benchmark: unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
     chosen = [t if isinstance(t, Tool) else get_tool(t) for t in (TOOLS if tools is None else tools)]
     budget = (0.2 if quick else 0.5) if budget is None else budget
     max_call = (1.0 if quick else 3.0) if max_call is None else max_call

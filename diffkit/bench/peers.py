@@ -47,6 +47,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import InvalidArgument, Unavailable
+
 __all__ = ["TOOLS", "TORCH_SHIM", "Case", "Tool", "available_tools", "get_tool", "tool_info", "tools"]
 
 
@@ -168,7 +170,7 @@ class Tool:
 
     def _need(self) -> None:
         if not self._ensure():
-            raise RuntimeError(f"{self.name} is not available: {self._reason}")
+            raise Unavailable(f"{self.name} is not available ({self._reason})")
 
     def grad(self, case: Case) -> Callable[[], Any]:
         """A zero-argument callable computing the gradient of ``case`` with this tool."""
@@ -180,7 +182,7 @@ class Tool:
 
     def _check_mode(self, mode: str) -> None:
         if mode not in self.modes:
-            raise ValueError(f"{self.name} has no {mode!r} Jacobian; modes: {', '.join(self.modes)}")
+            raise InvalidArgument(f"{self.name} has no {mode!r} Jacobian; modes: {', '.join(self.modes)}")
 
     def to_numpy(self, result: Any) -> Any:
         """The result of a built callable as NumPy (a tuple stays a tuple)."""
@@ -259,7 +261,8 @@ class Autograd(Tool):
         from autograd.core import make_jvp
 
         if not isinstance(case.argnums, int):
-            raise ValueError("the Jacobian cases differentiate one argument")
+            raise InvalidArgument(f"{self.name}: the Jacobian of case {case.name!r} needs one argument "
+                                  f"(an int argnums), got argnums={case.argnums!r}")
         f, args, k = functools.partial(case.fn, anp), case.args, case.argnums
         if mode == "reverse":
             j = autograd.jacobian(f, k)
@@ -396,7 +399,7 @@ _INSTANCES: dict[str, Tool] = {}
 def get_tool(name: str) -> Tool:
     """The adapter called ``name`` (one of :data:`TOOLS`); one instance per process."""
     if name not in _CLASSES:
-        raise ValueError(f"unknown tool {name!r}; choose from {', '.join(TOOLS)}")
+        raise InvalidArgument(f"unknown tool {name!r}; choose from {', '.join(TOOLS)}")
     if name not in _INSTANCES:
         _INSTANCES[name] = _CLASSES[name]()
     return _INSTANCES[name]

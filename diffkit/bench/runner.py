@@ -13,6 +13,7 @@ import time
 import traceback
 from typing import Any, Callable, Sequence
 
+from ..errors import InvalidArgument
 from .report import SCHEMA, machine, targets
 
 SECTIONS: dict[str, str] = {"ad": "diffkit.bench.ad", "numeric": "diffkit.bench.accuracy",
@@ -33,7 +34,7 @@ def run(quick: bool = False, sections: Sequence[str] | None = None, peers: bool 
     chosen = list(SECTIONS) if sections is None else list(sections)
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
-        raise ValueError(f"diffkit bench: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        raise InvalidArgument(f"diffkit bench: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     t0 = time.perf_counter()
     out: dict[str, Any] = {"schema": SCHEMA, "quick": quick, "peers": peers, "sections": {}, "errors": {}}
     tools: list[dict[str, Any]] = []

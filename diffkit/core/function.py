@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import InvalidArgument, InvalidType
 from . import parser
 
 
@@ -47,7 +48,7 @@ class Function:
             expr = expr if expr is not None else fn.expr
             fn = fn.fn
         if not callable(fn):
-            raise TypeError(f"a Function needs a callable, got {type(fn).__name__}")
+            raise InvalidType(f"a Function needs a callable, got {type(fn).__name__}")
         self.fn = fn
         self.variables: tuple[str, ...] = tuple(variables) if variables is not None else _signature_names(fn)
         self.name: str = name or getattr(fn, "__name__", None) or "f"
@@ -99,8 +100,8 @@ class Function:
             syms = [sympy.Symbol(v) if isinstance(v, str) else v for v in variables]
         missing = expr.free_symbols - set(syms)
         if missing:
-            raise ValueError(f"from_sympy: symbols {sorted(map(str, missing))} are not among the "
-                             f"variables {[str(s) for s in syms]}")
+            raise InvalidArgument(f"from_sympy: symbols {sorted(map(str, missing))} are not among the "
+                                  f"variables {[str(s) for s in syms]}")
         from .sympy_eval import sympy_evaluator
 
         fn = sympy_evaluator(expr, syms)
@@ -133,8 +134,8 @@ def as_function(f: Any) -> Function:
         sympy = None
     if sympy is not None and isinstance(f, sympy.Basic):
         return Function.from_sympy(f)
-    raise TypeError(f"cannot differentiate a {type(f).__name__}: give a callable, a dk.Function, "
-                    "an expression string or a SymPy expression")
+    raise InvalidType(f"cannot differentiate a {type(f).__name__}: give a callable, a dk.Function, "
+                      "an expression string or a SymPy expression")
 
 
 def _sigmoid(x: Any) -> Any:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn, Union
 
-from ..errors import ParseError
+from ..errors import InvalidType, NotFound, ParseError
 
 __all__ = [
     "MAX_LENGTH",
@@ -338,26 +338,28 @@ class Expression:
             The value of the expression.
 
         Raises:
-            TypeError: on too many, duplicate, unknown or missing arguments.
+            InvalidType: (a ``TypeError``) on too many, duplicate, unknown or missing
+                arguments.
         """
         if len(args) > len(self.variables):
-            raise TypeError(
+            raise InvalidType(
                 f"expression {_shorten(self.text)!r} takes at most {len(self.variables)} "
                 f"positional argument(s) {self.variables!r}, got {len(args)}"
             )
         env: dict[str, Any] = dict(zip(self.variables, args))
         for name, value in kwargs.items():
             if name not in self.variables:
-                raise TypeError(
+                raise InvalidType(
                     f"unknown variable {name!r} for expression {_shorten(self.text)!r}; "
                     f"variables are {self.variables!r}"
                 )
             if name in env:
-                raise TypeError(f"variable {name!r} given both by position and by name")
+                raise InvalidType(f"variable {name!r} of expression {_shorten(self.text)!r} given both by "
+                                  "position and by name")
             env[name] = value
         missing = sorted(self.names_used - env.keys())
         if missing:
-            raise TypeError(
+            raise InvalidType(
                 f"missing value(s) for variable(s) {', '.join(missing)} of expression "
                 f"{_shorten(self.text)!r}"
             )
@@ -382,7 +384,7 @@ class Expression:
             return _OPERATORS[node.op](
                 self._evaluate(node.left, env), self._evaluate(node.right, env)
             )
-        raise TypeError(f"unknown node {node!r}")  # pragma: no cover
+        raise InvalidType(f"expression tree: unknown node {node!r}")  # pragma: no cover
 
     def to_sympy(
         self,
@@ -407,8 +409,8 @@ class Expression:
             The SymPy expression.
 
         Raises:
-            KeyError: a function used in the expression is missing from
-                ``functions``.
+            NotFound: (a ``KeyError``) a function used in the expression is
+                missing from ``functions``.
             ParseError: a power whose exponent evaluates to a number larger
                 than :data:`MAX_EXPONENT` in absolute value has a symbolic
                 base.
@@ -417,7 +419,8 @@ class Expression:
 
         missing = sorted(self.functions_used - functions.keys())
         if missing:
-            raise KeyError(f"no SymPy function given for {', '.join(missing)}")
+            raise NotFound(f"to_sympy of expression {_shorten(self.text)!r}: no SymPy function given for "
+                           f"{', '.join(missing)}")
         relations: dict[str, Callable[[Any, Any], Any]] = {
             "<": sympy.Lt,
             "<=": sympy.Le,
@@ -474,7 +477,7 @@ class Expression:
                 return relations[node.op](convert(node.left), convert(node.right))
             if isinstance(node, Call):
                 return functions[node.name](*[convert(a) for a in node.args])
-            raise TypeError(f"unknown node {node!r}")  # pragma: no cover
+            raise InvalidType(f"expression tree: unknown node {node!r}")  # pragma: no cover
 
         return convert(self.tree)
 
@@ -780,7 +783,8 @@ def _check_variables(
     text: str,
 ) -> tuple[str, ...]:
     if isinstance(variables, str):
-        raise TypeError("variables must be a sequence of names, not a string")
+        raise InvalidType(f"parse: variables must be a sequence of names such as ('x', 'y'), not the "
+                          f"string {variables!r}")
     result = tuple(variables)
     seen: set[str] = set()
     for name in result:
@@ -838,7 +842,7 @@ def parse(
             (:data:`MAX_LENGTH`, :data:`MAX_DEPTH`, :data:`MAX_NODES`,
             :data:`MAX_EXPONENT`), or ``variables`` is invalid or misses a
             free name.
-        TypeError: ``text`` is not a string.
+        InvalidType: (a ``TypeError``) ``text`` is not a string.
 
     Example:
         >>> import numpy as np
@@ -853,7 +857,7 @@ def parse(
         (2,)
     """
     if not isinstance(text, str):
-        raise TypeError(f"expression must be a string, not {type(text).__name__}")
+        raise InvalidType(f"parse: the expression must be a string, not {type(text).__name__}")
     declared = None if variables is None else _check_variables(variables, functions, text)
     parser = _Parser(text, functions, constants, declared)
     parser.precheck()

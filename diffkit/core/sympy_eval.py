@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy
 
-from ..errors import UnsupportedOperation
+from ..errors import InvalidType, UnsupportedOperation
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,8 +82,8 @@ def sympy_evaluator(expr: sympy.Basic, symbols: Sequence[sympy.Symbol]) -> Calla
 
     def evaluate(*args: Any) -> Any:
         if len(args) != len(positions):
-            raise TypeError(f"expected {len(positions)} arguments ({', '.join(map(str, positions))}), "
-                            f"got {len(args)}")
+            raise InvalidType(f"function of a SymPy expression: expected {len(positions)} arguments "
+                              f"({', '.join(map(str, positions))}), got {len(args)}")
         env: dict[Any, Any] = dict(zip(positions, args))
         for node, fn, children in steps:
             if not callable(fn) and fn not in ("pair", "piecewise"):

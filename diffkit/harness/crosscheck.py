@@ -27,7 +27,14 @@ import numpy as np
 
 from ..backends import backends as all_backends
 from ..core.function import Function, as_function
-from ..errors import BackendMismatch, TracingError, UnsupportedOperation
+from ..errors import (
+    BackendMismatch,
+    InvalidArgument,
+    NotFound,
+    SizeLimitError,
+    TracingError,
+    UnsupportedOperation,
+)
 from .kinks import walk
 
 OPS = ("grad", "jacobian", "hessian", "derivative", "jvp", "vjp")
@@ -107,7 +114,8 @@ class Report:
         for r in self.rows:
             if r.backend == backend:
                 return r
-        raise KeyError(backend)
+        raise NotFound(f"report of {self.function}: no row for backend {backend!r}; rows: "
+                       f"{', '.join(r.backend for r in self.rows)}")
 
     def __str__(self) -> str:
         from .report import to_text
@@ -178,7 +186,7 @@ def _operator(F: Function, op: str, backend: Any, argnums: Any, order: int,
         return lambda *args: dk.jvp(F, args, tangents, backend=backend)[1]
     if op == "vjp":
         return lambda *args: dk.vjp(F, *args, backend=backend)[1](cotangent)
-    raise ValueError(f"op must be one of {', '.join(OPS)}, got {op!r}")
+    raise InvalidArgument(f"crosscheck of {F.name}: op must be one of {', '.join(OPS)}, got {op!r}")
 
 
 def _flatten(value: Any) -> np.ndarray:
@@ -408,13 +416,13 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
     from ..backends import get_backend
 
     if op not in OPS:
-        raise ValueError(f"crosscheck: op must be one of {', '.join(OPS)}, got {op!r}")
+        raise InvalidArgument(f"crosscheck: op must be one of {', '.join(OPS)}, got {op!r}")
     F = as_function(f)
     if name:
         F = Function(F, name=name)
     if op == "derivative" and len(args) != 1:
-        raise ValueError(f"crosscheck: op='derivative' takes a function of one scalar; {len(args)} arguments "
-                         "given (use op='grad' with argnums)")
+        raise InvalidArgument(f"crosscheck of {F.name}: op='derivative' takes a function of one scalar; "
+                              f"{len(args)} arguments given (use op='grad' with argnums)")
     # NumPy scalars and arrays in the arguments' own floating dtype (float32 stays float32)
     args = [np.asarray(a, dtype=np.asarray(a).dtype if np.asarray(a).dtype.kind == "f" else np.float64)
             for a in args]
@@ -529,7 +537,7 @@ def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any,
 
 
 def _is_size_limit(e: BaseException) -> bool:
-    return type(e).__name__ == "SizeLimitError"
+    return isinstance(e, SizeLimitError)
 
 
 def _one_line(e: BaseException) -> str:

@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any, Sequence
 
+from ..errors import InvalidArgument
 from .crosscheck import SCHEMA, Reference, Report, Row
 
 VERDICT_MARK = {"ok": "ok", "fail": "FAIL", "convention": "convention", "unsupported": "unsupported",
@@ -139,7 +140,7 @@ def _unclean(v: Any) -> Any:
 
 def from_dict(d: dict[str, Any]) -> Report:
     if d.get("schema") != SCHEMA:
-        raise ValueError(f"not a diffkit cross-check report (schema {d.get('schema')!r}, expected {SCHEMA!r})")
+        raise InvalidArgument(f"not a diffkit cross-check report (schema {d.get('schema')!r}, expected {SCHEMA!r})")
     import numpy as np
 
     ref = d["reference"]

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from ..errors import InvalidArgument, Unavailable
 from .suites import Case
 
 SUITE_SCHEMA = "diffkit.suite/1"
@@ -201,7 +202,8 @@ def run_suite(cases: Sequence[Case], name: str = "suite", jobs: int = 1, timeout
     """
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
-        raise ValueError("case ids must be unique")
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise InvalidArgument(f"run_suite: case ids must be unique; repeated: {', '.join(map(repr, dup))}")
     t0 = time.perf_counter()
     done = read_results(results) if (results and resume) else {}
     if results and not resume and os.path.exists(results):
@@ -255,7 +257,8 @@ def _run_dask(todo: list[dict[str, Any]], address: str, timeout: float, budget: 
     try:
         from distributed import Client, as_completed
     except ImportError as e:  # pragma: no cover - the extra is missing
-        raise RuntimeError("--scheduler needs dask.distributed: pip install 'diffkit[dask]'") from e
+        raise Unavailable("run_suite(scheduler=...) / --scheduler needs dask.distributed: "
+                          "pip install 'diffkit[dask]'") from e
     client = address if not isinstance(address, str) else Client(address)
     try:
         futures = [client.submit(run_isolated, case, timeout, budget, key=f"diffkit-{case['id']}", pure=False)

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.function import Function
+from ..errors import InvalidArgument
 from .crosscheck import OPS
 
 
@@ -98,31 +99,31 @@ def load_toml(path: str) -> list[Case]:
     cases: list[Case] = []
     entries = data.get("case", [])
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{path}: no [[case]] tables")
+        raise InvalidArgument(f"{path}: no [[case]] tables")
     for k, entry in enumerate(entries):
         where = f"{path}: case {k + 1}" + (f" ({entry.get('id')})" if isinstance(entry, dict) else "")
         if not isinstance(entry, dict) or "f" not in entry:
-            raise ValueError(f"{where}: needs f = an expression or 'module:function'")
+            raise InvalidArgument(f"{where}: needs f = an expression or 'module:function'")
         unknown = set(entry) - {"id", "f", "at", "args", "ops", "op", "argnums", "order", "rtol", "atol", "note",
                                 "tags", "expect"}
         if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+            raise InvalidArgument(f"{where}: unknown keys {sorted(unknown)}")
         f = str(entry["f"])
         fn = resolve(f, name=entry.get("id"))
         if "at" in entry:
             at = entry["at"]
             missing = [v for v in fn.variables if v not in at]
             if missing:
-                raise ValueError(f"{where}: 'at' has no value for {missing} (variables {list(fn.variables)})")
+                raise InvalidArgument(f"{where}: 'at' has no value for {missing} (variables {list(fn.variables)})")
             args = [at[v] for v in fn.variables]
         elif "args" in entry:
             args = list(entry["args"])
         else:
-            raise ValueError(f"{where}: give the point as at = {{...}} or args = [...]")
+            raise InvalidArgument(f"{where}: give the point as at = {{...}} or args = [...]")
         ops = entry.get("ops", entry.get("op", ["grad"]))
         for op in ([ops] if isinstance(ops, str) else ops):
             if op not in OPS:
-                raise ValueError(f"{where}: op {op!r} is not one of {', '.join(OPS)}")
+                raise InvalidArgument(f"{where}: op {op!r} is not one of {', '.join(OPS)}")
         cases += expand(str(entry.get("id", f"case{k + 1}")), f, args, ops, argnums=entry.get("argnums"),
                         order=int(entry.get("order", 1)), rtol=entry.get("rtol"), atol=entry.get("atol"),
                         note=str(entry.get("note", "")), tags=tuple(entry.get("tags", ())),
@@ -130,7 +131,7 @@ def load_toml(path: str) -> list[Case]:
     ids = [c.id for c in cases]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
-        raise ValueError(f"{path}: duplicate case ids {dup}")
+        raise InvalidArgument(f"{path}: duplicate case ids {dup}")
     return cases
 
 
@@ -146,5 +147,5 @@ def suite(name_or_path: str) -> list[Case]:
         return SUITES[name_or_path]()
     if name_or_path.endswith(".toml"):
         return load_toml(name_or_path)
-    raise ValueError(f"unknown suite {name_or_path!r}: choose one of {', '.join(sorted(SUITES))} "
-                     "or give a .toml file")
+    raise InvalidArgument(f"unknown suite {name_or_path!r}: choose one of {', '.join(sorted(SUITES))} "
+                          "or give a .toml file")
