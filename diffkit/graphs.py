@@ -40,12 +40,6 @@ from .core.values import pack, shape_of
 from .errors import DiffkitError, InvalidArgument, InvalidType, NotFound, Unavailable
 from .primitives import Primitive
 
-# how the picture labels an operation; other primitives show their NumPy name
-_SYMBOLS = {
-    "add": "+", "subtract": "−", "multiply": "×", "divide": "÷", "true_divide": "÷", "power": "^",
-    "negative": "−", "matmul": "@", "square": "x²", "reciprocal": "1/x",
-}
-
 FORMATS = ("dot", "svg", "png", "pdf")
 """What :meth:`Graph.save` and :meth:`Graph.render` write."""
 
@@ -303,7 +297,7 @@ def graph(f: Any, *args: Any, argnums: int | Sequence[int] | None = None, cotang
                 inputs.append(len(nodes))
                 nodes.append(GraphNode(len(nodes), "constant", _fmt(a), a, None))
         name = prim.name
-        label = _SYMBOLS.get(name, name.split(":", 1)[-1] if ":" in name else name)
+        label = prim.symbol or (name.split(":", 1)[-1] if ":" in name else name)
         at[index] = len(nodes)
         nodes.append(GraphNode(len(nodes), name, label, trace.values[index], grad_of(index), tuple(inputs)))
     return Graph(F.name, tuple(nodes), at[out.index] if traced else None, value)

@@ -19,9 +19,9 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .core import values as _values
-from .core.values import FUNCTION_HANDLERS, REDUCE_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, pack
-from .errors import TracingError, UnsupportedOperation
+from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, pack, register_function, register_index,
+                          register_reduce, register_ufunc, shape_of)
+from .errors import InvalidArgument, TracingError, UnsupportedOperation
 from .primitives import PRIMITIVES, P
 
 # ---------------------------------------------------------------------------
@@ -43,20 +43,18 @@ def _ufunc_handler(prim: Any, name: str) -> Callable[..., Any]:
 for _prim in PRIMITIVES.values():
     _ufunc = getattr(np, _prim.name, None)
     if isinstance(_ufunc, np.ufunc):
-        UFUNC_HANDLERS[_ufunc] = _ufunc_handler(_prim, _prim.name)
-        _values.UFUNC_PRIMITIVES[_ufunc] = _prim
+        register_ufunc(_ufunc, _ufunc_handler(_prim, _prim.name), _prim)
     for _alias in _prim.aliases:
         _u = getattr(np, _alias, None)
         if isinstance(_u, np.ufunc) and _u not in UFUNC_HANDLERS:
-            UFUNC_HANDLERS[_u] = _ufunc_handler(_prim, _alias)
-            _values.UFUNC_PRIMITIVES[_u] = _prim
+            register_ufunc(_u, _ufunc_handler(_prim, _alias), _prim)
 
 
 def _scaled(factor: float) -> Callable[[Any], Any]:
     return lambda x: x * factor
 
 
-UFUNC_HANDLERS.update({
+for _u, _handler in {
     np.float_power: UFUNC_HANDLERS[np.power],
     np.conjugate: lambda x: x,
     np.deg2rad: _scaled(math.pi / 180.0),
@@ -64,7 +62,8 @@ UFUNC_HANDLERS.update({
     np.rad2deg: _scaled(180.0 / math.pi),
     np.degrees: _scaled(180.0 / math.pi),
     np.matmul: lambda a, b, **kw: bind(P.matmul, a, b),
-})
+}.items():
+    register_ufunc(_u, _handler)
 
 
 def _reduce_handler(prim: Any) -> Callable[..., Any]:
@@ -83,7 +82,7 @@ def _nd(a: Any) -> int:
 
 
 def _shape_of(a: Any) -> tuple[int, ...]:
-    return a.shape if isinstance(a, Value) else _values.shape_of(a)
+    return a.shape if isinstance(a, Value) else shape_of(a)
 
 
 def _reduce(prim: Any, x: Any, axis: Any, keepdims: bool) -> Any:
@@ -91,12 +90,8 @@ def _reduce(prim: Any, x: Any, axis: Any, keepdims: bool) -> Any:
     return bind(prim, x, axis=_axes(axis, _nd(x)), keepdims=bool(keepdims))
 
 
-REDUCE_HANDLERS.update({
-    np.add: _reduce_handler(P.sum),
-    np.multiply: _reduce_handler(P.prod),
-    np.maximum: _reduce_handler(P.max),
-    np.minimum: _reduce_handler(P.min),
-})
+for _u, _prim in ((np.add, P.sum), (np.multiply, P.prod), (np.maximum, P.max), (np.minimum, P.min)):
+    register_reduce(_u, _reduce_handler(_prim))
 
 # ---------------------------------------------------------------------------
 # Argument normalization
@@ -125,7 +120,7 @@ def _axis(axis: int, nd: int) -> int:
 def _register(*funcs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def deco(handler: Callable[..., Any]) -> Callable[..., Any]:
         for f in funcs:
-            FUNCTION_HANDLERS[f] = handler
+            register_function(f, handler)
         return handler
 
     return deco
@@ -236,7 +231,7 @@ def _resolve_shape(shape: Any, size: int) -> tuple[int, ...]:
         known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
         shape = tuple(size // known if s == -1 else s for s in shape)
     if int(np.prod(shape, dtype=np.int64)) != size:
-        raise ValueError(f"cannot reshape an array of size {size} into shape {shape}")
+        raise InvalidArgument(f"cannot reshape an array of size {size} into shape {shape}")
     return shape
 
 
@@ -409,7 +404,7 @@ def getitem(x: Any, idx: Any) -> Any:
     return bind(P.getitem, x, idx=_normalize_index(idx, x.ndim if isinstance(x, Value) else np.ndim(x)))
 
 
-_values._getitem = getitem
+register_index(getitem)
 
 
 @_register(np.flip)
@@ -589,7 +584,7 @@ def _einsum_explicit(subscripts: str, ndims: list[int]) -> str:
     ins, arrow, res = spec.partition("->")
     parts = ins.split(",")
     if len(parts) != len(ndims):
-        raise ValueError(f"numpy.einsum('{subscripts}'): {len(parts)} operands in the subscripts, "
+        raise InvalidArgument(f"numpy.einsum('{subscripts}'): {len(parts)} operands in the subscripts, "
                          f"{len(ndims)} given")
     used = set(spec) - {".", ",", "-", ">"}
     free = [c for c in _LETTERS if c not in used]
@@ -699,7 +694,7 @@ def _on_concrete(func: Callable[..., Any]) -> Callable[..., Any]:
 for _f in (np.argmax, np.argmin, np.argsort, np.nonzero, np.count_nonzero, np.any, np.all,
            np.isclose, np.allclose, np.array_equal, np.round, np.around, np.iscomplexobj,
            np.isrealobj, np.searchsorted, np.unique, np.argwhere, np.flatnonzero):
-    FUNCTION_HANDLERS[_f] = _on_concrete(_f)
+    register_function(_f, _on_concrete(_f))
 
 
 @_register(np.shape)
@@ -731,10 +726,10 @@ def _like(maker: Callable[..., Any]) -> Callable[..., Any]:
     return handler
 
 
-FUNCTION_HANDLERS[np.zeros_like] = _like(lambda shape, dtype: np.zeros(shape, dtype))
-FUNCTION_HANDLERS[np.ones_like] = _like(lambda shape, dtype: np.ones(shape, dtype))
-FUNCTION_HANDLERS[np.empty_like] = _like(lambda shape, dtype: np.zeros(shape, dtype))
-FUNCTION_HANDLERS[np.full_like] = _like(lambda shape, fill, dtype: np.full(shape, concrete(fill), dtype))
+register_function(np.zeros_like, _like(lambda shape, dtype: np.zeros(shape, dtype)))
+register_function(np.ones_like, _like(lambda shape, dtype: np.ones(shape, dtype)))
+register_function(np.empty_like, _like(lambda shape, dtype: np.zeros(shape, dtype)))
+register_function(np.full_like, _like(lambda shape, fill, dtype: np.full(shape, concrete(fill), dtype)))
 
 
 @_register(np.copy)

@@ -37,204 +37,22 @@ Example:
 
 from __future__ import annotations
 
-import dis
 import functools
-import inspect
 import math
 import operator
-from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
 import sympy
 
-from .core import values as _values
-from .core.values import bind, concrete
+from .core.primitive import OUT, PRIMITIVES, P, Primitive, Rule, define, vjp_from_partial
+from .core.values import bind, concrete, register_array_methods
+from .errors import SizeLimitError
 
-Rule = Callable[..., Any]
+__all__ = ["OUT", "PRIMITIVES", "P", "Primitive", "define", "has_advanced_index", "matrix_ndim", "pad_slice",
+           "swap_last_axes"]
+
 INF = math.inf
-
-
-@dataclass(frozen=True, eq=False)
-class Primitive:
-    """One entry of the table.
-
-    Attributes:
-        name: the NumPy name (``"sin"``, ``"matmul"``, ``"getitem"`` ...).
-        numpy: implementation on NumPy arrays.
-        sympy: counterpart on SymPy scalars (elementwise primitives) or on
-            object arrays of SymPy expressions; ``None`` where SymPy has none.
-        nargs: number of array arguments, ``None`` for variadic ones.
-        jvp: per-argument linear maps ``jvp[i](t, out, *args, **params)``.
-        vjp: per-argument maps ``vjp[i](ct, out, *args, **params)``.
-        jvp_joint: for variadic primitives, ``jvp_joint(tangents, out, *args,
-            **params)`` with ``None`` for the tangents of constants.
-        vjp_variadic: for variadic primitives, ``vjp_variadic(i, ct, out, *args,
-            **params)``.
-        elementwise: broadcasts like a ufunc (the forward backend aligns
-            batched tangents, the reverse backend sums broadcast axes).
-        differentiable: ``False`` for comparisons and other piecewise-constant
-            operations; their results are plain arrays, never traced.
-        nondiff_args: indices of arguments that are never differentiated
-            (the condition of ``where``).
-        domain: per argument, the open interval inside which the derivative
-            exists; tests and strategies sample there.
-        complex_safe: analytic, so the complex-step derivative is exact.
-        kink: the convention at non-differentiable points, in words.
-        at_kink: ``at_kink(*args)`` is a boolean array, true where a point is a
-            kink; the harness uses it to explain disagreements. Defaults to
-            ``kink_gap(*args) == 0``.
-        kink_gap: ``kink_gap(*args)``, a real array that is 0 exactly at the
-            kinks and changes no faster than the arguments (by at most
-            ``max |change of an argument|``), so ``|kink_gap|`` is a lower
-            bound on how far the arguments are from a kink. The numeric
-            backend keeps its stencils inside that distance: a finite
-            difference across a kink averages two different slopes.
-        scalar: the same function on Python floats (``math.sin`` for ``sin``),
-            which the AD backends use when every argument is a Python
-            number: a scalar operation then costs tens of nanoseconds, not
-            the microsecond of a NumPy call. It may raise ``ValueError`` or
-            ``ArithmeticError`` where NumPy returns inf or NaN; the backends
-            then fall back to ``numpy``.
-        vjp_uses: per argument, which of ``out`` (-1) and the arguments the
-            VJP rule reads (derived from the rules' bytecode).
-        vjp_scaled: optional, per argument: ``vjp_scaled[i](ct, out, *args,
-            **params)`` returns ``(c, g)`` with ``c`` a Python float and
-            ``c * g`` equal to ``vjp[i]``'s result, or ``None`` (then
-            ``vjp[i]`` runs). The reverse backend keeps ``c`` apart as a lazy
-            factor of the cotangent (``-ct`` and ``2 * x * ct`` then cost one
-            pass over an array, or none) and applies it where it must; it
-            calls these only with a Python float or a float NumPy array ``ct``.
-        vjp_diagonal, jvp_diagonal: optional, per argument: the rule at the
-            batch of (co)tangents ``diag(d)`` (``d`` of shape ``(n,)``: the
-            k-th (co)tangent is ``d[k]`` times the k-th unit vector; the Python
-            float 1.0 for the identity, the seed of a Jacobian), without
-            forming the n x n matrix: a dense batch, or ``NotImplemented``
-            where the rule has no such shortcut. The result may share memory
-            with the arguments (the backends never write into it).
-            Elementwise primitives need none (the backends derive it).
-    """
-
-    name: str
-    numpy: Callable[..., Any]
-    sympy: Callable[..., Any] | None = None
-    nargs: int | None = 1
-    jvp: tuple[Rule, ...] = ()
-    vjp: tuple[Rule, ...] = ()
-    jvp_joint: Rule | None = None
-    vjp_variadic: Rule | None = None
-    elementwise: bool = False
-    differentiable: bool = True
-    nondiff_args: frozenset[int] = frozenset()
-    domain: tuple[tuple[float, float], ...] = ()
-    complex_safe: bool = True
-    kink: str | None = None
-    at_kink: Callable[..., Any] | None = None
-    kink_gap: Callable[..., Any] | None = None
-    doc: str = ""
-    aliases: tuple[str, ...] = field(default=())
-    scalar: Callable[..., Any] | None = None
-    vjp_uses: tuple[frozenset[int] | None, ...] = ()
-    vjp_scaled: tuple[Rule | None, ...] = ()
-    vjp_diagonal: tuple[Rule | None, ...] = ()
-    jvp_diagonal: tuple[Rule | None, ...] = ()
-
-    def __post_init__(self) -> None:
-        gap = self.kink_gap
-        if gap is not None and self.at_kink is None:
-            object.__setattr__(self, "at_kink", lambda *args, **params: np.equal(gap(*args, **params), 0))
-        if self.vjp and not self.vjp_uses:
-            object.__setattr__(self, "vjp_uses", tuple(_uses(r, self.nargs) for r in self.vjp))
-
-    def jvp_rule(self, i: int) -> Rule:
-        """The JVP rule of argument ``i``."""
-        return self.jvp[i]
-
-    def vjp_rule(self, i: int) -> Rule:
-        """The VJP rule of argument ``i``."""
-        if self.vjp_variadic is not None:
-            rule = self.vjp_variadic
-            return lambda ct, out, *args, **params: rule(i, ct, out, *args, **params)
-        return self.vjp[i]
-
-    def __repr__(self) -> str:
-        return f"<primitive {self.name}>"
-
-
-PRIMITIVES: dict[str, Primitive] = {}
-"""Every primitive, keyed by its NumPy name."""
-
-P = SimpleNamespace()
-"""The table as attributes: ``P.sin``, ``P.matmul`` ..."""
-
-
-def define(
-    name: str,
-    numpy: Callable[..., Any],
-    *,
-    partials: tuple[Callable[..., Any], ...] | None = None,
-    **fields: Any,
-) -> Primitive:
-    """Declare a primitive once, with all of its rules.
-
-    For an elementwise primitive it is enough to give ``partials``: one
-    function ``partial_i(out, *args)`` per argument, the partial derivative.
-    Both the JVP (``t * partial``) and the VJP (``ct * partial``) follow from
-    it, so the two modes agree by construction.
-    """
-    if partials is not None:
-        fields.setdefault("jvp", tuple(_jvp_from_partial(p) for p in partials))
-        fields.setdefault("vjp", tuple(_vjp_from_partial(p) for p in partials))
-        fields.setdefault("elementwise", True)
-        fields.setdefault("nargs", len(partials))
-    prim = Primitive(name, numpy, **fields)
-    PRIMITIVES[name] = prim
-    setattr(P, name, prim)
-    return prim
-
-
-_LOADS = {"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_FAST_AND_CLEAR"}
-
-
-def _uses(rule: Rule | None, nargs: int | None) -> frozenset[int] | None:
-    """Which of ``out`` (-1) and the arguments (0, 1, ...) a VJP rule reads.
-
-    Read from the rule's bytecode, once, when the table is built. The reverse
-    backend keeps only those values on the tape, so intermediates that no rule
-    needs are freed as soon as the user's code drops them (NumPy then reuses
-    their memory, as it does without a tape). ``None`` means "all of them".
-    """
-    if rule is None or nargs is None:
-        return None
-    target = getattr(rule, "_partial", rule)
-    code = getattr(target, "__code__", None)
-    if code is None:
-        return None
-    params = list(code.co_varnames[:code.co_argcount])
-    if code.co_flags & inspect.CO_VARARGS:
-        return None
-    if target is rule:
-        params = params[1:]  # drop the cotangent
-    if len(params) < nargs + 1 or code.co_flags & inspect.CO_VARKEYWORDS:
-        return None
-    params = params[:nargs + 1]  # out and the arguments; the rest are parameters
-    loaded = {ins.argval for ins in dis.get_instructions(code) if ins.opname in _LOADS}
-    if code.co_freevars and any(v in loaded for v in code.co_freevars):
-        return None
-    return frozenset(i - 1 for i, name in enumerate(params) if name in loaded)
-
-
-def _jvp_from_partial(partial: Callable[..., Any]) -> Rule:
-    return lambda t, out, *args: t * partial(out, *args)
-
-
-def _vjp_from_partial(partial: Callable[..., Any]) -> Rule:
-    def rule(ct: Any, out: Any, *args: Any) -> Any:
-        return ct * partial(out, *args)
-
-    rule._partial = partial  # type: ignore[attr-defined]
-    return rule
 
 
 class _FastMath:
@@ -296,64 +114,29 @@ def _zero(t: Any) -> Any:
     return t * 0.0
 
 
-# Lazy factors for the reverse backend (``vjp_scaled``): a rule ``c * ct`` or
-# ``c * ct * x`` returns ``(c, ct)`` or ``(c, ct * x)``, and the factor rides
-# along the sweep (VJPs are linear in the cotangent) until it meets another
-# factor, a product, or an array the sweep must write.
-_WEAK = (float, int)
-"""Python numbers: as factors of a float array they keep its dtype."""
-
-
-def _plain_float(a: Any) -> bool:
-    return type(a) is np.ndarray and a.dtype.kind in "fc"
-
-
-def _negated(ct: Any, *_: Any) -> tuple[float, Any] | None:
-    return (-1.0, ct) if type(ct) is np.ndarray else None
-
-
-def _times_scaled(ct: Any, other: Any) -> tuple[float, Any] | None:
-    """``ct * other`` as ``(c, g)``: a Python-number factor, or a float cotangent."""
-    if type(other) in _WEAK and type(ct) is np.ndarray:
-        return float(other), ct
-    if type(ct) is float and _plain_float(other):
-        return ct, other
-    return None
-
-
-def _square_scaled(ct: Any, out: Any, x: Any, *_: Any) -> tuple[float, Any] | None:
-    """``2 * x * ct``: no pass for a float cotangent, one (``ct * x``) for an array."""
-    if not _plain_float(x):
-        return None
-    return (ct * 2.0, x) if type(ct) is float else (2.0, ct * x)
-
-
 # --------------------------------------------------------------------------
 # Elementwise: arithmetic
 # --------------------------------------------------------------------------
-define("add", np.add, scalar=operator.add, sympy=lambda x, y: x + y, nargs=2, elementwise=True,
+define("add", np.add, sympy=lambda x, y: x + y, nargs=2, elementwise=True,
        jvp=(lambda t, out, x, y: t, lambda t, out, x, y: t),
-       vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: ct), domain=((-INF, INF),) * 2)
-define("subtract", np.subtract, scalar=operator.sub, sympy=lambda x, y: x - y, nargs=2, elementwise=True,
+       vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: ct), domain=((-INF, INF),) * 2, saves=((), ()),
+       linearity="linear", symbol="+", infix=("+", 1))
+define("subtract", np.subtract, sympy=lambda x, y: x - y, nargs=2, elementwise=True,
        jvp=(lambda t, out, x, y: t, lambda t, out, x, y: -t),
-       vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: -ct), vjp_scaled=(None, _negated),
-       domain=((-INF, INF),) * 2)
-define("multiply", np.multiply, scalar=operator.mul, sympy=lambda x, y: x * y, nargs=2, elementwise=True,
+       vjp=(lambda ct, out, x, y: ct, lambda ct, out, x, y: -ct),
+       domain=((-INF, INF),) * 2, saves=((), ()),
+       linearity="linear", symbol="−", infix=("-", 1))
+define("multiply", np.multiply, sympy=lambda x, y: x * y, nargs=2, elementwise=True,
        jvp=(lambda t, out, x, y: t * y, lambda t, out, x, y: x * t),
        vjp=(lambda ct, out, x, y: ct * y, lambda ct, out, x, y: x * ct),
-       vjp_scaled=(lambda ct, out, x, y: _times_scaled(ct, y), lambda ct, out, x, y: _times_scaled(ct, x)),
-       domain=((-INF, INF),) * 2)
+       domain=((-INF, INF),) * 2, saves=((1,), (0,)),
+       linearity="multilinear", symbol="×", infix=("*", 2))
 
 
-def _divide_scaled(ct: Any, out: Any, x: Any, y: Any) -> tuple[float, Any] | None:
-    if type(y) in _WEAK and y != 0 and type(ct) is np.ndarray:
-        return 1.0 / y, ct  # the rule's own ct * (1.0 / y)
-    return None
-
-
-define("divide", np.divide, scalar=operator.truediv, sympy=lambda x, y: x / y,
-       partials=(lambda out, x, y: 1.0 / y, lambda out, x, y: -out / y), vjp_scaled=(_divide_scaled, None),
-       domain=((-INF, INF), (0.1, INF)), aliases=("true_divide",))
+define("divide", np.divide, sympy=lambda x, y: x / y,
+       partials=(lambda out, x, y: 1.0 / y, lambda out, x, y: -out / y),
+       domain=((-INF, INF), (0.1, INF)), aliases=("true_divide",), saves=((1,), (OUT, 1)),
+       symbol="÷", infix=("/", 2))
 
 
 def _pow_dbase(out: Any, x: Any, y: Any) -> Any:
@@ -374,86 +157,87 @@ def _pow_vjp_base(ct: Any, out: Any, x: Any, y: Any) -> Any:
     return ct * _pow_dbase(out, x, y)
 
 
-def _pow_scaled_base(ct: Any, out: Any, x: Any, y: Any) -> tuple[float, Any] | None:
-    return _square_scaled(ct, out, x) if type(y) in _WEAK and y == 2 else None
-
-
-define("power", operator.pow, scalar=math.pow, sympy=lambda x, y: x**y, partials=(_pow_dbase, _pow_dexp),
-       vjp=(_pow_vjp_base, _vjp_from_partial(_pow_dexp)), vjp_scaled=(_pow_scaled_base, None),
+define("power", operator.pow, sympy=lambda x, y: x**y, partials=(_pow_dbase, _pow_dexp),
+       vjp=(_pow_vjp_base, vjp_from_partial(_pow_dexp)),
        domain=((0.1, INF), (-INF, INF)),
-       doc="x**y; d/dy uses log x, so a traced exponent needs x > 0")
-define("negative", np.negative, scalar=operator.neg, sympy=lambda x: -x, elementwise=True,
-       jvp=(lambda t, out, x: -t,), vjp=(lambda ct, out, x: -ct,), vjp_scaled=(_negated,),
-       domain=((-INF, INF),))
-define("positive", np.positive, scalar=operator.pos, sympy=lambda x: x, elementwise=True,
-       jvp=(lambda t, out, x: t,), vjp=(lambda ct, out, x: ct,), domain=((-INF, INF),))
-define("absolute", np.absolute, scalar=abs, sympy=sympy.Abs, partials=(lambda out, x: _f.sign(x),),
+       doc="x**y; d/dy uses log x, so a traced exponent needs x > 0", saves=((OUT, 0, 1), (OUT, 0)),
+       symbol="^")
+define("negative", np.negative, sympy=lambda x: -x, elementwise=True,
+       jvp=(lambda t, out, x: -t,), vjp=(lambda ct, out, x: -ct,),
+       domain=((-INF, INF),), saves=((),),
+       linearity="linear", symbol="−")
+define("positive", np.positive, sympy=lambda x: x, elementwise=True,
+       jvp=(lambda t, out, x: t,), vjp=(lambda ct, out, x: ct,), domain=((-INF, INF),), saves=((),),
+       linearity="linear")
+define("absolute", np.absolute, sympy=sympy.Abs, partials=(lambda out, x: _f.sign(x),),
        complex_safe=False, kink="d|x|/dx at 0 is sign(0) = 0, as SymPy",
-       kink_gap=lambda x: x, domain=((-INF, INF),), aliases=("abs", "fabs"))
-define("sign", np.sign, scalar=_f.sign, sympy=sympy.sign, elementwise=True,
+       kink_gap=lambda x: x, domain=((-INF, INF),), aliases=("abs", "fabs"), saves=((0,),))
+define("sign", np.sign, sympy=sympy.sign, elementwise=True,
        jvp=(lambda t, out, x: _zero(t),), vjp=(lambda ct, out, x: _zero(ct),),
        complex_safe=False, kink="derivative 0 everywhere, also at the jump at 0",
-       kink_gap=lambda x: x, domain=((-INF, INF),))
-define("sqrt", np.sqrt, scalar=math.sqrt, sympy=sympy.sqrt, partials=(lambda out, x: 0.5 / out,), domain=((0.0, INF),))
+       kink_gap=lambda x: x, domain=((-INF, INF),), saves=((),))
+define("sqrt", np.sqrt, sympy=sympy.sqrt, partials=(lambda out, x: 0.5 / out,), domain=((0.0, INF),), saves=((OUT,),))
 define("cbrt", np.cbrt, sympy=lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3),
        partials=(lambda out, x: 1.0 / (3.0 * out * out),), domain=((0.0, INF),),
-       complex_safe=False, doc="the real cube root; its complex continuation differs for x < 0")
-define("square", np.square, scalar=lambda x: x * x, sympy=lambda x: x**2, partials=(lambda out, x: 2.0 * x,),
-       vjp=(lambda ct, out, x: (ct * 2.0) * x,), vjp_scaled=(_square_scaled,),
-       domain=((-INF, INF),))
-define("reciprocal", np.reciprocal, scalar=lambda x: 1.0 / x, sympy=lambda x: 1 / x, partials=(lambda out, x: -(out * out),),
-       domain=((0.1, INF),))
+       complex_safe=False, doc="the real cube root; its complex continuation differs for x < 0", saves=((OUT,),))
+define("square", np.square, sympy=lambda x: x**2, partials=(lambda out, x: 2.0 * x,),
+       vjp=(lambda ct, out, x: (ct * 2.0) * x,),
+       domain=((-INF, INF),), saves=((0,),),
+       symbol="x²")
+define("reciprocal", np.reciprocal, sympy=lambda x: 1 / x, partials=(lambda out, x: -(out * out),),
+       domain=((0.1, INF),), saves=((OUT,),),
+       symbol="1/x")
 
 # --------------------------------------------------------------------------
 # Elementwise: exponentials and logarithms
 # --------------------------------------------------------------------------
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
-define("exp", np.exp, scalar=math.exp, sympy=sympy.exp, partials=(lambda out, x: out,), domain=((-INF, INF),))
-define("exp2", np.exp2, scalar=lambda x: math.pow(2.0, x), sympy=lambda x: 2**x, partials=(lambda out, x: out * _LN2,),
-       domain=((-INF, INF),))
-define("expm1", np.expm1, scalar=math.expm1, sympy=lambda x: sympy.exp(x) - 1, partials=(lambda out, x: out + 1.0,),
-       domain=((-INF, INF),))
-define("log", np.log, scalar=math.log, sympy=sympy.log, partials=(lambda out, x: 1.0 / x,), domain=((0.0, INF),),
-       aliases=("ln",))
-define("log2", np.log2, scalar=math.log2, sympy=lambda x: sympy.log(x, 2), partials=(lambda out, x: 1.0 / (x * _LN2),),
-       domain=((0.0, INF),))
-define("log10", np.log10, scalar=math.log10, sympy=lambda x: sympy.log(x, 10),
-       partials=(lambda out, x: 1.0 / (x * _LN10),), domain=((0.0, INF),))
-define("log1p", np.log1p, scalar=math.log1p, sympy=lambda x: sympy.log(1 + x), partials=(lambda out, x: 1.0 / (1.0 + x),),
-       domain=((-1.0, INF),))
+define("exp", np.exp, sympy=sympy.exp, partials=(lambda out, x: out,), domain=((-INF, INF),), saves=((OUT,),))
+define("exp2", np.exp2, sympy=lambda x: 2**x, partials=(lambda out, x: out * _LN2,),
+       domain=((-INF, INF),), saves=((OUT,),))
+define("expm1", np.expm1, sympy=lambda x: sympy.exp(x) - 1, partials=(lambda out, x: out + 1.0,),
+       domain=((-INF, INF),), saves=((OUT,),))
+define("log", np.log, sympy=sympy.log, partials=(lambda out, x: 1.0 / x,), domain=((0.0, INF),),
+       aliases=("ln",), saves=((0,),))
+define("log2", np.log2, sympy=lambda x: sympy.log(x, 2), partials=(lambda out, x: 1.0 / (x * _LN2),),
+       domain=((0.0, INF),), saves=((0,),))
+define("log10", np.log10, sympy=lambda x: sympy.log(x, 10),
+       partials=(lambda out, x: 1.0 / (x * _LN10),), domain=((0.0, INF),), saves=((0,),))
+define("log1p", np.log1p, sympy=lambda x: sympy.log(1 + x), partials=(lambda out, x: 1.0 / (1.0 + x),),
+       domain=((-1.0, INF),), saves=((0,),))
 define("logaddexp", np.logaddexp, sympy=lambda x, y: sympy.log(sympy.exp(x) + sympy.exp(y)),
        partials=(lambda out, x, y: _f.exp(x - out), lambda out, x, y: _f.exp(y - out)),
        domain=((-INF, INF),) * 2, complex_safe=False,
-       doc="analytic, but NumPy's logaddexp takes no complex input")
+       doc="analytic, but NumPy's logaddexp takes no complex input", saves=((OUT, 0), (OUT, 1)))
 define("logaddexp2", np.logaddexp2, sympy=lambda x, y: sympy.log(2**x + 2**y, 2),
        partials=(lambda out, x, y: _f.exp2(x - out), lambda out, x, y: _f.exp2(y - out)),
-       domain=((-INF, INF),) * 2)
+       domain=((-INF, INF),) * 2, saves=((OUT, 0), (OUT, 1)))
 
 # --------------------------------------------------------------------------
 # Elementwise: trigonometric and hyperbolic
 # --------------------------------------------------------------------------
-define("sin", np.sin, scalar=math.sin, sympy=sympy.sin, partials=(lambda out, x: _f.cos(x),), domain=((-INF, INF),))
-define("cos", np.cos, scalar=math.cos, sympy=sympy.cos, partials=(lambda out, x: -_f.sin(x),), domain=((-INF, INF),))
-define("tan", np.tan, scalar=math.tan, sympy=sympy.tan, partials=(lambda out, x: 1.0 + out * out,),
-       domain=((-1.5, 1.5),))
-define("arcsin", np.arcsin, scalar=math.asin, sympy=sympy.asin, partials=(lambda out, x: 1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
-       domain=((-1.0, 1.0),), aliases=("asin",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1")
-define("arccos", np.arccos, scalar=math.acos, sympy=sympy.acos, partials=(lambda out, x: -1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
-       domain=((-1.0, 1.0),), aliases=("acos",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1")
-define("arctan", np.arctan, scalar=math.atan, sympy=sympy.atan, partials=(lambda out, x: 1.0 / (1.0 + x * x),),
-       domain=((-INF, INF),), aliases=("atan",))
-define("arctan2", np.arctan2, scalar=math.atan2, sympy=lambda y, x: sympy.atan2(y, x),
+define("sin", np.sin, sympy=sympy.sin, partials=(lambda out, x: _f.cos(x),), domain=((-INF, INF),), saves=((0,),))
+define("cos", np.cos, sympy=sympy.cos, partials=(lambda out, x: -_f.sin(x),), domain=((-INF, INF),), saves=((0,),))
+define("tan", np.tan, sympy=sympy.tan, partials=(lambda out, x: 1.0 + out * out,),
+       domain=((-1.5, 1.5),), saves=((OUT,),))
+define("arcsin", np.arcsin, sympy=sympy.asin, partials=(lambda out, x: 1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
+       domain=((-1.0, 1.0),), aliases=("asin",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1", saves=((0,),))
+define("arccos", np.arccos, sympy=sympy.acos, partials=(lambda out, x: -1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
+       domain=((-1.0, 1.0),), aliases=("acos",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1", saves=((0,),))
+define("arctan", np.arctan, sympy=sympy.atan, partials=(lambda out, x: 1.0 / (1.0 + x * x),),
+       domain=((-INF, INF),), aliases=("atan",), saves=((0,),))
+define("arctan2", np.arctan2, sympy=lambda y, x: sympy.atan2(y, x),
        partials=(lambda out, y, x: x / (x * x + y * y), lambda out, y, x: -y / (x * x + y * y)),
        domain=((-INF, INF), (0.1, INF)), complex_safe=False, aliases=("atan2",),
-       doc="arctan2(y, x); not analytic in (y, x) jointly")
-define("hypot", np.hypot, scalar=math.hypot, sympy=lambda x, y: sympy.sqrt(x**2 + y**2),
+       doc="arctan2(y, x); not analytic in (y, x) jointly", saves=((0, 1), (0, 1)))
+define("hypot", np.hypot, sympy=lambda x, y: sympy.sqrt(x**2 + y**2),
        partials=(lambda out, x, y: x / out, lambda out, x, y: y / out),
        domain=((-INF, INF),) * 2, complex_safe=False,
        kink="not differentiable at the origin: NaN there (0/0), as SymPy",
        kink_gap=lambda x, y: np.hypot(x, y) / math.sqrt(2.0),
-       doc="sqrt(x**2 + y**2); not differentiable at the origin (NaN there, as SymPy)")
-define("sinh", np.sinh, scalar=math.sinh, sympy=sympy.sinh, partials=(lambda out, x: _f.cosh(x),), domain=((-INF, INF),))
-define("cosh", np.cosh, scalar=math.cosh, sympy=sympy.cosh, partials=(lambda out, x: _f.sinh(x),), domain=((-INF, INF),))
+       doc="sqrt(x**2 + y**2); not differentiable at the origin (NaN there, as SymPy)", saves=((OUT, 0), (OUT, 1)))
+define("sinh", np.sinh, sympy=sympy.sinh, partials=(lambda out, x: _f.cosh(x),), domain=((-INF, INF),), saves=((0,),))
+define("cosh", np.cosh, sympy=sympy.cosh, partials=(lambda out, x: _f.sinh(x),), domain=((-INF, INF),), saves=((0,),))
 
 
 def _one_minus_square(y: Any) -> Any:
@@ -464,15 +248,15 @@ def _one_minus_square(y: Any) -> Any:
     return 1.0 - y * y
 
 
-define("tanh", np.tanh, scalar=math.tanh, sympy=sympy.tanh, partials=(lambda out, x: _one_minus_square(out),),
-       domain=((-INF, INF),))
-define("arcsinh", np.arcsinh, scalar=math.asinh, sympy=sympy.asinh, partials=(lambda out, x: 1.0 / _f.sqrt(x * x + 1.0),),
-       domain=((-INF, INF),), aliases=("asinh",))
-define("arccosh", np.arccosh, scalar=math.acosh, sympy=sympy.acosh,
+define("tanh", np.tanh, sympy=sympy.tanh, partials=(lambda out, x: _one_minus_square(out),),
+       domain=((-INF, INF),), saves=((OUT,),))
+define("arcsinh", np.arcsinh, sympy=sympy.asinh, partials=(lambda out, x: 1.0 / _f.sqrt(x * x + 1.0),),
+       domain=((-INF, INF),), aliases=("asinh",), saves=((0,),))
+define("arccosh", np.arccosh, sympy=sympy.acosh,
        partials=(lambda out, x: 1.0 / (_f.sqrt(x - 1.0) * _f.sqrt(x + 1.0)),),
-       domain=((1.0, INF),), aliases=("acosh",))
-define("arctanh", np.arctanh, scalar=math.atanh, sympy=sympy.atanh, partials=(lambda out, x: 1.0 / ((1.0 - x) * (1.0 + x)),),
-       domain=((-1.0, 1.0),), aliases=("atanh",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1")
+       domain=((1.0, INF),), aliases=("acosh",), saves=((0,),))
+define("arctanh", np.arctanh, sympy=sympy.atanh, partials=(lambda out, x: 1.0 / ((1.0 - x) * (1.0 + x)),),
+       domain=((-1.0, 1.0),), aliases=("atanh",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1", saves=((0,),))
 
 # --------------------------------------------------------------------------
 # Elementwise: kinks and selection
@@ -492,11 +276,11 @@ _TIE = "ties give 1/2 to each argument, as SymPy Heaviside(0) = 1/2"
 define("maximum", np.maximum, sympy=sympy.Max,
        partials=(lambda out, x, y: _wins(x, y), lambda out, x, y: _wins(y, x)),
        complex_safe=False, kink=_TIE, kink_gap=_half_difference, domain=((-INF, INF),) * 2,
-       aliases=("fmax",))
+       aliases=("fmax",), saves=((0, 1), (0, 1)))
 define("minimum", np.minimum, sympy=sympy.Min,
        partials=(lambda out, x, y: _wins(y, x), lambda out, x, y: _wins(x, y)),
        complex_safe=False, kink=_TIE, kink_gap=_half_difference, domain=((-INF, INF),) * 2,
-       aliases=("fmin",))
+       aliases=("fmin",), saves=((0, 1), (0, 1)))
 
 
 def _where_sympy(c: Any, x: Any, y: Any) -> Any:
@@ -508,20 +292,19 @@ define("where", np.where, sympy=_where_sympy, nargs=3, elementwise=True,
        vjp=(None, lambda ct, out, c, x, y: np.where(c, ct, 0.0), lambda ct, out, c, x, y: np.where(c, 0.0, ct)),  # type: ignore[arg-type]
        nondiff_args=frozenset({0}), complex_safe=True,
        kink="the derivative of the selected branch, as a SymPy Piecewise",
-       domain=((-INF, INF),) * 3)
+       domain=((-INF, INF),) * 3, saves=((), (0,), (0,)))
 
 # Piecewise-constant and logical operations: their results are plain arrays.
-# name: (scalar, SymPy counterpart). On the symbolic backend comparisons become
+# name: SymPy counterpart. On the symbolic backend comparisons become
 # relationals, which np.where turns into a Piecewise.
-_PIECEWISE_CONSTANT: dict[str, tuple[Callable[..., Any] | None, Callable[..., Any] | None]] = {
-    "greater": (operator.gt, sympy.Gt), "greater_equal": (operator.ge, sympy.Ge),
-    "less": (operator.lt, sympy.Lt), "less_equal": (operator.le, sympy.Le),
-    "equal": (operator.eq, sympy.Eq), "not_equal": (operator.ne, sympy.Ne),
-    "logical_and": (None, sympy.And), "logical_or": (None, sympy.Or), "logical_xor": (None, sympy.Xor),
-    "logical_not": (None, sympy.Not), "floor": (None, sympy.floor), "ceil": (None, sympy.ceiling),
-    "trunc": (None, lambda x: sympy.sign(x) * sympy.floor(sympy.Abs(x))),
-    "rint": (None, None), "isfinite": (None, None), "isnan": (None, None), "isinf": (None, None),
-    "signbit": (None, None), "floor_divide": (None, lambda x, y: sympy.floor(x / y)),
+_PIECEWISE_CONSTANT: dict[str, Callable[..., Any] | None] = {
+    "greater": sympy.Gt, "greater_equal": sympy.Ge, "less": sympy.Lt, "less_equal": sympy.Le,
+    "equal": sympy.Eq, "not_equal": sympy.Ne,
+    "logical_and": sympy.And, "logical_or": sympy.Or, "logical_xor": sympy.Xor,
+    "logical_not": sympy.Not, "floor": sympy.floor, "ceil": sympy.ceiling,
+    "trunc": lambda x: sympy.sign(x) * sympy.floor(sympy.Abs(x)),
+    "rint": None, "isfinite": None, "isnan": None, "isinf": None,
+    "signbit": None, "floor_divide": lambda x, y: sympy.floor(x / y),
 }
 _ORDERINGS = ("greater", "greater_equal", "less", "less_equal")
 
@@ -536,12 +319,12 @@ _JUMPS: dict[str, Callable[..., Any]] = {
     "floor": _to_integer, "ceil": _to_integer, "trunc": _to_integer,
     "rint": lambda x: _to_integer(np.asarray(x, dtype=float) - 0.5),
 }
-for _name, (_scalar, _sym) in _PIECEWISE_CONSTANT.items():
+for _name, _sym in _PIECEWISE_CONSTANT.items():
     define(_name, getattr(np, _name), sympy=_sym, nargs=getattr(np, _name).nin, elementwise=True,
            differentiable=False, complex_safe=False, domain=((-INF, INF),) * getattr(np, _name).nin,
            kink=("at equality the branches of a np.where meet: each side's own derivative"
                  if _name in _ORDERINGS else "piecewise constant: derivative 0 where it exists"),
-           kink_gap=_JUMPS.get(_name, _half_difference if _name in _ORDERINGS else None), scalar=_scalar)
+           kink_gap=_JUMPS.get(_name, _half_difference if _name in _ORDERINGS else None))
 
 # --------------------------------------------------------------------------
 # Reductions
@@ -583,7 +366,8 @@ def _sum_vjp(ct: Any, out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -
 define("sum", _sum_np, sympy=lambda x, axis, keepdims: _object_reduce(sympy.Add, x, axis, keepdims),
        jvp=(lambda t, out, x, axis, keepdims: np.sum(t, axis=axis, keepdims=keepdims),),
        vjp=(_sum_vjp,),
-       doc="axis: a tuple of negative axes (the handler normalizes it)")
+       doc="axis: a tuple of negative axes (the handler normalizes it)", saves=((OUT,),),
+       linearity="linear")
 
 
 def _prod_np(x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -600,7 +384,7 @@ define("prod", _prod_np, sympy=lambda x, axis, keepdims: _object_reduce(sympy.Mu
                                                      axis=axis, keepdims=keepdims),),
        vjp=(lambda ct, out, x, axis, keepdims: _expand_reduced(ct, np.shape(x), axis, keepdims)
             * _prod_share(out, x, axis, keepdims),),
-       doc="the rule divides by x: a factor exactly 0 gives NaN")
+       doc="the rule divides by x: a factor exactly 0 gives NaN", saves=((OUT, 0),))
 
 
 def _extreme_share(out: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -648,7 +432,7 @@ def _define_extreme(name: str, fn: Callable[..., Any], sym: Callable[..., Any]) 
                                                          axis=axis, keepdims=keepdims),),
            vjp=(_extreme_vjp,),
            complex_safe=False, kink="ties split the derivative evenly among the tied elements",
-           kink_gap=functools.partial(_extreme_gap, name == "max"))
+           kink_gap=functools.partial(_extreme_gap, name == "max"), saves=((OUT, 0),))
 
 
 def _object_reduce(op: Callable[..., Any], x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -677,7 +461,8 @@ def _cumsum_vjp(ct: Any, out: Any, x: Any, axis: int) -> Any:
 define("cumsum", lambda x, axis: np.cumsum(x, axis=axis),
        sympy=lambda x, axis: np.cumsum(np.asarray(x, dtype=object), axis=axis),
        jvp=(lambda t, out, x, axis: np.cumsum(t, axis=axis),), vjp=(_cumsum_vjp,),
-       doc="axis: a negative axis")
+       doc="axis: a negative axis", saves=((),),
+       linearity="linear")
 
 # --------------------------------------------------------------------------
 # Structure: reshape, transpose, indexing, joining, broadcasting
@@ -692,7 +477,8 @@ define("reshape", lambda x, shape: np.reshape(x, shape),
        sympy=lambda x, shape: np.reshape(np.asarray(x, dtype=object), shape),
        jvp=(lambda t, out, x, shape: np.reshape(t, _batch(t, _nb(t, x)) + shape),),
        vjp=(lambda ct, out, x, shape: np.reshape(ct, _batch(ct, _nb(ct, out)) + np.shape(x)),),
-       doc="shape: fully resolved, no -1")
+       doc="shape: fully resolved, no -1", saves=((OUT, 0),),
+       linearity="linear")
 
 
 def _batched_axes(axes: tuple[int, ...], nb: int) -> tuple[int, ...]:
@@ -704,7 +490,8 @@ define("transpose", lambda x, axes: np.transpose(x, axes),
        jvp=(lambda t, out, x, axes: np.transpose(t, _batched_axes(axes, _nb(t, x))),),
        vjp=(lambda ct, out, x, axes: np.transpose(ct, _batched_axes(tuple(np.argsort(axes)),
                                                                     _nb(ct, out))),),
-       doc="axes: a full permutation")
+       doc="axes: a full permutation", saves=((OUT,),),
+       linearity="linear")
 
 
 def _getitem_batched(t: Any, idx: tuple[Any, ...], nb: int) -> Any:
@@ -720,14 +507,14 @@ def _getitem_batched(t: Any, idx: tuple[Any, ...], nb: int) -> Any:
     return np.moveaxis(np.moveaxis(t, lead, trail)[idx], trail, lead)
 
 
-def _has_advanced(idx: tuple[Any, ...]) -> bool:
+def has_advanced_index(idx: tuple[Any, ...]) -> bool:
     for i in idx:  # a loop, not any(): this runs on every indexing
         if isinstance(i, np.ndarray):
             return True
     return False
 
 
-def _pad_slice(g: np.ndarray, idx: tuple[Any, ...], shape: tuple[int, ...],
+def pad_slice(g: np.ndarray, idx: tuple[Any, ...], shape: tuple[int, ...],
                scale: float = 1.0) -> np.ndarray | None:
     """``scale * g`` padded with zeros, when ``idx`` is one unit-step slice along one axis.
 
@@ -769,7 +556,7 @@ def _scatter_np(g: Any, idx: tuple[Any, ...], shape: tuple[int, ...], nb: int) -
     """Zeros of shape ``batch + shape`` with ``g`` added at ``idx`` (repeated indices add up)."""
     g = np.asarray(g)
     if nb == 0:
-        padded = _pad_slice(g, idx, shape)
+        padded = pad_slice(g, idx, shape)
         if padded is not None:
             return padded
     batch = g.shape[:nb]
@@ -778,7 +565,7 @@ def _scatter_np(g: Any, idx: tuple[Any, ...], shape: tuple[int, ...], nb: int) -
     gm = np.moveaxis(g, tuple(range(nb)), tuple(range(-nb, 0))) if nb else g
     if gm.dtype == object and gm.ndim == 0:
         gm = gm[()]  # an object array would store a 0-d array as the element itself
-    if _has_advanced(idx):
+    if has_advanced_index(idx):
         np.add.at(z, idx, gm)
     else:
         z[idx] = gm
@@ -789,12 +576,14 @@ define("getitem", lambda x, idx: x[idx],
        sympy=lambda x, idx: np.asarray(x, dtype=object)[idx],
        jvp=(lambda t, out, x, idx: _getitem_batched(t, idx, _nb(t, x)),),
        vjp=(lambda ct, out, x, idx: bind(P.scatter, ct, idx=idx, shape=np.shape(x), nb=_nb(ct, out)),),
-       doc="idx: a tuple without Ellipsis (the handler expands it)")
+       doc="idx: a tuple without Ellipsis (the handler expands it)", saves=((OUT, 0),),
+       linearity="linear")
 define("scatter", _scatter_np, sympy=_scatter_np,
        jvp=(lambda t, out, g, idx, shape, nb: bind(P.scatter, t, idx=idx, shape=shape,
                                                      nb=nb + _nb(t, g)),),
        vjp=(lambda ct, out, g, idx, shape, nb: _getitem_batched(ct, idx, int(np.ndim(ct)) - len(shape)),),
-       doc="the transpose of getitem: zeros with the values added at idx")
+       doc="the transpose of getitem: zeros with the values added at idx", saves=((),),
+       linearity="linear")
 
 
 def _join_tangents(tangents: tuple[Any, ...], args: tuple[Any, ...]) -> list[Any]:
@@ -818,13 +607,15 @@ define("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
        sympy=lambda *xs, axis: np.concatenate([np.asarray(x, dtype=object) for x in xs], axis=axis),
        nargs=None,
        jvp_joint=lambda ts, out, *xs, axis: np.concatenate(_join_tangents(ts, xs), axis=axis),
-       vjp_variadic=_concat_vjp, doc="axis: a negative axis")
+       vjp_variadic=_concat_vjp, doc="axis: a negative axis",
+       linearity="linear")
 define("stack", lambda *xs, axis: np.stack(xs, axis=axis),
        sympy=lambda *xs, axis: np.stack([np.asarray(x, dtype=object) for x in xs], axis=axis),
        nargs=None,
        jvp_joint=lambda ts, out, *xs, axis: np.stack(_join_tangents(ts, xs), axis=axis),
        vjp_variadic=lambda i, ct, out, *xs, axis: _slice_along(ct, out, axis, i, None),
-       doc="axis: a negative axis of the result")
+       doc="axis: a negative axis of the result",
+       linearity="linear")
 
 
 def _broadcast_jvp(t: Any, out: Any, x: Any, shape: tuple[int, ...]) -> Any:
@@ -837,20 +628,21 @@ def _broadcast_jvp(t: Any, out: Any, x: Any, shape: tuple[int, ...]) -> Any:
 define("broadcast_to", lambda x, shape: np.broadcast_to(x, shape),
        sympy=lambda x, shape: np.broadcast_to(np.asarray(x, dtype=object), shape),
        jvp=(_broadcast_jvp,), vjp=(lambda ct, out, x, shape: ct,),
-       doc="the reverse backend sums the broadcast axes, as for every argument")
+       doc="the reverse backend sums the broadcast axes, as for every argument", saves=((),),
+       linearity="linear")
 
 # --------------------------------------------------------------------------
 # Linear algebra
 # --------------------------------------------------------------------------
 
 
-def _swap(a: Any) -> Any:
+def swap_last_axes(a: Any) -> Any:
     if type(a) is np.ndarray:
         return a.swapaxes(-1, -2)
     return np.swapaxes(a, -1, -2)
 
 
-def _ndim(x: Any) -> int:
+def matrix_ndim(x: Any) -> int:
     return x.ndim if type(x) is np.ndarray else int(np.ndim(x))
 
 
@@ -863,10 +655,10 @@ def _pad_stack(t: Any, nb: int, extra: int) -> Any:
 
 
 def _matmul_jvp_a(t: Any, out: Any, a: Any, b: Any) -> Any:
-    a_nd, b_nd = _ndim(a), _ndim(b)
+    a_nd, b_nd = matrix_ndim(a), matrix_ndim(b)
     if a_nd == 1 and b_nd == 2:
         return np.matmul(t, b)  # (batch, n) @ (n, p): one matrix product
-    nb = _ndim(t) - a_nd
+    nb = matrix_ndim(t) - a_nd
     t2 = t[..., None, :] if a_nd == 1 else t
     t2 = _pad_stack(t2, nb, max(b_nd, 2) - max(a_nd, 2))
     r = np.matmul(t2, b)
@@ -874,10 +666,10 @@ def _matmul_jvp_a(t: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _matmul_jvp_b(t: Any, out: Any, a: Any, b: Any) -> Any:
-    a_nd, b_nd = _ndim(a), _ndim(b)
+    a_nd, b_nd = matrix_ndim(a), matrix_ndim(b)
     if b_nd == 1 and a_nd == 2:
-        return np.matmul(t, _swap(a))  # (batch, n) @ (n, m): one matrix product
-    nb = _ndim(t) - b_nd
+        return np.matmul(t, swap_last_axes(a))  # (batch, n) @ (n, m): one matrix product
+    nb = matrix_ndim(t) - b_nd
     t2 = t[..., :, None] if b_nd == 1 else t
     t2 = _pad_stack(t2, nb, max(a_nd, 2) - max(b_nd, 2))
     r = np.matmul(a, t2)
@@ -893,44 +685,31 @@ def _matmul_ct2(ct: Any, a_nd: int, b_nd: int) -> Any:
 
 
 def _matmul_vjp_a(ct: Any, out: Any, a: Any, b: Any) -> Any:
-    a_nd, b_nd = _ndim(a), _ndim(b)
+    a_nd, b_nd = matrix_ndim(a), matrix_ndim(b)
     if a_nd == 1 and b_nd == 2:
-        return np.matmul(ct, _swap(b))  # (batch, p) @ (p, n)
+        return np.matmul(ct, swap_last_axes(b))  # (batch, p) @ (p, n)
     if b_nd == 1:  # an outer product per stacked row
         return np.reshape(ct, np.shape(ct) + (1,)) * b
-    g = np.matmul(_matmul_ct2(ct, a_nd, b_nd), _swap(b))
+    g = np.matmul(_matmul_ct2(ct, a_nd, b_nd), swap_last_axes(b))
     return g[..., 0, :] if a_nd == 1 else g
 
 
 def _matmul_vjp_b(ct: Any, out: Any, a: Any, b: Any) -> Any:
-    a_nd, b_nd = _ndim(a), _ndim(b)
+    a_nd, b_nd = matrix_ndim(a), matrix_ndim(b)
     if b_nd == 1 and a_nd == 2:
         return np.matmul(ct, a)  # (batch, m) @ (m, n)
     if a_nd == 1:
         if b_nd == 1:
             return np.reshape(ct, np.shape(ct) + (1,)) * a
         return np.reshape(a, (-1, 1)) * np.expand_dims(ct, -2)  # outer product a ct^T
-    g = np.matmul(_swap(a), _matmul_ct2(ct, a_nd, b_nd))
+    g = np.matmul(swap_last_axes(a), _matmul_ct2(ct, a_nd, b_nd))
     return g[..., :, 0] if b_nd == 1 else g
 
 
-def _rows(d: Any, m: Any) -> Any:
-    """``diag(d) @ m`` without the product: row k of ``m`` times ``d[k]``; ``m`` itself for
-    the identity (``d`` is 1.0)."""
-    if type(d) is float:
-        return m if d == 1.0 else m * d
-    return (d[:, None] if type(d) is np.ndarray else np.reshape(d, (-1, 1))) * m
-
-
-# The seed diag(d) of a Jacobian of a vector against a matrix (A @ x): one
-# scaling of the matrix instead of an n x n x n product with the identity.
 define("matmul", np.matmul, sympy=lambda a, b: np.matmul(np.asarray(a, dtype=object), np.asarray(b, dtype=object)),
        nargs=2, jvp=(_matmul_jvp_a, _matmul_jvp_b), vjp=(_matmul_vjp_a, _matmul_vjp_b),
-       jvp_diagonal=(lambda d, out, a, b: _rows(d, b) if _ndim(a) == 1 and _ndim(b) == 2 else NotImplemented,
-                     lambda d, out, a, b: _rows(d, _swap(a)) if _ndim(b) == 1 and _ndim(a) == 2 else NotImplemented),
-       vjp_diagonal=(lambda d, out, a, b: _rows(d, _swap(b)) if _ndim(a) == 1 and _ndim(b) == 2 else NotImplemented,
-                     lambda d, out, a, b: _rows(d, a) if _ndim(b) == 1 and _ndim(a) == 2 else NotImplemented),
-       doc="a @ b with NumPy's rules for 1-D operands and stacks")
+       doc="a @ b with NumPy's rules for 1-D operands and stacks", saves=((0, 1), (0, 1)),
+       linearity="multilinear", symbol="@")
 
 
 _EINSUM_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -949,7 +728,7 @@ def _batch_letters(subscripts: str, nb: int) -> str:
     """
     free = [c for c in _EINSUM_LETTERS if c not in subscripts]
     if nb > len(free):
-        raise ValueError("einsum: too many axes for the available index letters")
+        raise SizeLimitError("einsum: too many axes for the available index letters")
     return "".join(free[:nb])
 
 
@@ -987,7 +766,8 @@ define("einsum", lambda *ops, subscripts: np.einsum(subscripts, *ops),
        jvp_joint=lambda ts, out, *ops, subscripts: _sum_nonzero(
            _einsum_jvp(k)(t, out, *ops, subscripts=subscripts) for k, t in enumerate(ts) if t is not None),
        doc="explicit subscripts 'ij,jk->ik' (the handler writes '...' out as letters); "
-           "no index repeated within one operand")
+           "no index repeated within one operand",
+       linearity="multilinear")
 
 
 def _sum_nonzero(terms: Any) -> Any:
@@ -1014,8 +794,8 @@ def _sym_matrix_map(fn: Callable[[sympy.Matrix], Any]) -> Callable[[Any], Any]:
 
 define("inv", np.linalg.inv, sympy=_sym_matrix_map(lambda m: m.inv()),
        jvp=(lambda t, out, a: -np.matmul(out, np.matmul(t, out)),),
-       vjp=(lambda ct, out, a: -np.matmul(_swap(out), np.matmul(ct, _swap(out))),),
-       domain=((-INF, INF),), doc="matrix inverse of a (stack of) square matrices")
+       vjp=(lambda ct, out, a: -np.matmul(swap_last_axes(out), np.matmul(ct, swap_last_axes(out))),),
+       domain=((-INF, INF),), doc="matrix inverse of a (stack of) square matrices", saves=((OUT,),))
 
 
 def _solve(a: Any, b: Any, vector: bool) -> Any:
@@ -1050,20 +830,20 @@ def _solve_jvp_b(t: Any, out: Any, a: Any, b: Any) -> Any:
 
 
 def _solve_vjp_b(ct: Any, out: Any, a: Any, b: Any) -> Any:
-    return _solve(_swap(a), ct, _is_vec(b))
+    return _solve(swap_last_axes(a), ct, _is_vec(b))
 
 
 def _solve_vjp_a(ct: Any, out: Any, a: Any, b: Any) -> Any:
     vec = _is_vec(b)
-    gb = _solve(_swap(a), ct, vec)
+    gb = _solve(swap_last_axes(a), ct, vec)
     if vec:
         return -(gb[..., :, None] * out[..., None, :])
-    return -np.matmul(gb, _swap(out))
+    return -np.matmul(gb, swap_last_axes(out))
 
 
 define("solve", _solve_np, sympy=lambda a, b: _sym_solve(a, b), nargs=2,
        jvp=(_solve_jvp_a, _solve_jvp_b), vjp=(_solve_vjp_a, _solve_vjp_b),
-       domain=((-INF, INF),) * 2, doc="x with a @ x = b (b a vector when 1-D, as NumPy >= 2)")
+       domain=((-INF, INF),) * 2, doc="x with a @ x = b (b a vector when 1-D, as NumPy >= 2)", saves=((OUT, 0, 1), (0, 1)))
 
 
 def _sym_solve(a: Any, b: Any) -> Any:
@@ -1080,19 +860,19 @@ def _expand2(c: Any) -> Any:
 
 
 def _det_jvp(t: Any, out: Any, a: Any) -> Any:
-    return out * np.sum(_swap(np.linalg.inv(a)) * t, axis=(-2, -1))
+    return out * np.sum(swap_last_axes(np.linalg.inv(a)) * t, axis=(-2, -1))
 
 
 define("det", np.linalg.det, sympy=_sym_matrix_map(lambda m: m.det()),
        jvp=(_det_jvp,),
-       vjp=(lambda ct, out, a: _expand2(ct * out) * _swap(np.linalg.inv(a)),),
-       domain=((-INF, INF),), doc="determinant; the rule uses inv(a), so a must be invertible")
+       vjp=(lambda ct, out, a: _expand2(ct * out) * swap_last_axes(np.linalg.inv(a)),),
+       domain=((-INF, INF),), doc="determinant; the rule uses inv(a), so a must be invertible", saves=((OUT, 0),))
 define("logabsdet", lambda a: np.linalg.slogdet(a)[1],
        sympy=_sym_matrix_map(lambda m: sympy.log(sympy.Abs(m.det()))),
-       jvp=(lambda t, out, a: np.sum(_swap(np.linalg.inv(a)) * t, axis=(-2, -1)),),
-       vjp=(lambda ct, out, a: _expand2(ct) * _swap(np.linalg.inv(a)),),
+       jvp=(lambda t, out, a: np.sum(swap_last_axes(np.linalg.inv(a)) * t, axis=(-2, -1)),),
+       vjp=(lambda ct, out, a: _expand2(ct) * swap_last_axes(np.linalg.inv(a)),),
        domain=((-INF, INF),), complex_safe=False,
-       doc="log|det a|, the second output of slogdet; |det| is not analytic")
+       doc="log|det a|, the second output of slogdet; |det| is not analytic", saves=((0,),))
 
 
 def _phi(x: Any) -> Any:
@@ -1104,19 +884,19 @@ def _phi(x: Any) -> Any:
 def _cholesky_jvp(t: Any, out: Any, a: Any) -> Any:
     # dL = L Phi(L^-1 dA L^-T)  (Murray 2016, "Differentiation of the Cholesky decomposition")
     linv = np.linalg.inv(out)
-    return np.matmul(out, _phi(np.matmul(linv, np.matmul(t, _swap(linv)))))
+    return np.matmul(out, _phi(np.matmul(linv, np.matmul(t, swap_last_axes(linv)))))
 
 
 def _cholesky_vjp(ct: Any, out: Any, a: Any) -> Any:
     # Abar = sym(L^-T Phi(L^T Lbar) L^-1), symmetrized because A is
     linv = np.linalg.inv(out)
-    s = np.matmul(_swap(linv), np.matmul(_phi(np.matmul(_swap(out), ct)), linv))
-    return 0.5 * (s + _swap(s))
+    s = np.matmul(swap_last_axes(linv), np.matmul(_phi(np.matmul(swap_last_axes(out), ct)), linv))
+    return 0.5 * (s + swap_last_axes(s))
 
 
 define("cholesky", np.linalg.cholesky, sympy=_sym_matrix_map(lambda m: m.cholesky(hermitian=False)),
        jvp=(_cholesky_jvp,), vjp=(_cholesky_vjp,), complex_safe=False,
-       doc="lower Cholesky factor of a symmetric positive-definite matrix; the cotangent is symmetrized")
+       doc="lower Cholesky factor of a symmetric positive-definite matrix; the cotangent is symmetrized", saves=((OUT,),))
 
 
 def _eigh_np(a: Any) -> Any:
@@ -1134,7 +914,7 @@ def _eigh_f(w: Any) -> Any:
 
 def _eigh_jvp(t: Any, out: Any, a: Any) -> Any:
     w, v = out[..., 0, :], out[..., 1:, :]
-    vtav = np.matmul(_swap(v), np.matmul(0.5 * (t + _swap(t)), v))
+    vtav = np.matmul(swap_last_axes(v), np.matmul(0.5 * (t + swap_last_axes(t)), v))
     n = np.shape(w)[-1]
     dw = np.sum(vtav * _const(np.eye(n), a), axis=-1)
     dv = np.matmul(v, _eigh_f(w) * vtav)
@@ -1145,17 +925,16 @@ def _eigh_vjp(ct: Any, out: Any, a: Any) -> Any:
     w, v = out[..., 0, :], out[..., 1:, :]
     wbar, vbar = ct[..., 0, :], ct[..., 1:, :]
     n = np.shape(w)[-1]
-    inner = wbar[..., None, :] * _const(np.eye(n), a) + _eigh_f(w) * np.matmul(_swap(v), vbar)
-    g = np.matmul(v, np.matmul(inner, _swap(v)))
-    return 0.5 * (g + _swap(g))
+    inner = wbar[..., None, :] * _const(np.eye(n), a) + _eigh_f(w) * np.matmul(swap_last_axes(v), vbar)
+    g = np.matmul(v, np.matmul(inner, swap_last_axes(v)))
+    return 0.5 * (g + swap_last_axes(g))
 
 
 define("eigh_packed", _eigh_np, jvp=(_eigh_jvp,), vjp=(_eigh_vjp,), complex_safe=False,
        kink="repeated eigenvalues: eigenvectors are not differentiable (inf/NaN there)",
        doc="eigenvalues (row 0) and eigenvectors (rows 1..n) of a symmetric matrix; "
-           "numpy.linalg.eigh splits the result")
+           "numpy.linalg.eigh splits the result", saves=((OUT, 0),))
 
-_values._P = P
-_values._install_object_array_methods(
+register_array_methods(
     [p.name for p in PRIMITIVES.values() if p.elementwise and p.nargs in (1, 2)
      and isinstance(getattr(np, p.name, None), np.ufunc)])

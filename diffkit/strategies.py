@@ -62,9 +62,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from .core.function import Function, as_function, expression_functions
-from .core.values import Value, evaluate, new_level, pack
+from .core.observe import ObservingTrace
+from .core.values import concrete
 from .errors import InvalidArgument
-from .primitives import PRIMITIVES, Primitive
+from .core.primitive import PRIMITIVES, Primitive
 
 __all__ = ["functions", "points", "domain_transform", "constant_matrix", "constant_vector",
            "elementwise_primitives", "point_problem"]
@@ -78,8 +79,8 @@ CONSTANTS: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, 1.5, 0.25)
 _EXPLOSIVE = 1e6
 _PROBE_ARG = 30.0
 
-# Operators written infix, with their precedence (higher binds tighter).
-_INFIX = {"add": ("+", 1), "subtract": ("-", 1), "multiply": ("*", 2), "divide": ("/", 2)}
+# Precedences of the expression builder (higher binds tighter); the table's ``infix``
+# gives each infix operator's own.
 _ADD, _MUL, _NEG, _POW, _ATOM = 1, 2, 3, 4, 5
 
 # Readable names in expression strings where the table's NumPy name is long.
@@ -486,8 +487,8 @@ def _node(draw: Any, spec: _Spec, arrays: bool, depth: int, shape: tuple[int, ..
 def _apply(b: _Builder, p: Primitive, args: list[_Node]) -> _Node:
     doms = _domains(p)
     args = [b.transform(a, doms[i], _explosive(p, i)) for i, a in enumerate(args)]
-    if p.name in _INFIX:
-        op, prec = _INFIX[p.name]
+    if p.infix is not None:
+        op, prec = p.infix
         return b.infix(op, prec, args[0], args[1])
     if p.name == "negative":
         return b.negate(args[0])
@@ -605,20 +606,6 @@ def _array_functions(draw: Any, spec: _Spec, max_depth: int, out_shapes: tuple[t
 # --------------------------------------------------------------------------
 
 
-class _Probe(Value):
-    __slots__ = ("_trace", "primal")
-
-    def __init__(self, trace: _PointTrace, primal: Any):
-        self._trace = trace
-        self.primal = primal
-
-    def __bool__(self) -> bool:
-        return bool(self.primal)
-
-    def __float__(self) -> float:
-        return float(self.primal)
-
-
 def _finite(v: Any) -> bool:
     try:
         a = np.asarray(v)
@@ -629,26 +616,21 @@ def _finite(v: Any) -> bool:
         return False
 
 
-class _PointTrace:
+class _PointTrace(ObservingTrace):
     """Runs the function once, checking each primitive at and around its arguments."""
 
     backend_name = "point probe"
 
     def __init__(self, margin: float):
-        self.level = new_level()
+        super().__init__()
         self.margin = margin
         self.problem: str | None = None
 
-    def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-        traced = [isinstance(a, _Probe) and a._trace is self for a in args]
-        vals = [a.primal if t else a for a, t in zip(args, traced)]
-        out = evaluate(prim, vals, params)
+    def evaluate(self, prim: Primitive, vals: list[Any], traced: list[bool], params: dict[str, Any]) -> Any:
+        out = super().evaluate(prim, vals, traced, params)
         if self.problem is None:
             self.problem = _primitive_problem(prim, vals, params, traced, out, self.margin)
-        return _Probe(self, out) if prim.differentiable else out
-
-    def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
-        return fn.fun(*args)
+        return out
 
 
 def _primitive_problem(prim: Primitive, vals: list[Any], params: dict[str, Any], traced: list[bool],
@@ -749,18 +731,15 @@ def point_problem(f: Any, args: Sequence[Any], margin: float = 1e-3) -> str | No
     """
     F = as_function(f)
     trace = _PointTrace(margin)
-    probes = [_Probe(trace, a) if isinstance(a, (float, int, np.number, np.ndarray)) else a for a in args]
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            out = pack(F(*probes))
+            out = trace.run(F, args)
         except Exception as e:
             return f"evaluation failed ({type(e).__name__}: {str(e)[:120]})"
         if trace.problem is not None:
             return trace.problem
-        while isinstance(out, Value):
-            out = out.primal
-        if not _finite(out):
+        if not _finite(concrete(out)):
             return "the value is not finite"
     return None
 

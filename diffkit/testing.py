@@ -42,6 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .core.function import as_function
+from .core.observe import ObservingTrace, Observed
 from .errors import BackendMismatch, InvalidArgument
 from .harness.crosscheck import AD_RTOL_EPS, NUMERIC_SAFETY, assert_backends_agree
 
@@ -226,36 +227,18 @@ def _check(fun: Callable[..., Any], name: str, args: tuple[Any, ...], order: int
 # The magnitude that rounding errors of derivatives scale with
 # --------------------------------------------------------------------------
 
-# Structural primitives linear in every array argument: applied to the
-# (nonnegative) derivative magnitudes as they are.
-_LINEAR = frozenset({"sum", "getitem", "scatter", "reshape", "transpose", "broadcast_to", "cumsum",
-                     "concatenate", "stack"})
-# Multilinear in their arguments: a product rule over the operands.
-_MULTILINEAR = frozenset({"matmul", "einsum"})
-
-
 class _Unsupported(Exception):
     pass
 
 
-def _abs_value_type() -> Any:
-    from .core.values import Value
+class _Abs(Observed):
+    """A value with the magnitudes of its first (``g``) and second (``h``) derivatives."""
 
-    class _Abs(Value):
-        """A value with the magnitudes of its first (``g``) and second (``h``) derivatives."""
+    __slots__ = ("g", "h")
 
-        __slots__ = ("_trace", "primal", "g", "h")
-
-        def __init__(self, trace: Any, primal: Any, g: np.ndarray, h: np.ndarray | None):
-            self._trace, self.primal, self.g, self.h = trace, primal, g, h
-
-        def __bool__(self) -> bool:
-            return bool(self.primal)
-
-        def __float__(self) -> float:
-            return float(self.primal)
-
-    return _Abs
+    def __init__(self, trace: Any, primal: Any, g: np.ndarray, h: np.ndarray | None):
+        super().__init__(trace, primal)
+        self.g, self.h = g, h
 
 
 def _lift(d: np.ndarray, lead: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -265,7 +248,7 @@ def _lift(d: np.ndarray, lead: int, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(d, d.shape[:lead] + tuple(shape))
 
 
-class _AbsTrace:
+class _AbsTrace(ObservingTrace):
     """Propagates |value| derivatives: every local partial replaced by its absolute value.
 
     The result bounds the sum of the magnitudes of all terms a derivative is
@@ -275,33 +258,24 @@ class _AbsTrace:
     """
 
     backend_name = "absolute derivative"
+    value_type = _Abs
 
     def __init__(self, n: int, order: int):
-        from .core.values import new_level
-
-        self.level = new_level()
+        super().__init__()
         self.n = n
         self.order = order
-        self.Abs = _abs_value_type()
 
-    def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
-        return fn.fun(*args)
-
-    def apply(self, prim: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-        from .core.values import evaluate
-
-        traced = [isinstance(a, self.Abs) and a._trace is self for a in args]
-        vals = [a.primal if t else a for a, t in zip(args, traced)]
-        out = evaluate(prim, vals, params)
-        if not prim.differentiable:
-            return out
+    def wrap(self, prim: Any, args: tuple[Any, ...], vals: list[Any], traced: list[bool],
+             params: dict[str, Any], out: Any) -> Any:
+        # Structural primitives linear in every argument are applied to the (nonnegative)
+        # derivative magnitudes as they are; multilinear ones get a product rule.
         shape = tuple(np.shape(out))
         n = self.n
         gs = [a.g if t else None for a, t in zip(args, traced)]
         hs = [a.h if t else None for a, t in zip(args, traced)]
         if prim.elementwise:
             g, h = self._elementwise(prim, vals, params, traced, gs, hs, out, shape)
-        elif prim.name in _LINEAR:
+        elif prim.linearity == "linear":
             def lin(parts: list[Any]) -> np.ndarray:
                 return np.asarray(prim.numpy(*parts, **params), dtype=np.float64)
 
@@ -313,11 +287,11 @@ class _AbsTrace:
                 h = np.stack([lin([hs[i][k, m] if traced[i] else zeros[i]  # type: ignore[index]
                                    for i in range(len(vals))])
                               for k in range(n) for m in range(n)]).reshape((n, n) + shape)
-        elif prim.name in _MULTILINEAR:
+        elif prim.linearity == "multilinear":
             g, h = self._multilinear(prim, vals, params, traced, gs, hs, shape)
         else:
             raise _Unsupported(prim.name)
-        return self.Abs(self, out, g, h)
+        return _Abs(self, out, g, h)
 
     def _elementwise(self, prim: Any, vals: list[Any], params: dict[str, Any], traced: list[bool],
                      gs: list[Any], hs: list[Any], out: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
@@ -416,7 +390,7 @@ def absolute_derivative(f: Any, args: Sequence[Any], order: int = 1) -> np.ndarr
         g = np.zeros((n,) + a.shape)
         g.reshape(n, -1)[start:start + size] = np.eye(size)
         h = np.zeros((n, n) + a.shape) if order > 1 else None
-        probes.append(trace.Abs(trace, args[len(probes)], g, h))
+        probes.append(_Abs(trace, args[len(probes)], g, h))
         start += size
     from .core.values import pack
 
@@ -425,7 +399,7 @@ def absolute_derivative(f: Any, args: Sequence[Any], order: int = 1) -> np.ndarr
             out = pack(F(*probes))
         except _Unsupported:
             return None
-    if not isinstance(out, trace.Abs):  # f does not depend on its arguments
+    if not isinstance(out, _Abs):  # f does not depend on its arguments
         return np.zeros(np.shape(out) + (n,) * order)
     d = out.g if order == 1 else out.h
     lead = order

@@ -664,7 +664,7 @@ def test_entry_is_complete(name: str) -> None:
                 constant = i in prim.nondiff_args
                 assert (prim.jvp[i] is None) == constant, f"{name}: jvp[{i}]"
                 assert (prim.vjp[i] is None) == constant, f"{name}: vjp[{i}]"
-            assert len(prim.vjp_uses) == prim.nargs
+            assert prim.saves is not None and len(prim.saves) == prim.nargs, f"{name}: saves"
     else:
         assert prim.jvp == () and prim.vjp == ()
     if prim.elementwise:

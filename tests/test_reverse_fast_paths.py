@@ -261,3 +261,72 @@ def test_extreme_rule_splits_ties_on_both_paths(reduce):
     np.testing.assert_allclose(h(np.ones((1, 1)))[..., 0, 0], want, rtol=1e-15)
     g = dk.grad(lambda v: reduce(v))(x)  # one extreme of the whole array, four times
     assert g[2].tolist() == [0.25] * 4 and not g[:2].any()
+
+
+# --------------------------------------------------------------------------
+# Every speed-up against the plain path: accelerate=False runs the textbook
+# sweep (dense seeds, no factors, no in-place updates, no math fast path)
+# --------------------------------------------------------------------------
+A4 = RNG.normal(size=(4, 4))
+IDX = np.array([0, 2, 2, 3])
+
+
+def _scalar_chain(x, y):
+    for _ in range(20):
+        x = np.sin(x) * 1.01 + x * y - 0.1 / (1.0 + x * x)
+    return x ** 2 - np.exp(-y) * x
+
+
+CORPUS = {
+    "scalar code": (_scalar_chain, (0.3, 0.7)),
+    "rosenbrock": (rosenbrock, (RNG.normal(size=9),)),
+    "negations and quotients": (lambda x: np.sum(-(x / 4.0 - x[::-1] ** 2) * 3.0), (RNG.normal(size=6),)),
+    "slices added into their parent": (lambda x: np.sum(x[1:] * x[:-1]) + np.sum(x[2:] ** 2 - x[:3].sum()),
+                                       (RNG.normal(size=5),)),
+    "fancy indexing with repeats": (lambda x: np.sum(np.tanh(x[IDX]) * x[IDX[::-1]]), (RNG.normal(size=4),)),
+    "matrix-vector (diagonal seeds)": (lambda x: np.tanh(A4 @ x) * x, (RNG.normal(size=4),)),
+    "vector-matrix": (lambda x: np.sin(x @ A4) - x, (RNG.normal(size=4),)),
+    "broadcast and reductions": (lambda x, y: np.max(np.outer(x, y) + y, axis=0) * np.mean(x),
+                                 (RNG.normal(size=3), RNG.normal(size=4))),
+    "where and kinks": (lambda x: np.where(x > 0, x ** 3, -np.abs(x)) + np.maximum(x, 0.2), (RNG.normal(size=5),)),
+    "float32": (lambda x: np.sum(np.exp(-x * x) * 2.0), (RNG.normal(size=5).astype(np.float32),)),
+}
+
+
+def _ops(accelerate):
+    return {
+        "reverse": dk.Reverse(accelerate=accelerate),
+        "forward": dk.Forward(accelerate=accelerate),
+    }
+
+
+@pytest.mark.parametrize("backend", ["reverse", "forward"])
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_speedups_change_no_result(name, backend):
+    f, args = CORPUS[name]
+    fast, plain = _ops(True)[backend], _ops(False)[backend]
+    out = f(*args)
+    argnums = tuple(range(len(args)))
+    # float64: a reassociated sum or math's libm against NumPy's differs by a few ulps at most
+    tol = dict(rtol=1e-5 if np.result_type(*args) == np.float32 else 1e-13, atol=1e-13)
+    if np.ndim(out) == 0:
+        for a, b in zip(dk.grad(f, argnums=argnums, backend=fast)(*args),
+                        dk.grad(f, argnums=argnums, backend=plain)(*args)):
+            assert np.result_type(a) == np.result_type(b)
+            np.testing.assert_allclose(a, b, **tol)
+        for ra, rb in zip(dk.hessian(f, argnums=argnums, backend=fast)(*args),
+                          dk.hessian(f, argnums=argnums, backend=plain)(*args)):
+            for a, b in zip(ra, rb):
+                np.testing.assert_allclose(a, b, **tol)
+    for a, b in zip(dk.jacobian(f, argnums=argnums, backend=fast)(*args),
+                    dk.jacobian(f, argnums=argnums, backend=plain)(*args)):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_the_plain_path_uses_no_speedup():
+    # no math fast path (NumPy scalars come back), no diagonal seeds
+    g = dk.grad(lambda x: np.sin(x) * x, backend=dk.Reverse(accelerate=False))(0.5)
+    assert type(g) is not float and np.isclose(g, np.cos(0.5) * 0.5 + np.sin(0.5), rtol=1e-15)
+    assert dk.Reverse(accelerate=False).diagonal_seeds is False
+    assert dk.Forward(accelerate=False).diagonal_seeds is False
+    assert repr(dk.Reverse(accelerate=False)) == "Reverse(accelerate=False)"

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.values import concrete, shape_of
-from ..errors import ShapeError
+from ..errors import ShapeError, TracingError
 
 
 def zeros_batched(batch: tuple[int, ...], like: Any) -> Any:
@@ -84,6 +84,28 @@ class Diagonal:
 
     def __repr__(self) -> str:
         return f"Diagonal({self.d!r})"
+
+
+class Dropped:
+    """A value the reverse tape did not keep, because no VJP rule of its record reads it
+    (the primitive's declared ``saves``): only its shape stays.
+
+    It refuses every use as a number, so a rule that reads what it did not declare fails
+    loudly instead of computing with a stand-in.
+    """
+
+    __slots__ = ("shape",)
+    __array_ufunc__ = None  # NumPy refuses it in every ufunc
+
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TracingError("a value the reverse tape dropped was read: a VJP rule reads more than "
+                           "its primitive's `saves` declares")
+
+    def __repr__(self) -> str:
+        return f"Dropped(shape={self.shape})"
 
 
 def dense(t: Any) -> Any:
@@ -276,24 +298,6 @@ class ADBackend:
             out, t = self.jvp(fun, primals, argnums, tangents, nb=0)
             jacs.append(t)
         return out, tuple(jacs)
-
-    def hessian(self, fun: Callable[..., Any], primals: Sequence[Any],
-                argnums: Sequence[int]) -> tuple[tuple[Any, ...], ...]:
-        """Second derivatives ``H[i][j]``: forward mode over this backend's Jacobian.
-
-        For a scalar function that is forward-over-reverse on the reverse
-        backend: one forward pass with a batch of tangents through the gradient.
-        """
-        from .forward import Forward
-
-        outer = Forward()
-        rows = []
-        for i in range(len(argnums)):
-            def jac_i(*args: Any, _i: int = i) -> Any:
-                return self.jacobian(fun, args, argnums)[1][_i]
-
-            rows.append(outer.jacobian(jac_i, primals, argnums)[1])
-        return tuple(rows)
 
     def derivative(self, fun: Callable[..., Any], x: Any, order: int) -> Any:
         """The ``order``-th derivative of a function of one scalar, by nesting."""

@@ -12,12 +12,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..core.primitive import Primitive
 from ..core.values import Value, new_level, pack, shape_of
-from ..primitives import PRIMITIVES, Primitive
-from .base import ADBackend, Diagonal, add_batches, split_aux, zeros_batched
+from . import accel
+from .base import ADBackend, Diagonal, split_aux, zeros_batched
 
-_TABLE = frozenset(PRIMITIVES.values())
 _NOTHING = object()
+_NO_SPEEDUPS: dict[Primitive, Any] = {}
 
 
 class Dual(Value):
@@ -39,10 +40,11 @@ class ForwardTrace:
 
     backend_name = "forward"
 
-    def __init__(self, batch: tuple[int, ...] = ()):
+    def __init__(self, batch: tuple[int, ...] = (), accelerate: bool = True):
         self.level = new_level()
         self.batch = batch
         self.nb = len(batch)
+        self.scalar = accel.SCALAR if accelerate else _NO_SPEEDUPS
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         primals = []
@@ -58,8 +60,8 @@ class ForwardTrace:
             else:
                 primals.append(a)
                 tangents.append(None)
-        out = _NOTHING  # core.values.evaluate, inlined (a call per operation counts here)
-        scalar = prim.scalar
+        out = _NOTHING  # accel.evaluate, inlined (a call per operation counts here)
+        scalar = self.scalar.get(prim)
         if scalar is not None and not params:
             for v in primals:
                 if type(v) is not float and type(v) is not int:
@@ -76,7 +78,7 @@ class ForwardTrace:
         for j in prim.nondiff_args:
             tangents[j] = None
         if diagonal:
-            t_diag = _diagonal_jvp(prim, primals, tangents, out, params)
+            t_diag = accel.diagonal_jvp(prim, primals, tangents, out, params)
             if t_diag is not None:
                 return Dual(self, out, t_diag)
             tangents = [t.dense() if type(t) is Diagonal else t for t in tangents]
@@ -124,41 +126,6 @@ def _dense(t: Any) -> Any:
     return t.dense() if type(t) is Diagonal else t
 
 
-def _diagonal_jvp(prim: Primitive, primals: list[Any], tangents: list[Any], out: Any,
-                  params: dict[str, Any]) -> Any:
-    """The output's tangent when the tangents are :class:`Diagonal` batches, without
-    forming them; ``None`` where they must be formed.
-
-    A diagonal tangent belongs to a value of the batch's shape ``(n,)``. An elementwise
-    rule acts on each element alone, so on ``d`` it gives the diagonal of the result
-    (for an output of that same shape); the table's ``jvp_diagonal`` rules give a dense
-    batch.
-    """
-    if prim not in _TABLE or prim.jvp_joint is not None:
-        return None
-    diag_rules = prim.jvp_diagonal
-    total: Any = None
-    for i, t in enumerate(tangents):
-        if t is None:
-            continue
-        if type(t) is not Diagonal:
-            return None
-        rule = diag_rules[i] if diag_rules else None
-        if rule is not None:
-            c = rule(t.factor, out, *primals, **params)
-            if c is NotImplemented:
-                return None
-        elif prim.elementwise and shape_of(out) == t.d.shape:
-            c = prim.jvp[i](t.d, out, *primals, **params)
-            if type(c) is not np.ndarray or c.shape != t.d.shape:
-                return None
-            c = Diagonal(c)
-        else:
-            return None
-        total = c if total is None else add_batches(total, c)
-    return total
-
-
 class Forward(ADBackend):
     """Forward-mode automatic differentiation with batched, tagged duals.
 
@@ -171,13 +138,24 @@ class Forward(ADBackend):
 
     name = "forward"
     prefers_reverse = False
-    diagonal_seeds = True
+
+    def __init__(self, accelerate: bool = True):
+        self.accelerate = accelerate
+        self.diagonal_seeds = accelerate
+
+    def __repr__(self) -> str:
+        return "Forward()" if self.accelerate else "Forward(accelerate=False)"
+
+    def hessian(self, fun: Callable[..., Any], primals: Sequence[Any],
+                argnums: Sequence[int]) -> tuple[tuple[Any, ...], ...]:
+        """Second derivatives ``H[i][j]``: forward over forward."""
+        return forward_over(self, fun, primals, argnums)
 
     def jvp(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],
             tangents: Sequence[Any], nb: int = 0) -> tuple[Any, Any]:
         t0 = tangents[0] if nb else None
         batch = (t0.batch if type(t0) is Diagonal else shape_of(t0)[:nb]) if nb else ()
-        trace = ForwardTrace(batch)
+        trace = ForwardTrace(batch, self.accelerate)
         args = list(primals)
         for i, t in zip(argnums, tangents):
             args[i] = Dual(trace, args[i], t)
@@ -202,3 +180,20 @@ class Forward(ADBackend):
             return tuple(res)
 
         return out, vjp_fn, (aux_box[0] if aux_box else None)
+
+
+def forward_over(inner: ADBackend, fun: Callable[..., Any], primals: Sequence[Any],
+                 argnums: Sequence[int]) -> tuple[tuple[Any, ...], ...]:
+    """Second derivatives ``H[i][j]``: forward mode over ``inner``'s Jacobian.
+
+    For a scalar function on the reverse backend that is forward-over-reverse: one
+    forward pass with a batch of tangents through the gradient.
+    """
+    outer = Forward()
+    rows = []
+    for i in range(len(argnums)):
+        def jac_i(*args: Any, _i: int = i) -> Any:
+            return inner.jacobian(fun, args, argnums)[1][_i]
+
+        rows.append(outer.jacobian(jac_i, primals, argnums)[1])
+    return tuple(rows)

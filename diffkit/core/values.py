@@ -17,14 +17,13 @@ level, which is what makes nested derivatives free of perturbation confusion
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..errors import TracingError, UnsupportedOperation
-
-if TYPE_CHECKING:
-    from ..primitives import Primitive
+from ..errors import ShapeError, TracingError, UnsupportedOperation
+from .primitive import P as _P
+from .primitive import Primitive
 
 _levels = itertools.count(1)
 
@@ -45,12 +44,38 @@ class Trace(Protocol):
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any: ...
 
 
-# Filled by diffkit.numpy_api at import: NumPy callable -> handler.
+# How NumPy's entry points reach the table: NumPy callable -> handler. Filled
+# through the register_* functions below by diffkit.numpy_api.
 UFUNC_HANDLERS: dict[Any, Callable[..., Any]] = {}
 # The ufuncs that are one primitive each (np.sin -> P.sin): traced values bind them directly.
 UFUNC_PRIMITIVES: dict[Any, Primitive] = {}
 FUNCTION_HANDLERS: dict[Any, Callable[..., Any]] = {}
 REDUCE_HANDLERS: dict[Any, Callable[..., Any]] = {}
+# x[idx] with an index that needs normalizing (Ellipsis, None, lists, masks).
+_INDEX: dict[str, Callable[..., Any]] = {}
+
+
+def register_ufunc(ufunc: Any, handler: Callable[..., Any], primitive: Primitive | None = None) -> None:
+    """Route ``ufunc`` on traced values to ``handler``; a ufunc that is one primitive
+    (``np.sin``) names it, so traced values bind it without the handler's detour."""
+    UFUNC_HANDLERS[ufunc] = handler
+    if primitive is not None:
+        UFUNC_PRIMITIVES[ufunc] = primitive
+
+
+def register_reduce(ufunc: Any, handler: Callable[..., Any]) -> None:
+    """Route ``ufunc.reduce`` on traced values to ``handler``."""
+    REDUCE_HANDLERS[ufunc] = handler
+
+
+def register_function(func: Any, handler: Callable[..., Any]) -> None:
+    """Route the NumPy function ``func`` (``__array_function__``) on traced values to ``handler``."""
+    FUNCTION_HANDLERS[func] = handler
+
+
+def register_index(handler: Callable[..., Any]) -> None:
+    """``handler(x, idx)`` indexes a traced value with an index that needs normalizing."""
+    _INDEX["getitem"] = handler
 
 
 def top_trace(args: tuple[Any, ...] | list[Any]) -> Trace | None:
@@ -92,21 +117,6 @@ def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
 _PY_NUMBERS = (float, int)
 
 
-def evaluate(prim: Primitive, vals: list[Any], params: dict[str, Any]) -> Any:
-    """``prim`` on concrete (or outer-traced) values, on Python floats through ``prim.scalar``."""
-    scalar = prim.scalar
-    if scalar is not None and not params:
-        for v in vals:
-            if type(v) not in _PY_NUMBERS:
-                break
-        else:
-            try:
-                return scalar(*vals)
-            except (ValueError, ArithmeticError):
-                pass  # NumPy gives inf or NaN (with a warning) where math raises
-    return prim.numpy(*vals, **params)
-
-
 def shape_of(x: Any) -> tuple[int, ...]:
     """``np.shape`` without NumPy's dispatch overhead for the common types."""
     t = type(x)
@@ -135,9 +145,7 @@ def pack(a: Any) -> Any:
         if all(isinstance(e, (int, float, np.number)) for e in flat):
             return np.asarray(a.tolist(), dtype=float)
         return a  # SymPy expressions (exact seeds of the symbolic backend) stay objects
-    from ..primitives import P
-
-    stacked = bind(P.stack, *flat, axis=-1) if flat else np.zeros(0)
+    stacked = bind(_P.stack, *flat, axis=-1) if flat else np.zeros(0)
     return stacked.reshape(a.shape + np.shape(flat[0]))
 
 
@@ -235,13 +243,13 @@ class Value:
     def __len__(self) -> int:
         shape = self.shape
         if not shape:
-            raise TypeError("len() of a 0-d traced value")
+            raise ShapeError("len() of a 0-d traced value")
         return shape[0]
 
     def __iter__(self) -> Any:
         shape = self.shape
         if not shape:
-            raise TypeError("iteration over a 0-d traced value")
+            raise ShapeError("iteration over a 0-d traced value")
         return (self[i] for i in range(shape[0]))
 
     # -- what a traced value cannot do ------------------------------------------
@@ -394,7 +402,7 @@ class Value:
     def __getitem__(self, idx: Any) -> Any:
         if type(idx) is slice or type(idx) is int:  # x[1:], x[0]: nothing to normalize
             return self._trace.apply(_P.getitem, (self,), {"idx": (idx,)})
-        return _getitem(self, idx)
+        return _INDEX["getitem"](self, idx)
 
     # -- ndarray methods users call --------------------------------------------
     @property
@@ -470,14 +478,7 @@ class Value:
         return self  # traced values are immutable
 
 
-# The table's namespace; diffkit.primitives sets it when it loads (this module
-# cannot import the table, which imports ``bind`` from here).
-_P: Any = None
-# diffkit.numpy_api sets this: indexing normalizes the index before binding.
-_getitem: Any = None
-
-
-def _install_object_array_methods(names: list[str]) -> None:
+def register_array_methods(names: list[str]) -> None:
     """NumPy applies a ufunc to an object array by calling the method of that name.
 
     ``np.sin(np.array([x, y]))`` with traced ``x, y`` calls ``x.sin()``, and

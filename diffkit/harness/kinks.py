@@ -14,34 +14,19 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.values import Value, evaluate, new_level, pack
-from ..primitives import Primitive
+from ..core.observe import ObservingTrace
+from ..core.primitive import Primitive
 
 
-class _WalkProbe(Value):
-    __slots__ = ("_trace", "primal")
-
-    def __init__(self, trace: _Walk, primal: Any):
-        self._trace = trace
-        self.primal = primal
-
-    def __bool__(self) -> bool:  # plain Python control flow keeps working, on the values
-        return bool(self.primal)
-
-    def __float__(self) -> float:
-        return float(self.primal)
-
-
-class _Walk:
+class _Walk(ObservingTrace):
     backend_name = "kink probe"
 
     def __init__(self) -> None:
-        self.level = new_level()
+        super().__init__()
         self.kinks: list[str] = []
         self.magnitude = 0.0
 
-    def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-        vals = [a.primal if isinstance(a, _WalkProbe) and a._trace is self else a for a in args]
+    def evaluate(self, prim: Primitive, vals: list[Any], traced: list[bool], params: dict[str, Any]) -> Any:
         if prim.at_kink is not None:
             try:
                 hit = np.asarray(prim.at_kink(*vals, **params))
@@ -50,17 +35,15 @@ class _Walk:
             if hit.any():
                 where = "" if hit.ndim == 0 else f" at {np.argwhere(hit).tolist()[:3]}"
                 self.kinks.append(f"{prim.name}{where}: {prim.kink}")
-        out = evaluate(prim, vals, params)
-        if prim.differentiable:
-            with np.errstate(all="ignore"):
-                size = np.abs(np.asarray(out, dtype=float))
-            finite = size[np.isfinite(size)]
-            self.magnitude = max(self.magnitude, float(finite.max(initial=0.0)))
-            return _WalkProbe(self, out)
-        return out
+        return super().evaluate(prim, vals, traced, params)
 
-    def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
-        return fn.fun(*args)
+    def wrap(self, prim: Primitive, args: tuple[Any, ...], vals: list[Any], traced: list[bool],
+             params: dict[str, Any], out: Any) -> Any:
+        with np.errstate(all="ignore"):
+            size = np.abs(np.asarray(out, dtype=float))
+        finite = size[np.isfinite(size)]
+        self.magnitude = max(self.magnitude, float(finite.max(initial=0.0)))
+        return super().wrap(prim, args, vals, traced, params, out)
 
 
 def walk(fun: Callable[..., Any], args: Sequence[Any]) -> _Walk:
@@ -73,9 +56,8 @@ def walk(fun: Callable[..., Any], args: Sequence[Any]) -> _Walk:
         ([], 1.0)
     """
     trace = _Walk()
-    probes = [_WalkProbe(trace, a) if _numeric(a) else a for a in args]
     try:
-        pack(fun(*probes))
+        trace.run(fun, args)
     except Exception:
         pass  # the backends will report the failure themselves
     trace.kinks = sorted(set(trace.kinks))
@@ -91,7 +73,3 @@ def find_kinks(fun: Callable[..., Any], args: Sequence[Any]) -> list[str]:
         ['absolute: d|x|/dx at 0 is sign(0) = 0, as SymPy']
     """
     return walk(fun, args).kinks
-
-
-def _numeric(a: Any) -> bool:
-    return isinstance(a, (int, float, np.number)) or (isinstance(a, np.ndarray) and a.dtype.kind in "fiu")
