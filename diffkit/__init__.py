@@ -32,7 +32,7 @@ from .graphs import Graph, graph
 from .harness import Report, assert_backends_agree, crosscheck
 from .primitives import PRIMITIVES
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "PRIMITIVES", "Report", "assert_backends_agree", "crosscheck", "BackendMismatch", "DiffkitError", "Forward", "Function",

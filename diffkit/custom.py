@@ -18,7 +18,8 @@ import numpy as np
 
 from .core.values import concrete, pack, top_trace
 from .errors import DiffkitError
-from .primitives import Primitive
+from .core.primitive import Primitive
+from .backends.base import unbroadcast
 
 
 class custom_jvp:
@@ -128,8 +129,9 @@ def _check_shape(fn: Any, rule: str, what: str, value: Any, shape: tuple[int, ..
                            f"expected the shape of {like}, {tuple(shape)}")
 
 
-def custom_reverse_record(fn: Any, vals: Sequence[Any]) -> tuple[Any, Primitive]:
-    """Output and a one-off table entry whose VJP rule is the user's (reverse mode)."""
+def custom_reverse_record(fn: Any, vals: Sequence[Any], new_tape: Callable[[], Any]) -> tuple[Any, Primitive]:
+    """Output and a one-off table entry whose VJP rule is the user's (reverse mode);
+    ``new_tape()`` opens the reverse trace that transposes a custom JVP rule."""
     n = len(vals)
     if isinstance(fn, custom_vjp):
         assert fn.fwd is not None
@@ -157,9 +159,7 @@ def custom_reverse_record(fn: Any, vals: Sequence[Any]) -> tuple[Any, Primitive]
     def transpose_i(i: int, ct: Any, value: Any, *args: Any) -> Any:
         # The JVP rule is linear in the tangents: its transpose is the gradient of
         # <ct, jvp(t)> with respect to t, taken on a fresh tape.
-        from .backends.reverse import ReverseTrace
-
-        inner = ReverseTrace()
+        inner = new_tape()
         leaves = [inner.leaf(z) for z in zeros]
         _, t_out = fn.jvp_rule(tuple(args), tuple(leaves))
         nb = int(np.ndim(ct)) - int(np.ndim(value))
@@ -167,8 +167,6 @@ def custom_reverse_record(fn: Any, vals: Sequence[Any]) -> tuple[Any, Primitive]
         _check_shape(fn, "the JVP rule", "a tangent", t_out, np.shape(value), "its output")
         if not (hasattr(t_out, "_trace") and t_out._trace is inner):
             return np.zeros(tuple(np.shape(ct))[:nb] + np.shape(args[i]))
-        from .backends.base import unbroadcast
-
         g = inner.backward(t_out, ct, nb, [leaves[i]])[0]
         if g is None:
             return np.zeros(tuple(np.shape(ct))[:nb] + np.shape(args[i]))

@@ -154,7 +154,7 @@ def _numeric_jvp(fun: Callable[..., Any], args: tuple[Any, ...], u: tuple[Any, .
 def _check(fun: Callable[..., Any], name: str, args: tuple[Any, ...], order: int, level: int,
            modes: tuple[str, ...], atol: float | None, rtol: float | None, eps: float | None,
            rng: np.random.Generator) -> None:
-    import diffkit as dk
+    from . import operators as dk
 
     u = tuple(_like(rng, a) for a in args)
     out = np.asarray(fun(*args))
@@ -295,7 +295,7 @@ class _AbsTrace(ObservingTrace):
 
     def _elementwise(self, prim: Any, vals: list[Any], params: dict[str, Any], traced: list[bool],
                      gs: list[Any], hs: list[Any], out: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
-        import diffkit as dk
+        from . import operators as dk
 
         n = self.n
         idx = [i for i in range(len(vals)) if traced[i] and i not in prim.nondiff_args]

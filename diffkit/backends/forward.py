@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.primitive import Primitive
 from ..core.values import Value, new_level, pack, shape_of
+from ..custom import custom_forward
 from . import accel
 from .base import ADBackend, Diagonal, split_aux, zeros_batched
 
@@ -114,8 +115,6 @@ class ForwardTrace:
         return Dual(self, out, t_out)
 
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
-        from ..custom import custom_forward
-
         primals = [a.primal if isinstance(a, Dual) and a._trace is self else a for a in args]
         tangents = [_dense(a.tangent) if isinstance(a, Dual) and a._trace is self else None for a in args]
         out, t_out = custom_forward(fn, primals, tangents, self.batch)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core.primitive import OUT, Primitive
 from ..core.values import Value, new_level, pack, shape_of
+from ..custom import custom_reverse_record
 from . import accel
 from .base import ADBackend, Diagonal, Dropped, full, unbroadcast, zeros_batched
 from .forward import forward_over
@@ -153,10 +154,8 @@ class ReverseTrace:
         return node
 
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
-        from ..custom import custom_reverse_record
-
         vals = [a.primal if isinstance(a, Node) and a._trace is self else a for a in args]
-        out, prim = custom_reverse_record(fn, vals)
+        out, prim = custom_reverse_record(fn, vals, lambda: ReverseTrace(self.accelerate))
         parents = [a.index if isinstance(a, Node) and a._trace is self else -1 for a in args]
         node = Node(self, out, len(self.tape))
         self.tape.append((prim, parents, vals, out, {}))

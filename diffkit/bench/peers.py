@@ -198,12 +198,12 @@ class _Diffkit(Tool):
     backend = ""
 
     def _load(self) -> str:
-        import diffkit
+        from .._version import __version__
 
-        return diffkit.__version__
+        return __version__
 
     def grad(self, case: Case) -> Callable[[], Any]:
-        import diffkit as dk
+        from .. import operators as dk
 
         self._need()
         g = dk.grad(functools.partial(case.fn, np), argnums=case.argnums, backend=self.backend)
@@ -211,7 +211,7 @@ class _Diffkit(Tool):
         return lambda: g(*args)
 
     def jacobian(self, case: Case, mode: str) -> Callable[[], Any]:
-        import diffkit as dk
+        from .. import operators as dk
 
         self._need()
         self._check_mode(mode)

@@ -48,7 +48,7 @@ def machine(tools: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
         blas = f"{info.get('name')} {info.get('version')}"
     except Exception:  # noqa: BLE001 - older NumPy: the BLAS is only a detail of the page
         pass
-    from .. import __version__
+    from .._version import __version__
 
     keys = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
     return {

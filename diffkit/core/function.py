@@ -157,7 +157,7 @@ COMPOSITES: dict[str, Callable[..., Any]] = {"sigmoid": _sigmoid, "relu": _relu,
 
 def expression_functions() -> dict[str, tuple[Callable[..., Any], tuple[int, ...]]]:
     """The names an expression string may call: the table's elementwise primitives and aliases."""
-    from ..primitives import PRIMITIVES
+    from .primitive import PRIMITIVES
 
     funcs: dict[str, tuple[Callable[..., Any], tuple[int, ...]]] = {}
     for prim in PRIMITIVES.values():

@@ -20,7 +20,7 @@ from ..errors import InvalidType, UnsupportedOperation
 @functools.lru_cache(maxsize=1)
 def sympy_to_numpy() -> dict[Any, Callable[..., Any]]:
     """SymPy function class -> NumPy callable, read from the primitive table."""
-    from ..primitives import PRIMITIVES
+    from .primitive import PRIMITIVES
 
     table: dict[Any, Callable[..., Any]] = {}
     for prim in PRIMITIVES.values():

@@ -174,6 +174,28 @@ def _numpy_name(func: Any) -> str:
     return f"{mod}.{getattr(func, '__name__', repr(func))}"
 
 
+def _arithmetic(name: str) -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]:
+    """``x op o`` and ``o op x`` for the table's primitive ``name``.
+
+    A Python number, or a value of this same trace, needs no search for the
+    innermost trace (bind's job): the common case goes straight to the trace.
+    """
+
+    table = vars(_P)  # filled by the table's define() calls before any value exists
+
+    def forward(self: Value, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(table[name], (self, o), {})
+        return bind(table[name], self, o)
+
+    def reflected(self: Value, o: Any) -> Any:
+        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
+            return self._trace.apply(table[name], (o, self), {})
+        return bind(table[name], o, self)
+
+    return forward, reflected
+
+
 class Value:
     """Base class of traced values: operators and NumPy dispatch go to the table.
 
@@ -299,47 +321,10 @@ class Value:
     __hash__ = object.__hash__
 
     # -- operators --------------------------------------------------------------
-    # A Python number, or a value of this same trace, needs no search for the
-    # innermost trace (bind's job): the common case goes straight to the trace.
-    def __add__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
-            return self._trace.apply(_P.add, (self, o), {})
-        return bind(_P.add, self, o)
-
-    def __radd__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
-            return self._trace.apply(_P.add, (o, self), {})
-        return bind(_P.add, o, self)
-
-    def __sub__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
-            return self._trace.apply(_P.subtract, (self, o), {})
-        return bind(_P.subtract, self, o)
-
-    def __rsub__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
-            return self._trace.apply(_P.subtract, (o, self), {})
-        return bind(_P.subtract, o, self)
-
-    def __mul__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
-            return self._trace.apply(_P.multiply, (self, o), {})
-        return bind(_P.multiply, self, o)
-
-    def __rmul__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
-            return self._trace.apply(_P.multiply, (o, self), {})
-        return bind(_P.multiply, o, self)
-
-    def __truediv__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
-            return self._trace.apply(_P.divide, (self, o), {})
-        return bind(_P.divide, self, o)
-
-    def __rtruediv__(self, o: Any) -> Any:
-        if type(o) in _PY_NUMBERS or type(o) is type(self) and o._trace is self._trace:
-            return self._trace.apply(_P.divide, (o, self), {})
-        return bind(_P.divide, o, self)
+    __add__, __radd__ = _arithmetic("add")
+    __sub__, __rsub__ = _arithmetic("subtract")
+    __mul__, __rmul__ = _arithmetic("multiply")
+    __truediv__, __rtruediv__ = _arithmetic("divide")
 
     def __pow__(self, o: Any) -> Any:
         if type(o) in _PY_NUMBERS:
