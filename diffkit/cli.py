@@ -95,9 +95,9 @@ def check(
 
 
 def _print_report_table(report: Any) -> None:
-    from .harness.report import HEADERS, _cells, _footer, _title
+    from .harness.report import HEADERS, _cells, _footer
 
-    table = Table(title=_title(report))
+    table = Table(title=report.title)
     for h in HEADERS:
         table.add_column(h)
     style = {"ok": "green", "fail": "red", "error": "red", "convention": "yellow", "unsupported": "yellow"}

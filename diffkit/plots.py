@@ -555,8 +555,6 @@ def report(report: Any, ax: Any = None) -> Any:
         >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
         ['symbolic', 'numeric', 'forward', 'reverse']
     """
-    from .harness.report import _title
-
     rows = list(report.rows)
     fig, ax = _axes(ax, (7.5, 1.6 + 0.55 * max(len(rows), 1)))
     ax.set_xscale("log")
@@ -590,7 +588,7 @@ def report(report: Any, ax: Any = None) -> Any:
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlim(lo, hi * 1e3)  # room for the notes
     ax.set_xlabel("largest absolute error against the reference (log scale)")
-    ax.set_title(_title(report), fontsize=11)
+    ax.set_title(report.title, fontsize=11)
     ax.grid(True, axis="x", which="major", alpha=0.3)
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch

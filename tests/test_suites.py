@@ -21,7 +21,8 @@ import pytest
 
 import diffkit as dk
 from diffkit.harness import builtin_suites
-from diffkit.harness.crosscheck import OPS, Report
+from diffkit.harness.crosscheck import OPS
+from diffkit.harness.report import Report
 from diffkit.harness.suites import SUITES, Case, load_toml, suite
 
 STANDARD = builtin_suites.standard()

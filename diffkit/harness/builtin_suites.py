@@ -1,6 +1,6 @@
 """The built-in suites: ``standard``, ``seeds`` and ``swell``.
 
-Importing this module registers them in :data:`diffkit.harness.suites.SUITES`.
+:data:`SUITES` holds them by name (:func:`diffkit.harness.suites.suite` looks them up there).
 Every case is deterministic (fixed points, no randomness) and refers to its
 function by an expression string or by ``"module:function"`` (so a case
 pickles and a child process can import it). Array arguments stay small (at
@@ -18,7 +18,6 @@ are expected to agree; the harness reports a difference there as a
 ``convention``.
 
 Example:
-    >>> from diffkit.harness.suites import SUITES
     >>> {"standard", "seeds", "swell"} <= set(SUITES)
     True
     >>> len(standard()) >= 110
@@ -27,12 +26,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..swell import X0
-from .suites import SUITES, Case, expand
+from .cases import Case, expand
 
 TF = "diffkit.harness.testfunctions"
 """The module of the suites' NumPy test functions."""
@@ -369,6 +368,5 @@ def swell() -> list[Case]:
     return cases
 
 
-SUITES["standard"] = standard
-SUITES["seeds"] = seeds
-SUITES["swell"] = swell
+SUITES: dict[str, Callable[[], list[Case]]] = {"standard": standard, "seeds": seeds, "swell": swell}
+"""The built-in suites by name."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -30,15 +29,14 @@ from ..core.function import Function, as_function
 from ..errors import (
     BackendMismatch,
     InvalidArgument,
-    NotFound,
     SizeLimitError,
     TracingError,
     UnsupportedOperation,
 )
 from .kinks import walk
+from .report import Reference, Report, Row
 
 OPS = ("grad", "jacobian", "hessian", "derivative", "jvp", "vjp")
-SCHEMA = "diffkit.crosscheck/1"
 EPS64 = float(np.finfo(np.float64).eps)
 
 # Tolerances, as multiples of the dtype's eps: an AD or symbolic result is a
@@ -50,120 +48,6 @@ AD_RTOL_EPS = 256.0
 NUMERIC_SAFETY = 10.0
 
 
-@dataclass
-class Reference:
-    """What the backends are compared with."""
-
-    value: np.ndarray | None       # flattened float64, or None when there is none
-    kind: str                      # "symbolic (mpmath, 50 digits)", "AD agreement", "none"
-    note: str = ""
-
-
-@dataclass
-class Row:
-    """One backend's result in a cross-check."""
-
-    backend: str
-    verdict: str                           # "ok", "fail", "convention", "unsupported", "error", "expected"
-    value: list[float] | None = None       # flattened
-    abs_error: float | None = None         # largest |value - reference|
-    rel_error: float | None = None         # largest |value - reference| / |reference| (where not 0)
-    tol_ratio: float | None = None         # largest error / tolerance (<= 1 passes)
-    rtol: float | None = None
-    atol: float | None = None
-    cause: str | None = None               # for a disagreement: truncation, round-off, ...
-    message: str = ""
-    worst_index: int | None = None
-    setup_time: float | None = None        # seconds: first call minus a later call
-    call_time: float | None = None         # seconds, median of repeats
-    call_spread: float | None = None       # interquartile range of the repeats
-    repeats: int = 0
-    nfev: int | None = None                # function evaluations (numeric backend)
-    error_estimate: float | None = None    # the backend's own largest error estimate
-    method: str | None = None              # numeric method used
-
-    @property
-    def passed(self) -> bool:
-        """Agrees with the reference (a difference explained as a convention counts as agreement)."""
-        return self.verdict in ("ok", "convention", "unsupported", "expected")
-
-
-@dataclass
-class Report:
-    """The result of :func:`crosscheck`: one row per backend, the reference and the point."""
-
-    function: str
-    op: str
-    argnums: list[int]
-    point: list[Any]
-    shape: list[int]
-    labels: list[str]
-    reference: Reference
-    rows: list[Row]
-    kinks: list[str] = field(default_factory=list)
-    f_time: float | None = None
-    source: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Every backend agrees with the reference within its tolerance (conventions count as agreement)."""
-        return all(r.passed for r in self.rows) and any(r.verdict == "ok" for r in self.rows)
-
-    def row(self, backend: str) -> Row:
-        """The row of one backend."""
-        for r in self.rows:
-            if r.backend == backend:
-                return r
-        raise NotFound(f"report of {self.function}: no row for backend {backend!r}; rows: "
-                       f"{', '.join(r.backend for r in self.rows)}")
-
-    def __str__(self) -> str:
-        from .report import to_text
-
-        return to_text(self)
-
-    def to_markdown(self) -> str:
-        """The report as a Markdown table with a heading."""
-        from .report import to_markdown
-
-        return to_markdown(self)
-
-    def to_json(self) -> str:
-        """The report as JSON (schema ``diffkit.crosscheck/1``, see docs/harness.md)."""
-        from .report import to_json
-
-        return to_json(self)
-
-    @classmethod
-    def from_json(cls, text: str) -> Report:
-        """A report read back from :meth:`to_json`."""
-        from .report import from_json
-
-        return from_json(text)
-
-    def to_html(self) -> str:
-        """The report as one self-contained HTML page (everything user-supplied is escaped)."""
-        from .report import to_html
-
-        return to_html([self], title=f"{self.op} of {self.function}")
-
-    def plot(self, ax: Any = None) -> Any:
-        """Each backend's error against its tolerance, as a matplotlib Figure (see :func:`diffkit.plots.report`).
-
-        Needs matplotlib (``pip install 'diffkit[plot]'``); ``ax`` is an Axes to
-        draw into, by default a new Figure.
-        """
-        from ..plots import report as plot_report
-
-        return plot_report(self, ax=ax)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["schema"] = SCHEMA
-        d["ok"] = self.ok
-        return d
-
-
 # --------------------------------------------------------------------------
 # Running one backend
 # --------------------------------------------------------------------------
@@ -171,7 +55,7 @@ class Report:
 
 def _operator(F: Function, op: str, backend: Any, argnums: Any, order: int,
               tangents: Sequence[Any] | None, cotangent: Any) -> Callable[..., Any]:
-    import diffkit as dk
+    from .. import operators as dk
 
     if op == "grad":
         return dk.grad(F, argnums=argnums, backend=backend)

@@ -1,19 +1,142 @@
-"""Cross-check reports as text, Markdown, JSON and one self-contained HTML page.
+"""Cross-check results (:class:`Report`, :class:`Row`, :class:`Reference`) and their renderings.
 
-The JSON schema (``"schema": "diffkit.crosscheck/1"``) is documented in
-``docs/harness.md``; :func:`from_json` reads it back. HTML is rendered with
-Jinja2 with autoescaping on, so function names, sources and messages — all
-user-supplied — are escaped.
+A :class:`Report` renders itself as text, Markdown, JSON and one
+self-contained HTML page. The JSON schema (``"schema": "diffkit.crosscheck/1"``)
+is documented in ``docs/harness.md``; :func:`from_json` reads it back. HTML is
+rendered with Jinja2 with autoescaping on, so function names, sources and
+messages — all user-supplied — are escaped. A suite run renders as JSON
+(``"schema": "diffkit.suite/1"``), Markdown or HTML too.
+
+This module imports nothing else of the harness: :mod:`~diffkit.harness.crosscheck`
+builds reports, :mod:`~diffkit.harness.runner` collects them, and both import
+their types from here.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
-from ..errors import InvalidArgument
-from .crosscheck import SCHEMA, Reference, Report, Row
+import numpy as np
+
+from ..errors import InvalidArgument, NotFound
+
+SCHEMA = "diffkit.crosscheck/1"
+"""The ``schema`` of a cross-check report's JSON."""
+SUITE_SCHEMA = "diffkit.suite/1"
+"""The ``schema`` of a suite run's JSON."""
+
+
+@dataclass
+class Reference:
+    """What the backends are compared with."""
+
+    value: np.ndarray | None       # flattened float64, or None when there is none
+    kind: str                      # "symbolic (mpmath, 50 digits)", "AD agreement", "none"
+    note: str = ""
+
+
+@dataclass
+class Row:
+    """One backend's result in a cross-check."""
+
+    backend: str
+    verdict: str                           # "ok", "fail", "convention", "unsupported", "error", "expected"
+    value: list[float] | None = None       # flattened
+    abs_error: float | None = None         # largest |value - reference|
+    rel_error: float | None = None         # largest |value - reference| / |reference| (where not 0)
+    tol_ratio: float | None = None         # largest error / tolerance (<= 1 passes)
+    rtol: float | None = None
+    atol: float | None = None
+    cause: str | None = None               # for a disagreement: truncation, round-off, ...
+    message: str = ""
+    worst_index: int | None = None
+    setup_time: float | None = None        # seconds: first call minus a later call
+    call_time: float | None = None         # seconds, median of repeats
+    call_spread: float | None = None       # interquartile range of the repeats
+    repeats: int = 0
+    nfev: int | None = None                # function evaluations (numeric backend)
+    error_estimate: float | None = None    # the backend's own largest error estimate
+    method: str | None = None              # numeric method used
+
+    @property
+    def passed(self) -> bool:
+        """Agrees with the reference (a difference explained as a convention counts as agreement)."""
+        return self.verdict in ("ok", "convention", "unsupported", "expected")
+
+
+@dataclass
+class Report:
+    """The result of :func:`~diffkit.crosscheck`: one row per backend, the reference and the point."""
+
+    function: str
+    op: str
+    argnums: list[int]
+    point: list[Any]
+    shape: list[int]
+    labels: list[str]
+    reference: Reference
+    rows: list[Row]
+    kinks: list[str] = field(default_factory=list)
+    f_time: float | None = None
+    source: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Every backend agrees with the reference within its tolerance (conventions count as agreement)."""
+        return all(r.passed for r in self.rows) and any(r.verdict == "ok" for r in self.rows)
+
+    @property
+    def title(self) -> str:
+        """The report's heading: ``"<op> of <function> at (<point>)"``."""
+        point = ", ".join(_fmt_point(p) for p in self.point)
+        return f"{self.op} of {self.function} at ({point})"
+
+    def row(self, backend: str) -> Row:
+        """The row of one backend."""
+        for r in self.rows:
+            if r.backend == backend:
+                return r
+        raise NotFound(f"report of {self.function}: no row for backend {backend!r}; rows: "
+                       f"{', '.join(r.backend for r in self.rows)}")
+
+    def __str__(self) -> str:
+        return to_text(self)
+
+    def to_markdown(self) -> str:
+        """The report as a Markdown table with a heading."""
+        return to_markdown(self)
+
+    def to_json(self) -> str:
+        """The report as JSON (schema ``diffkit.crosscheck/1``, see docs/harness.md)."""
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """A report read back from :meth:`to_json`."""
+        return from_json(text)
+
+    def to_html(self) -> str:
+        """The report as one self-contained HTML page (everything user-supplied is escaped)."""
+        return to_html([self], title=f"{self.op} of {self.function}")
+
+    def plot(self, ax: Any = None) -> Any:
+        """Each backend's error against its tolerance, as a matplotlib Figure (see :func:`diffkit.plots.report`).
+
+        Needs matplotlib (``pip install 'diffkit[plot]'``); ``ax`` is an Axes to
+        draw into, by default a new Figure.
+        """
+        from ..plots import report as plot_report
+
+        return plot_report(self, ax=ax)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["schema"] = SCHEMA
+        d["ok"] = self.ok
+        return d
 
 VERDICT_MARK = {"ok": "ok", "fail": "FAIL", "convention": "convention", "unsupported": "unsupported",
                 "error": "ERROR", "timeout": "TIMEOUT", "expected": "expected"}
@@ -56,11 +179,6 @@ def _cells(r: Row) -> list[str]:
             _fmt(r.nfev), _fmt(r.error_estimate)]
 
 
-def _title(rep: Report) -> str:
-    point = ", ".join(_fmt_point(p) for p in rep.point)
-    return f"{rep.op} of {rep.function} at ({point})"
-
-
 def _fmt_point(p: Any) -> str:
     if isinstance(p, list):
         s = ", ".join(f"{v:g}" for v in p[:4]) if p and not isinstance(p[0], list) else "..."
@@ -86,7 +204,7 @@ def to_text(rep: Report) -> str:
     """A plain-text table (what ``print(report)`` shows)."""
     rows = [HEADERS] + [_cells(r) for r in rep.rows]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(HEADERS))]
-    out = [_title(rep)]
+    out = [rep.title]
     for k, row in enumerate(rows):
         out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
         if k == 0:
@@ -100,7 +218,7 @@ def _md_escape(s: str) -> str:
 
 def to_markdown(rep: Report) -> str:
     """A Markdown heading, table and notes."""
-    out = [f"### {_md_escape(_title(rep))}", "", "| " + " | ".join(HEADERS) + " |",
+    out = [f"### {_md_escape(rep.title)}", "", "| " + " | ".join(HEADERS) + " |",
            "|" + "---|" * len(HEADERS)]
     out += ["| " + " | ".join(_md_escape(c) for c in _cells(r)) + " |" for r in rep.rows]
     out += [""] + [f"- {_md_escape(line)}" for line in _footer(rep)]
@@ -115,6 +233,17 @@ def _clean(v: Any) -> Any:
         return [_clean(x) for x in v]
     if isinstance(v, dict):
         return {k: _clean(x) for k, x in v.items()}
+    return v
+
+
+def _jsonable(v: Any) -> Any:
+    """A suite record ready for JSON: NaN and inf become strings, tuples lists."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
     return v
 
 
@@ -141,8 +270,6 @@ def _unclean(v: Any) -> Any:
 def from_dict(d: dict[str, Any]) -> Report:
     if d.get("schema") != SCHEMA:
         raise InvalidArgument(f"not a diffkit cross-check report (schema {d.get('schema')!r}, expected {SCHEMA!r})")
-    import numpy as np
-
     ref = d["reference"]
     reference = Reference(None if ref["value"] is None else np.array(_unclean(ref["value"]), dtype=float),
                           ref["kind"], ref.get("note", ""))
@@ -198,7 +325,7 @@ def to_html(reports: Sequence[Report], title: str = "diffkit cross-check", summa
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     items = []
     for k, rep in enumerate(reports):
-        items.append({"anchor": f"case{k}", "heading": _title(rep), "source": rep.source or "",
+        items.append({"anchor": f"case{k}", "heading": rep.title, "source": rep.source or "",
                       "rows": [{"verdict": r.verdict, "cells": _cells(r)} for r in rep.rows],
                       "notes": _footer(rep)})
     for k, item in enumerate(extra_items):
@@ -228,8 +355,6 @@ def suite_summary_lines(summary: dict[str, Any]) -> list[str]:
 
 def suite_to_json(result: Any) -> str:
     """The whole suite run: ``{"schema": "diffkit.suite/1", "summary", "cases": [records]}``."""
-    from .runner import SUITE_SCHEMA, _jsonable
-
     return json.dumps(_jsonable({"schema": SUITE_SCHEMA, "summary": result.summary(),
                                  "cases": result.records}), indent=1)
 

@@ -21,16 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import InvalidArgument, Unavailable
-from .suites import Case
-
-SUITE_SCHEMA = "diffkit.suite/1"
+from .cases import Case
+from .crosscheck import crosscheck
+from .report import _jsonable, to_dict
 
 
 def run_case(case: dict[str, Any], time_budget: float = 0.0) -> dict[str, Any]:
     """One case, in this process: a JSON-ready record ``{"id", "verdict", "rows", "report", ...}``."""
-    from .crosscheck import crosscheck
-    from .report import to_dict
-
     c = Case(**{**case, "args": tuple(case["args"]), "tags": tuple(case.get("tags", ()))})
     expect = dict(c.expect or {})
     t0 = time.perf_counter()
@@ -268,18 +265,6 @@ def _run_dask(todo: list[dict[str, Any]], address: str, timeout: float, budget: 
     finally:
         if isinstance(address, str):
             client.close()
-
-
-def _jsonable(v: Any) -> Any:
-    import math
-
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 def main() -> None:  # pragma: no cover - the subprocess entry point of run_isolated

@@ -17,75 +17,20 @@ A TOML suite file holds ``[[case]]`` tables::
     ops = ["grad", "hessian"]         # one case per operator; default ["grad"]
     rtol = 1e-10                      # optional, a number or a table per backend
     expect = { numeric = "truncation" }   # optional: a known disagreement and its cause
+
+:class:`~diffkit.harness.cases.Case` (with :func:`~diffkit.harness.cases.expand`) and
+:data:`~diffkit.harness.builtin_suites.SUITES` live in their own modules and are
+importable from here too.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Callable
 
-import numpy as np
-
-from ..core.function import Function
 from ..errors import InvalidArgument
+from .builtin_suites import SUITES
+from .cases import Case, expand, resolve
 from .crosscheck import OPS
-
-
-@dataclass(frozen=True)
-class Case:
-    """One cross-check of a suite."""
-
-    id: str
-    f: str                                  # expression, or "module:function"
-    args: tuple[Any, ...]
-    op: str = "grad"
-    argnums: Any = None                     # default: every argument
-    order: int = 1
-    rtol: Any = None
-    atol: Any = None
-    note: str = ""
-    tags: tuple[str, ...] = field(default=())
-    expect: Any = None                      # {backend: cause}: a known, explained disagreement
-
-    def function(self) -> Function:
-        """The case's function, resolved (an expression is parsed safely; never evaluated)."""
-        return resolve(self.f, name=self.id)
-
-    def point(self) -> list[Any]:
-        return [np.asarray(a, dtype=float) if isinstance(a, (list, tuple)) else float(a) for a in self.args]
-
-    def argnums_or_all(self) -> Any:
-        if self.argnums is not None:
-            return tuple(self.argnums) if isinstance(self.argnums, (list, tuple)) else int(self.argnums)
-        return tuple(range(len(self.args))) if len(self.args) != 1 else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "f": self.f, "args": [_plain(a) for a in self.args], "op": self.op,
-                "argnums": self.argnums, "order": self.order, "rtol": self.rtol, "atol": self.atol,
-                "note": self.note, "tags": list(self.tags), "expect": self.expect}
-
-
-def _plain(a: Any) -> Any:
-    return np.asarray(a).tolist() if isinstance(a, (np.ndarray, list, tuple)) else a
-
-
-def resolve(f: str, name: str | None = None) -> Function:
-    """``"module:function"`` imported, or an expression string parsed (the safe parser)."""
-    if ":" in f and "(" not in f:
-        module, _, attr = f.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return Function(obj, name=name or attr)
-    return Function.parse(f, name=name or f)
-
-
-def expand(id: str, f: str, args: Any, ops: Any = ("grad",), **kw: Any) -> list[Case]:
-    """One case per operator: ids ``<id>/<op>`` when there are several."""
-    ops = [ops] if isinstance(ops, str) else list(ops)
-    return [Case(f"{id}/{op}" if len(ops) > 1 else id, f, tuple(args), op, **kw) for op in ops]
 
 
 def load_toml(path: str) -> list[Case]:
@@ -135,14 +80,8 @@ def load_toml(path: str) -> list[Case]:
     return cases
 
 
-SUITES: dict[str, Callable[[], list[Case]]] = {}
-"""Built-in suites by name (filled by :mod:`diffkit.harness.builtin_suites`)."""
-
-
 def suite(name_or_path: str) -> list[Case]:
-    """A built-in suite by name, or the cases of a TOML file."""
-    from . import builtin_suites  # noqa: F401  (registers the built-in suites)
-
+    """A built-in suite by name (a key of :data:`SUITES`), or the cases of a TOML file."""
     if name_or_path in SUITES:
         return SUITES[name_or_path]()
     if name_or_path.endswith(".toml"):
