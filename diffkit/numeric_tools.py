@@ -2,7 +2,8 @@
 
 * :func:`fornberg_weights` computes finite-difference weights for any
   derivative order on any set of offsets (Fornberg 1988), which is how the
-  numeric backend builds every stencil, one-sided or central, of any order;
+  numeric backend builds every stencil, one-sided or central, of any order
+  (it lives in :mod:`diffkit.backends.numeric.stencils`; this name stays);
 * :func:`taylor_test` checks a gradient without choosing a step: the
   remainder ``|f(x + h dx) - f(x) - h <g, dx>|`` must shrink as ``h**2``;
 * :func:`step_sweep` measures forward, central and complex-step differences
@@ -18,65 +19,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .backends.numeric.stencils import fornberg_weights
+from .errors import InvalidArgument
 
-def fornberg_weights(offsets: Any, order: int, x0: float = 0.0) -> np.ndarray:
-    """Weights of the ``order``-th derivative at ``x0`` from values at ``offsets``.
-
-    Fornberg's recurrence ("Generation of finite difference formulas on
-    arbitrarily spaced grids", Math. Comp. 51, 1988): exact for polynomials
-    of degree ``len(offsets) - 1``, numerically stable, any spacing. With
-    ``offsets`` of shape ``(n, k)`` it computes ``k`` independent stencils at
-    once (one per column), which the backend uses for the effective, rounded
-    offsets of many directions.
-
-    Args:
-        offsets: the ``n`` distinct nodes (relative positions), shape ``(n,)``
-            or ``(n, k)``.
-        order: the derivative order, ``0 <= order < n``.
-        x0: where the derivative is taken.
-
-    Returns:
-        The weights, shaped like ``offsets``: ``sum(w * f(offsets))``
-        approximates ``f^(order)(x0)``.
-
-    Example:
-        >>> from diffkit.numeric_tools import fornberg_weights
-        >>> fornberg_weights([-1, 0, 1], 1).tolist()
-        [-0.5, 0.0, 0.5]
-        >>> [round(float(w), 6) for w in fornberg_weights([-2, -1, 0, 1, 2], 2)]
-        [-0.083333, 1.333333, -2.5, 1.333333, -0.083333]
-        >>> fornberg_weights([0, 1, 2], 1).tolist()
-        [-1.5, 2.0, -0.5]
-    """
-    x = np.asarray(offsets)
-    x = x.astype(np.complex128 if np.iscomplexobj(x) else np.float64)  # complex nodes work too
-    n = x.shape[0]
-    m = int(order)
-    if not 0 <= m < n:
-        raise ValueError(f"fornberg_weights: derivative order {order} needs more than {m} nodes, got {n}")
-    rest = x.shape[1:]
-    c = np.zeros((n, m + 1) + rest, dtype=x.dtype)
-    c1 = np.ones(rest, dtype=x.dtype)
-    c4 = x[0] - x0
-    c[0, 0] = 1.0
-    for i in range(1, n):
-        mn = min(i, m)
-        c2 = np.ones(rest, dtype=x.dtype)
-        c5 = c4
-        c4 = x[i] - x0
-        for j in range(i):
-            c3 = x[i] - x[j]
-            c2 = c2 * c3
-            if j == i - 1:
-                for k in range(mn, 0, -1):
-                    c[i, k] = c1 * (k * c[i - 1, k - 1] - c5 * c[i - 1, k]) / c2
-                c[i, 0] = -c1 * c5 * c[i - 1, 0] / c2
-            for k in range(mn, 0, -1):
-                c[j, k] = (c4 * c[j, k] - k * c[j, k - 1]) / c3
-            c[j, 0] = c4 * c[j, 0] / c3
-        c1 = c2
-    return c[:, m]
-
+__all__ = ["fornberg_weights", "taylor_test", "TaylorResult", "TAYLOR_MIN_ORDER", "step_sweep",
+           "SweepResult"]
 
 # ---------------------------------------------------------------------------
 # Taylor test
@@ -164,7 +111,7 @@ def taylor_test(f: Callable[[Any], Any], x: Any, dx: Any, grad: Any = None, *,
         xa = xa.astype(np.float64)
     d = np.asarray(dx, dtype=xa.dtype)
     if d.shape != xa.shape:
-        raise ValueError(f"taylor_test: dx has shape {d.shape}, x has shape {xa.shape}")
+        raise InvalidArgument(f"taylor_test: dx has shape {d.shape}, x has shape {xa.shape}")
     def as_arg(v: np.ndarray) -> Any:
         return float(v) if v.ndim == 0 and v.dtype == np.float64 else v
 
@@ -178,7 +125,7 @@ def taylor_test(f: Callable[[Any], Any], x: Any, dx: Any, grad: Any = None, *,
     else:
         g = np.asarray(grad)
     if g.shape != xa.shape:
-        raise ValueError(f"taylor_test: the gradient has shape {g.shape}, x has shape {xa.shape}")
+        raise InvalidArgument(f"taylor_test: the gradient has shape {g.shape}, x has shape {xa.shape}")
     if steps is None:
         # 1% of the argument's scale along dx, then 8 halvings: large enough that the
         # h**2 term dominates round-off at every step for an O(1) function
@@ -248,7 +195,7 @@ class SweepResult:
         """
         errs = np.asarray(getattr(self, method))
         if method not in ("forward", "central", "complex"):
-            raise ValueError(f"method is one of forward, central, complex; got {method!r}")
+            raise InvalidArgument(f"method is one of forward, central, complex; got {method!r}")
         if not np.any(np.isfinite(errs)):
             return math.nan, math.nan
         i = int(np.nanargmin(errs))

@@ -16,24 +16,10 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .backends import get_backend
+from .backends.arguments import Argnums, _argnums, _canon, _prepare
 from .core.function import Function, as_function
 from .core.values import Value
-from .errors import DiffkitError, InvalidArgument, InvalidType, ShapeError, TracingError
-
-Argnums = int | Sequence[int]
-
-
-def _argnums(argnums: Argnums, nargs: int, F: Function, op: str) -> tuple[tuple[int, ...], bool]:
-    single = isinstance(argnums, (int, np.integer))
-    nums = (int(argnums),) if single else tuple(int(a) for a in argnums)  # type: ignore[union-attr]
-    for a in nums:
-        if not -nargs <= a < nargs:
-            raise ShapeError(f"{op} of {F.name}: argnums={argnums!r} but the function was called "
-                             f"with {nargs} argument(s)")
-    nums = tuple(a % nargs for a in nums)
-    if len(set(nums)) != len(nums):
-        raise ShapeError(f"{op} of {F.name}: argnums={argnums!r} names an argument twice")
-    return nums, single
+from .errors import DiffkitError, InvalidArgument, ShapeError, TracingError
 
 
 def _argnums_cache(argnums: Argnums, F: Function, op: str) -> Callable[[int], tuple[tuple[int, ...], bool]]:
@@ -48,38 +34,6 @@ def _argnums_cache(argnums: Argnums, F: Function, op: str) -> Callable[[int], tu
             return res
 
     return nums_of
-
-
-def _canon(a: Any, F: Function, i: int, op: str) -> Any:
-    """A differentiated argument as a float array (or scalar); ints promote to float64."""
-    if type(a) is float or type(a) is np.ndarray and a.ndim and a.dtype.kind in "fc":
-        return a  # the common cases, as they are
-    if isinstance(a, Value):
-        return a
-    arr = np.asarray(a)
-    if arr.dtype == object:
-        from .core.values import pack
-
-        packed = pack(arr)
-        if isinstance(packed, Value):
-            return packed
-        arr = np.asarray(packed)
-    if arr.dtype.kind in "biu":
-        arr = arr.astype(np.float64)
-    elif arr.dtype.kind not in "fc":
-        name = F.variables[i] if i < len(F.variables) else f"#{i}"
-        raise InvalidType(f"{op} of {F.name}: argument '{name}' must be numeric, got dtype {arr.dtype}")
-    if arr.ndim == 0:
-        # Python floats take the table's scalar fast path in the AD backends
-        return float(arr) if arr.dtype == np.float64 else arr[()]
-    return arr
-
-
-def _prepare(args: Sequence[Any], nums: Sequence[int], F: Function, op: str) -> list[Any]:
-    primals = list(args)
-    for i in nums:
-        primals[i] = _canon(primals[i], F, i, op)
-    return primals
 
 
 def _plain(aux: Any) -> Any:

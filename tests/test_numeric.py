@@ -26,8 +26,10 @@ import numpy as np
 import pytest
 
 import diffkit as dk
-from diffkit.backends.numeric import NumericResult, _contour_level, _Evaluator, _extrapolation_weights
-from diffkit.numeric_tools import fornberg_weights
+from diffkit.backends.numeric import NumericResult, fornberg_weights
+from diffkit.backends.numeric.evaluator import _Evaluator
+from diffkit.backends.numeric.lines import _contour_level
+from diffkit.backends.numeric.stencils import _extrapolation_weights
 from diffkit.primitives import PRIMITIVES
 
 EPS = float(np.finfo(np.float64).eps)
