@@ -136,9 +136,9 @@ class Graph:
             >>> float(dk.graph("(x + y)**2", 1.0, 2.0).node("x").grad)
             6.0
         """
-        for n in self.nodes:
-            if n.label == label:
-                return n
+        found = next((n for n in self.nodes if n.label == label), None)
+        if found is not None:
+            return found
         raise NotFound(f"graph of {self.name}: no node labelled {label!r}; labels: "
                        f"{', '.join(dict.fromkeys(n.label for n in self.nodes))}")
 

@@ -25,6 +25,9 @@ _NO_SPEEDUPS: dict[Primitive, Any] = {}
 class Dual(Value):
     """A primal value and its tangent(s), tagged with their trace."""
 
+    # Dual and reverse's Node spell out the same few lines rather than share a base
+    # __init__: one is built per operation, and a super() call would cost more than it.
+
     __slots__ = ("_trace", "primal", "tangent")
 
     def __init__(self, trace: ForwardTrace, primal: Any, tangent: Any):
@@ -61,7 +64,7 @@ class ForwardTrace:
             else:
                 primals.append(a)
                 tangents.append(None)
-        out = _NOTHING  # accel.evaluate, inlined (a call per operation counts here)
+        out = _NOTHING  # accel.evaluate, deliberately inlined (also in the other AD backend): a call per op counts
         scalar = self.scalar.get(prim)
         if scalar is not None and not params:
             for v in primals:

@@ -107,7 +107,7 @@ class ReverseTrace:
             else:
                 vals.append(a)
                 parents.append(-1)
-        out = _NOTHING  # accel.evaluate, inlined (a call per operation counts here)
+        out = _NOTHING  # accel.evaluate, deliberately inlined (also in the other AD backend): a call per op counts
         scalar = self.scalar.get(prim)
         if scalar is not None and not params:
             for v in vals:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import mpmath
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..backends.numeric import Numeric
 from ..errors import InvalidArgument
 from .timing import timeit

@@ -196,6 +196,26 @@ def _arithmetic(name: str) -> tuple[Callable[[Any, Any], Any], Callable[[Any, An
     return forward, reflected
 
 
+def _bound(name: str) -> Callable[[Any, Any], Any]:
+    """``x op o`` through ``bind``, for the table's primitive ``name``."""
+    table = vars(_P)
+
+    def method(self: Value, o: Any) -> Any:
+        return bind(table[name], self, o)
+
+    return method
+
+
+def _reduction(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The ndarray method ``x.sum(axis, keepdims)`` and friends, as the NumPy function."""
+
+    def method(self: Value, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+        return fn(self, axis=axis, keepdims=keepdims, **kw)
+
+    method.__name__ = fn.__name__
+    return method
+
+
 class Value:
     """Base class of traced values: operators and NumPy dispatch go to the table.
 
@@ -351,23 +371,13 @@ class Value:
     def __abs__(self) -> Any:
         return bind(_P.absolute, self)
 
-    def __lt__(self, o: Any) -> Any:
-        return bind(_P.less, self, o)
-
-    def __le__(self, o: Any) -> Any:
-        return bind(_P.less_equal, self, o)
-
-    def __gt__(self, o: Any) -> Any:
-        return bind(_P.greater, self, o)
-
-    def __ge__(self, o: Any) -> Any:
-        return bind(_P.greater_equal, self, o)
-
-    def __eq__(self, o: Any) -> Any:  # type: ignore[override]
-        return bind(_P.equal, self, o)
-
-    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
-        return bind(_P.not_equal, self, o)
+    # comparisons give plain boolean arrays (the table marks them not differentiable)
+    __lt__ = _bound("less")
+    __le__ = _bound("less_equal")
+    __gt__ = _bound("greater")
+    __ge__ = _bound("greater_equal")
+    __eq__ = _bound("equal")  # type: ignore[assignment]
+    __ne__ = _bound("not_equal")  # type: ignore[assignment]
 
     def __floordiv__(self, o: Any) -> Any:
         return np.floor_divide(self, o)
@@ -424,26 +434,13 @@ class Value:
     def swapaxes(self, a: int, b: int) -> Any:
         return np.swapaxes(self, a, b)
 
-    def sum(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
-        return np.sum(self, axis=axis, keepdims=keepdims, **kw)
-
-    def mean(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
-        return np.mean(self, axis=axis, keepdims=keepdims, **kw)
-
-    def prod(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
-        return np.prod(self, axis=axis, keepdims=keepdims, **kw)
-
-    def max(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
-        return np.max(self, axis=axis, keepdims=keepdims, **kw)
-
-    def min(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
-        return np.min(self, axis=axis, keepdims=keepdims, **kw)
-
-    def var(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
-        return np.var(self, axis=axis, keepdims=keepdims, **kw)
-
-    def std(self, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
-        return np.std(self, axis=axis, keepdims=keepdims, **kw)
+    sum = _reduction(np.sum)
+    mean = _reduction(np.mean)
+    prod = _reduction(np.prod)
+    max = _reduction(np.max)
+    min = _reduction(np.min)
+    var = _reduction(np.var)
+    std = _reduction(np.std)
 
     def cumsum(self, axis: Any = None) -> Any:
         return np.cumsum(self, axis=axis)

@@ -96,9 +96,9 @@ class Report:
 
     def row(self, backend: str) -> Row:
         """The row of one backend."""
-        for r in self.rows:
-            if r.backend == backend:
-                return r
+        found = next((r for r in self.rows if r.backend == backend), None)
+        if found is not None:
+            return found
         raise NotFound(f"report of {self.function}: no row for backend {backend!r}; rows: "
                        f"{', '.join(r.backend for r in self.rows)}")
 

@@ -468,7 +468,8 @@ def stacked_sigmoids(x: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# The logistic map (expression swell)
+# The logistic map (expression swell): one importable function per n, because
+# suites name their callables as "module:function" (deliberately repetitive)
 # ---------------------------------------------------------------------------
 
 

@@ -15,9 +15,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ...core.values import Value, new_level, pack
+from ...core.observe import ObservingTrace, Observed
+from ...core.primitive import Primitive
+from ...core.values import Value, pack
 from ...errors import DiffkitError
-from ...primitives import Primitive
 
 
 class _Refused(Exception):
@@ -28,20 +29,20 @@ class _Refused(Exception):
         self.reason = reason
 
 
-class _Probe(Value):
+class _Probe(Observed):
     """A complex value running through the user's code (the numeric backend's trace)."""
 
-    __slots__ = ("_trace", "primal")
-
-    def __init__(self, trace: _ProbeTrace, primal: Any):
-        self._trace = trace
-        self.primal = primal
+    __slots__ = ()
+    # Python control flow on the complex value itself has no derivative to follow:
+    # refused, as on the AD backends (comparisons give plain arrays, which branch)
+    __bool__ = Value.__bool__
+    __float__ = Value.__float__
 
     def __repr__(self) -> str:
         return f"Probe({self.primal!r})"
 
 
-class _ProbeTrace:
+class _ProbeTrace(ObservingTrace):
     """Evaluates each primitive on complex values and records what it meets.
 
     It refuses (records a reason) on primitives that are not complex-analytic,
@@ -60,9 +61,10 @@ class _ProbeTrace:
     """
 
     backend_name = "numeric"
+    value_type = _Probe
 
     def __init__(self, rows: int | None):
-        self.level = new_level()
+        super().__init__()
         self.rows = rows
         self.refusals: list[str] = []
         self.edge = np.full(rows or 1, np.inf)
@@ -73,8 +75,7 @@ class _ProbeTrace:
         if why not in self.refusals:
             self.refusals.append(why)
 
-    def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-        vals = [a.primal if type(a) is _Probe and a._trace is self else a for a in args]
+    def evaluate(self, prim: Primitive, vals: list[Any], traced: list[bool], params: dict[str, Any]) -> Any:
         if prim.kink_gap is not None:
             self._measure_kinks(prim, vals, params)
         if not prim.differentiable:
@@ -95,7 +96,7 @@ class _ProbeTrace:
                     self._refuse(f"numpy's {prim.name} drops the imaginary part of complex input")
         if prim.elementwise and prim.domain:
             self._measure_edges(prim, vals)
-        return _Probe(self, out)
+        return out
 
     def _first_order(self, prim: Primitive, vals: list[Any], params: dict[str, Any]) -> Any:
         """``prim`` on the real parts, with the imaginary parts carried by its JVP rules."""
@@ -159,10 +160,6 @@ class _ProbeTrace:
             with np.errstate(divide="ignore", invalid="ignore"):
                 dist = np.minimum(re - lo, hi - re) / np.where(im > 0, im, 1.0)
             self.edge = np.minimum(self.edge, self._per_row(np.where(inside, dist, np.inf)))
-
-    def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
-        # A custom rule's function runs as it is: complex step sees what it computes.
-        return fn.fun(*args)
 
 
 def complex_values(fun: Callable[[Any], Any], x: float, steps: Any) -> tuple[np.ndarray | None, str | None]:
