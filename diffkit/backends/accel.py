@@ -238,7 +238,8 @@ def _diagonal_vjps(prim: Primitive, parents: list[int], vals: list[Any], value: 
     for j, p in enumerate(parents):
         if p < 0:
             continue
-        shape = _shape(vals[j])
+        shape = vals[j]
+        shape = shape.shape if type(shape) is Dropped else shape_of(shape)
         rule = diag_rules[j] if diag_rules else None
         if rule is not None:
             gj = rule(g.factor, value, *vals, **params)
@@ -378,7 +379,8 @@ def sweep(tape: list[Any], end: int, ct: Any, nb: int = 0, keep: bool = False) -
                     add(p, gj, 1.0, shape)
                 continue
             g = g.dense()
-        out_shape = _shape(value)
+        # _shape, inlined (twice per record counts here)
+        out_shape = value.shape if type(value) is Dropped else shape_of(value)
         gshape = g.shape if type(g) is np.ndarray else shape_of(g)
         if not prim.elementwise:  # structural rules want the exact shape
             if gshape != batch + out_shape:
@@ -400,7 +402,8 @@ def sweep(tape: list[Any], end: int, ct: Any, nb: int = 0, keep: bool = False) -
         for j, p in enumerate(parents):
             if p < 0:
                 continue
-            shape = _shape(vals[j])
+            shape = vals[j]
+            shape = shape.shape if type(shape) is Dropped else shape_of(shape)
             if prim is getitem and nb == 0 and tg in _PLAIN:
                 prev = cts[p]
                 idx = params["idx"]

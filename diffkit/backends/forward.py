@@ -48,7 +48,7 @@ class ForwardTrace:
         self.level = new_level()
         self.batch = batch
         self.nb = len(batch)
-        self.scalar = accel.SCALAR if accelerate else _NO_SPEEDUPS
+        self.scalar = (accel.SCALAR if accelerate else _NO_SPEEDUPS).get  # bound: one lookup per op
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         primals = []
@@ -65,16 +65,17 @@ class ForwardTrace:
                 primals.append(a)
                 tangents.append(None)
         out = _NOTHING  # accel.evaluate, deliberately inlined (also in the other AD backend): a call per op counts
-        scalar = self.scalar.get(prim)
-        if scalar is not None and not params:
+        if not params:
             for v in primals:
                 if type(v) is not float and type(v) is not int:
                     break
-            else:
-                try:
-                    out = scalar(*primals)  # Python floats: math, not NumPy
-                except (ValueError, ArithmeticError):
-                    pass  # NumPy gives inf or NaN (with a warning) where math raises
+            else:  # Python floats: math, not NumPy
+                scalar = self.scalar(prim)
+                if scalar is not None:
+                    try:
+                        out = scalar(*primals)
+                    except (ValueError, ArithmeticError):
+                        pass  # NumPy gives inf or NaN (with a warning) where math raises
         if out is _NOTHING:
             out = prim.numpy(*primals, **params) if params else prim.numpy(*primals)
         if not prim.differentiable:

@@ -84,7 +84,7 @@ class ReverseTrace:
     def __init__(self, accelerate: bool = True) -> None:
         self.level = new_level()
         self.accelerate = accelerate
-        self.scalar = accel.SCALAR if accelerate else _NO_SPEEDUPS
+        self.scalar = (accel.SCALAR if accelerate else _NO_SPEEDUPS).get  # bound: one lookup per op
         # A record: (primitive, parent indices (-1 for constants), argument values, output,
         # params). Values that no VJP rule reads are dropped, so that NumPy can reuse their
         # memory: an argument's value or the output is then a Dropped (its shape only), a
@@ -108,16 +108,17 @@ class ReverseTrace:
                 vals.append(a)
                 parents.append(-1)
         out = _NOTHING  # accel.evaluate, deliberately inlined (also in the other AD backend): a call per op counts
-        scalar = self.scalar.get(prim)
-        if scalar is not None and not params:
+        if not params:
             for v in vals:
                 if type(v) is not float and type(v) is not int:
                     break
-            else:
-                try:
-                    out = scalar(*vals)  # Python floats: math, not NumPy
-                except (ValueError, ArithmeticError):
-                    pass  # NumPy gives inf or NaN (with a warning) where math raises
+            else:  # Python floats: math, not NumPy
+                scalar = self.scalar(prim)
+                if scalar is not None:
+                    try:
+                        out = scalar(*vals)
+                    except (ValueError, ArithmeticError):
+                        pass  # NumPy gives inf or NaN (with a warning) where math raises
         if out is _NOTHING:
             out = prim.numpy(*vals, **params) if params else prim.numpy(*vals)
         if not prim.differentiable:
@@ -163,7 +164,7 @@ class ReverseTrace:
 
     def backward(self, out: Node, ct: Any, nb: int, leaves: Sequence[Node]) -> list[Any]:
         """Cotangents of ``leaves`` for the cotangent ``ct`` of ``out`` (``nb`` batch axes)."""
-        cts = self.sweep(out, ct, nb)
+        cts = accel.sweep(self.tape, out.index, ct, nb) if self.accelerate else self.sweep(out, ct, nb)
         res = []
         for leaf in leaves:
             c = cts[leaf.index] if leaf.index < len(cts) else None
