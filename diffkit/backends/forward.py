@@ -19,7 +19,9 @@ from . import accel
 from .base import ADBackend, Diagonal, split_aux, zeros_batched
 
 _NOTHING = object()
-_NO_SPEEDUPS: dict[Primitive, Any] = {}
+# the math fast path's lookup, bound once: a trace is made per transformation
+_FAST_SCALAR = accel.SCALAR.get
+_NO_SCALAR: Any = {}.get
 
 
 class Dual(Value):
@@ -48,7 +50,7 @@ class ForwardTrace:
         self.level = new_level()
         self.batch = batch
         self.nb = len(batch)
-        self.scalar = (accel.SCALAR if accelerate else _NO_SPEEDUPS).get  # bound: one lookup per op
+        self.scalar = _FAST_SCALAR if accelerate else _NO_SCALAR
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         primals = []

@@ -28,7 +28,9 @@ from .base import ADBackend, Diagonal, Dropped, full, unbroadcast, zeros_batched
 from .forward import forward_over
 
 _NOTHING = object()
-_NO_SPEEDUPS: dict[Primitive, Any] = {}
+# the math fast path's lookup, bound once: a trace is made per transformation
+_FAST_SCALAR = accel.SCALAR.get
+_NO_SCALAR: Any = {}.get
 
 
 _PLANS: dict[tuple[Primitive, int], tuple[tuple[int, ...], tuple[int, ...], bool] | None] = {}
@@ -84,7 +86,7 @@ class ReverseTrace:
     def __init__(self, accelerate: bool = True) -> None:
         self.level = new_level()
         self.accelerate = accelerate
-        self.scalar = (accel.SCALAR if accelerate else _NO_SPEEDUPS).get  # bound: one lookup per op
+        self.scalar = _FAST_SCALAR if accelerate else _NO_SCALAR
         # A record: (primitive, parent indices (-1 for constants), argument values, output,
         # params). Values that no VJP rule reads are dropped, so that NumPy can reuse their
         # memory: an argument's value or the output is then a Dropped (its shape only), a
