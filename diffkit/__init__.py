@@ -13,6 +13,7 @@ from .backends.numeric import Numeric, NumericResult
 from .backends.symbolic import precise
 from .core.function import Function
 from .custom import custom_jvp, custom_vjp
+from .extend import primitive
 from .errors import (
     BackendMismatch,
     DiffkitError,
@@ -35,6 +36,7 @@ from .primitives import PRIMITIVES
 from ._version import __version__
 
 __all__ = [
+    "primitive",
     "PRIMITIVES", "Report", "assert_backends_agree", "crosscheck", "BackendMismatch", "DiffkitError", "Forward", "Function",
     "InvalidArgument", "InvalidType", "NotFound", "SizeLimitError", "Unavailable",
     "Numeric", "NumericResult", "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",

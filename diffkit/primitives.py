@@ -896,7 +896,9 @@ def _cholesky_vjp(ct: Any, out: Any, a: Any) -> Any:
 
 define("cholesky", np.linalg.cholesky, sympy=_sym_matrix_map(lambda m: m.cholesky(hermitian=False)),
        jvp=(_cholesky_jvp,), vjp=(_cholesky_vjp,), complex_safe=False,
-       doc="lower Cholesky factor of a symmetric positive-definite matrix; the cotangent is symmetrized", saves=((OUT,),))
+       doc="lower Cholesky factor of a symmetric positive-definite matrix; the cotangent is symmetrized", saves=((OUT,),),
+       structure="cholesky takes A as symmetric: the rules give the symmetric gradient (G + G^T)/2, "
+                 "NumPy reads only A's lower triangle")
 
 
 def _eigh_np(a: Any) -> Any:
@@ -933,7 +935,9 @@ def _eigh_vjp(ct: Any, out: Any, a: Any) -> Any:
 define("eigh_packed", _eigh_np, jvp=(_eigh_jvp,), vjp=(_eigh_vjp,), complex_safe=False,
        kink="repeated eigenvalues: eigenvectors are not differentiable (inf/NaN there)",
        doc="eigenvalues (row 0) and eigenvectors (rows 1..n) of a symmetric matrix; "
-           "numpy.linalg.eigh splits the result", saves=((OUT, 0),))
+           "numpy.linalg.eigh splits the result", saves=((OUT, 0),),
+       structure="eigh takes A as symmetric: the rules give the symmetric gradient (G + G^T)/2, "
+                 "NumPy reads only A's lower triangle")
 
 register_array_methods(
     [p.name for p in PRIMITIVES.values() if p.elementwise and p.nargs in (1, 2)

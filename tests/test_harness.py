@@ -90,25 +90,34 @@ def test_convention_at_a_kink():
     assert dk.crosscheck(relu, (1e-3,), "derivative").ok
 
 
-def test_domain_cause():
+def test_nan_in_the_function_cause():
     # the classic where-NaN: the unselected sqrt branch is NaN at x < 0, and reverse mode
     # multiplies its zero cotangent by the NaN partial; the reference (a Piecewise) is 0
     rep = dk.crosscheck(lambda x: np.where(x > 0, np.sqrt(x), 0.0), (-1.0,), "derivative")
     row = rep.row("reverse")
-    assert (row.verdict, row.cause) == ("fail", "domain")
+    assert (row.verdict, row.cause) == ("fail", "nan/inf in the function")
+    assert "numpy.sqrt gives nan" in row.message
     assert rep.row("forward").verdict == rep.row("symbolic").verdict == "ok"
 
 
-def test_reference_falls_back_to_ad_agreement():
+def test_reference_without_sympy_form_is_mpmath_differences():
     def f(v):  # eigh has no SymPy counterpart
         return np.sum(np.linalg.eigh(v)[0] ** 2)
 
     a = np.array([[2.0, 0.5], [0.5, 1.0]])
-    rep = dk.crosscheck(f, (a,), "grad", backends=["forward", "reverse", "symbolic"])
-    assert rep.reference.kind.startswith("AD agreement") and "unavailable" in rep.reference.note
+    rep = dk.crosscheck(f, (a,), "grad")
+    assert rep.reference.kind.startswith("mpmath differences") and "no symbolic reference" in rep.reference.note
+    assert float(np.max(rep.reference.error)) < 1e-20
     assert rep.row("symbolic").verdict == "unsupported"
+    # sum of squared eigenvalues = a00^2 + 2 a10^2 + a11^2 as NumPy reads A (its lower triangle):
+    # gradient (2 a00, 0, 4 a10, 2 a11); the AD rules take A as symmetric: 2A
+    np.testing.assert_allclose(rep.reference.value, [4.0, 0.0, 2.0, 2.0], rtol=1e-13)
+    assert rep.row("numeric").verdict == "ok"
+    for b in ("forward", "reverse"):
+        row = rep.row(b)
+        assert (row.verdict, row.cause) == ("convention", "input structure"), row.message
+        np.testing.assert_allclose(row.value, (2 * a).ravel(), rtol=1e-13)
     assert rep.ok
-    np.testing.assert_allclose(rep.reference.value, (2 * a).ravel(), rtol=1e-12)  # d tr(A^2) = 2A
 
 
 @pytest.mark.parametrize("op, kw", [("jacobian", {}), ("hessian", {}), ("derivative", {"order": 3}),
@@ -239,7 +248,7 @@ def test_failing_case_exits_1(tmp_path):
     path.write_text('[[case]]\nid = "where-nan"\nf = "where(x > 0, sqrt(x), 0)"\nargs = [-1.0]\nop = "derivative"\n')
     result = runner.invoke(app, ["suite", str(path), "--jobs", "1"])
     assert result.exit_code == 1, result.output
-    assert "domain" in result.output
+    assert "nan/inf" in result.output
 
 
 def test_killed_suite_resumes_without_loss_or_duplicates(slowmod, tmp_path):
@@ -287,7 +296,7 @@ def test_check_command_exit_codes():
     assert ok.exit_code == 0
     assert json.loads(ok.output)["ok"] is True
     bad = runner.invoke(app, ["check", "where(x > 0, sqrt(x), 0)", "--at", "x=-1", "--op", "derivative"])
-    assert bad.exit_code == 1 and "domain" in bad.output
+    assert bad.exit_code == 1 and "nan/inf in the function" in bad.output
     assert runner.invoke(app, ["check", "x", "--at", "x=1", "--op", "nope"]).exit_code == 2
 
 

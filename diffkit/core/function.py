@@ -163,7 +163,9 @@ def expression_functions() -> dict[str, tuple[Callable[..., Any], tuple[int, ...
     for prim in PRIMITIVES.values():
         if not prim.elementwise or not prim.differentiable:
             continue
-        ufunc = getattr(np, prim.name)
+        ufunc = getattr(np, prim.name, None)
+        if ufunc is None:  # a user's primitive (dk.primitive): called through its own function
+            continue
         arity = (prim.nargs,) if prim.nargs is not None else (1,)
         for n in (prim.name,) + prim.aliases:
             funcs[n] = (ufunc, arity)

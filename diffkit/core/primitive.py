@@ -88,6 +88,9 @@ class Primitive:
             bound on how far the arguments are from a kink. The numeric
             backend keeps its stencils inside that distance: a finite
             difference across a kink averages two different slopes.
+        structure: where the rules assume an input structure NumPy does not
+            read (``eigh`` takes its matrix as symmetric and gives the symmetric
+            gradient; NumPy reads one triangle), the convention in words.
         doc: a note on the entry.
         aliases: other names expression strings may use.
     """
@@ -112,6 +115,7 @@ class Primitive:
     kink: str | None = None
     at_kink: Callable[..., Any] | None = None
     kink_gap: Callable[..., Any] | None = None
+    structure: str | None = None
     doc: str = ""
     aliases: tuple[str, ...] = field(default=())
 

@@ -1,17 +1,18 @@
-"""Cross-check every backend against a high-precision reference, and say why one differs.
+"""Cross-check every backend against an independent reference, and say why one differs.
 
 :func:`crosscheck` runs each backend on the same derivative, compares it with
-the reference (the symbolic derivative evaluated in 50-digit mpmath where the
-symbolic backend can trace the function, otherwise the agreement of the two
-AD backends), applies a tolerance that follows from the dtype, the result's
-magnitude and — for the numeric backend — its own error estimate, and
-attributes every disagreement to a cause:
+the reference (:mod:`diffkit.harness.reference`: SymPy's own derivatives in
+50-digit mpmath, else mpmath differences, else — labelled weak — the two AD
+backends' agreement; never the table's derivative rules), applies a tolerance
+that follows from the dtype, the result's magnitude and — for the numeric
+backend — its own error estimate, and names the cause of a disagreement:
 
-* ``truncation``: the numeric error shrinks with the step;
-* ``round-off``: the numeric error grows as the step shrinks;
-* ``convention``: the point is a kink (found by tracing the function) and the
-  backends follow different conventions, or the derivative does not exist;
-* ``domain``: NaN or inf from outside a primitive's domain;
+* ``domain edge``: the derivative is infinite at the point;
+* ``input structure``: the rules assume a structure NumPy does not read
+  (``eigh`` takes its matrix as symmetric);
+* ``convention``: the point is a kink and the element's derivative jumps there;
+* ``nan/inf in the function``: a NaN or inf computed on the way spoils the value;
+* ``truncation`` / ``round-off``: the numeric error shrinks / grows with the step;
 * ``likely bug``: none of these.
 """
 
@@ -34,6 +35,7 @@ from ..errors import (
     UnsupportedOperation,
 )
 from .kinks import walk
+from .reference import reference
 from .report import Reference, Report, Row
 
 OPS = ("grad", "jacobian", "hessian", "derivative", "jvp", "vjp")
@@ -119,67 +121,6 @@ def _time(call: Callable[[], Any], budget: float, min_repeats: int = 3) -> tuple
 # --------------------------------------------------------------------------
 # The reference
 # --------------------------------------------------------------------------
-
-
-def reference(F: Function, args: Sequence[Any], op: str, argnums: Any, order: int = 1,
-              tangents: Any = None, cotangent: Any = None, dps: int = 50) -> Reference:
-    """The symbolic derivative in mpmath where SymPy can trace ``F``; else the AD backends' agreement."""
-    from ..backends.symbolic import precise
-
-    try:
-        if op in ("jvp", "vjp"):
-            nums = tuple(range(len(args)))
-            jac = precise(F, args, op="jacobian", argnums=nums, dps=dps)
-            value = _contract_mp(jac, args, op, tangents, cotangent, F)
-        else:
-            value = precise(F, args, op=op, argnums=argnums, order=order, dps=dps)
-        flat = _flatten_mp(value)
-        return Reference(flat, f"symbolic (mpmath, {dps} digits)")
-    except Exception as e:  # the symbolic backend cannot trace this function: fall back
-        note = f"symbolic reference unavailable ({type(e).__name__}: {_one_line(e)[:160]})"
-    values = {}
-    for b in ("forward", "reverse"):
-        try:
-            values[b] = _flatten(_operator(F, op, b, argnums, order, tangents, cotangent)(*args))
-        except Exception as e:
-            note += f"; {b} failed ({type(e).__name__})"
-    if len(values) == 2:
-        a, b = values["forward"], values["reverse"]
-        scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
-        if a.shape == b.shape and np.all(np.abs(a - b) <= AD_RTOL_EPS * EPS64 * scale):
-            return Reference(b, "AD agreement (forward and reverse)", note)
-        note += "; forward and reverse disagree"
-    return Reference(None, "none", note)
-
-
-def _flatten_mp(value: Any) -> np.ndarray:
-    if isinstance(value, tuple):
-        parts = [_flatten_mp(v) for v in value]
-        return np.concatenate(parts) if parts else np.zeros(0)
-    arr = np.asarray(value, dtype=object)
-    return np.array([float(v) for v in arr.ravel()], dtype=np.float64)
-
-
-def _contract_mp(jac: Any, args: Sequence[Any], op: str, tangents: Any, cotangent: Any, F: Function) -> Any:
-    """J t (jvp) or c^T J (vjp) summed in mpmath, so the reference stays exact to its digits."""
-    import mpmath
-
-    jacs = jac if isinstance(jac, tuple) else (jac,)
-    with mpmath.workdps(50):
-        if op == "jvp":
-            total = None
-            for j, t in zip(jacs, tangents):
-                t = np.asarray(t, dtype=float)
-                jo = np.asarray(j, dtype=object)
-                nd = t.ndim
-                term = np.tensordot(jo, np.vectorize(mpmath.mpf, otypes=[object])(t) if nd else mpmath.mpf(float(t)),
-                                    axes=nd) if nd else jo * mpmath.mpf(float(t))
-                total = term if total is None else total + term
-            return total
-        ct = np.asarray(cotangent, dtype=float)
-        ct_mp = np.vectorize(mpmath.mpf, otypes=[object])(ct) if ct.ndim else mpmath.mpf(float(ct))
-        return tuple(np.tensordot(ct_mp, np.asarray(j, dtype=object), axes=ct.ndim) if ct.ndim
-                     else np.asarray(j, dtype=object) * ct_mp for j in jacs)
 
 
 # --------------------------------------------------------------------------
@@ -321,7 +262,8 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
     if op == "vjp" and cotangent is None:
         cotangent = rng.uniform(-1.0, 1.0, out_shape) if out_shape else float(rng.uniform(-1, 1))
     f_time, _, _ = _time(lambda: F(*args), min(time_budget, 0.05))
-    ref = reference(F, args, op, argnums, order, tangents, cotangent)
+    ref = reference(F, args, op, argnums, order, tangents, cotangent,
+                    ad=lambda b: _flatten(_operator(F, op, b, argnums, order, tangents, cotangent)(*args)))
     trace = walk(F.fn, args)
     kinks = trace.kinks
     dtype = np.result_type(*[np.asarray(a).dtype for a in args]) if args else np.dtype(float)
@@ -335,7 +277,7 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
     rows = []
     for b in (backends if backends is not None else all_backends()):
         be = get_backend(b)
-        rows.append(_check_backend(F, be, op, args, argnums, order, tangents, cotangent, ref, kinks, dtype,
+        rows.append(_check_backend(F, be, op, args, argnums, order, tangents, cotangent, ref, trace, dtype,
                                    rtol, atol, time_budget, labels, deriv_scale))
     shape = list(out_shape) if op in ("jvp",) else []
     return Report(F.name, op, [argnums] if isinstance(argnums, (int, np.integer)) else list(argnums),
@@ -343,7 +285,7 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
 
 
 def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any, order: int, tangents: Any,
-                   cotangent: Any, ref: Reference, kinks: list[str], dtype: Any, rtol: Any, atol: Any,
+                   cotangent: Any, ref: Reference, walked: Any, dtype: Any, rtol: Any, atol: Any,
                    budget: float, labels: list[str], deriv_scale: float = 0.0) -> Row:
     row = Row(be.name, "ok")
     fn = _operator(F, op, be, argnums, order, tangents, cotangent)
@@ -368,7 +310,7 @@ def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any,
         row.verdict, row.message = "unsupported", f"{type(e).__name__}: {_one_line(e)}"
         return row
     except Exception as e:
-        if kinks or _is_size_limit(e):
+        if walked.kinks or _is_size_limit(e):
             row.verdict = "unsupported" if _is_size_limit(e) else "convention"
         else:
             row.verdict, row.cause = "error", "likely bug"
@@ -378,9 +320,9 @@ def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any,
     if ref.value is None:
         if "forward and reverse disagree" in ref.note and be.name in ("forward", "reverse"):
             # no reference *because* the two AD backends disagree: that is a failure to report
-            row.verdict, row.cause = "fail", ("convention" if kinks else "likely bug")
+            row.verdict, row.cause = "fail", ("convention" if walked.kinks else "likely bug")
             row.message = f"{op} of {F.name}: forward and reverse disagree and SymPy cannot trace the function"
-            if kinks:
+            if walked.kinks:
                 row.verdict = "convention"
         else:
             row.verdict, row.message = "ok", "no reference: the value is reported, not judged"
@@ -390,34 +332,116 @@ def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any,
         row.message = f"shape {value.shape} differs from the reference's {ref.value.shape}"
         return row
     tol, r, a = _tolerance(be.name, ref.value, estimate, dtype, rtol, atol, deriv_scale)
+    if ref.error is not None:
+        tol = tol + ref.error  # the reference's own error (mpmath differences), far below float64's
     row.rtol, row.atol = r, a
+    refv = ref.value
     with np.errstate(invalid="ignore", divide="ignore"):
-        err = np.abs(value - ref.value)
-        bad = ~(err <= tol)  # NaN counts as bad
+        same = value == refv  # equal infinities agree
+        err = np.where(same, 0.0, np.abs(value - refv))
+        # where the reference is NaN the function has no derivative to judge against
+        # an infinite reference is met only by the same infinity; a NaN value counts as bad
+        bad = ~np.isnan(refv) & ~(same | np.isfinite(refv) & (err <= tol))
         ratio = np.where(tol > 0, err / tol, np.inf)
     finite_err = err[np.isfinite(err)]
     row.abs_error = float(np.max(finite_err, initial=0.0)) if finite_err.size else math.inf
-    nz = np.abs(ref.value) > 0
-    row.rel_error = float(np.max(err[nz] / np.abs(ref.value[nz]), initial=0.0)) if nz.any() else row.abs_error
-    row.tol_ratio = float(np.max(np.where(np.isnan(ratio), np.inf, ratio), initial=0.0))
+    nz = np.isfinite(refv) & (np.abs(refv) > 0)
+    row.rel_error = float(np.max(err[nz] / np.abs(refv[nz]), initial=0.0)) if nz.any() else row.abs_error
+    ratio = np.where(np.isnan(refv), 0.0, np.where(np.isnan(ratio), np.inf, ratio))
+    row.tol_ratio = float(np.max(ratio, initial=0.0))
     if not bad.any():
         return row
-    i = int(np.argmax(np.where(bad, np.where(np.isnan(ratio), np.inf, ratio), -1.0)))
+    i = int(np.argmax(np.where(bad, ratio, -1.0)))
     row.worst_index = i
-    if not np.isfinite(value[i]) or not np.isfinite(ref.value[i]):
-        cause = "domain"
-    elif kinks:
-        cause = "convention"
-    elif be.name == "numeric":
-        cause = _numeric_cause(F, op, args, argnums, order, tangents, cotangent, ref.value,
-                               result.step if result is not None else None)
-    else:
-        cause = "likely bug"
+    cause, why = _cause(F, be.name, op, args, argnums, order, tangents, cotangent, value, refv, tol, i, walked,
+                        result)
     row.cause = cause
-    row.verdict = "convention" if cause == "convention" else "fail"
-    row.message = _mismatch_message(F, op, be.name, i, value, ref.value, err, tol, dtype, result, cause, kinks,
-                                    labels)
+    row.verdict = "convention" if cause in ("convention", "input structure") else "fail"
+    row.message = _mismatch_message(F, op, be.name, i, value, refv, err, tol, dtype, result, cause, why, labels)
     return row
+
+
+def _cause(F: Function, backend: str, op: str, args: list[Any], argnums: Any, order: int, tangents: Any,
+           cotangent: Any, value: np.ndarray, ref: np.ndarray, tol: np.ndarray, i: int, walked: Any,
+           result: Any) -> tuple[str, str]:
+    """Why ``value`` differs from ``ref`` at element ``i``: ``(cause, explanation)``.
+
+    In order: an infinite derivative (a domain edge); a function of a matrix whose
+    rules assume a structure NumPy does not read (symmetric input); a kink whose
+    derivative jumps at this very element; a NaN or inf computed on the way;
+    the numeric backend's truncation or round-off; else a likely bug.
+    """
+    if np.isinf(ref[i]):
+        return "domain edge", "the derivative is infinite here, at the edge of a primitive's domain"
+    if walked.structures and _symmetric_convention(args, op, argnums, value, ref, tol):
+        return "input structure", walked.structures[0]
+    if walked.kinks:
+        jump = _jumps(F, op, args, argnums, order, tangents, cotangent, i)
+        if jump is None or jump:
+            return "convention", f"kink: {walked.kinks[0]}"
+    if not np.isfinite(value[i]):
+        where = f" ({walked.nonfinite[0]})" if walked.nonfinite else ""
+        return "nan/inf in the function", f"a NaN or inf computed on the way{where}"
+    if backend == "numeric":
+        return _numeric_cause(F, op, args, argnums, order, tangents, cotangent, ref,
+                              result.step if result is not None else None), ""
+    return "likely bug", ("no kink, domain edge or non-finite value explains it; the point meets a kink "
+                          "elsewhere, whose derivative does not jump at this element" if walked.kinks else "")
+
+
+def _jumps(F: Function, op: str, args: list[Any], argnums: Any, order: int, tangents: Any, cotangent: Any,
+           i: int) -> bool | None:
+    """Does element ``i`` of the derivative jump across the point (the mark of a kink there)?
+
+    The derivative (reverse mode) at two points a step ``±delta u`` away along a fixed
+    random direction: on either side of a kink at this element the two differ by O(1),
+    elsewhere by O(delta). ``None`` when it cannot be computed.
+    """
+    rng = np.random.default_rng(7)
+    nums = range(len(args)) if op in ("jvp", "vjp", "derivative") else (
+        [argnums] if isinstance(argnums, (int, np.integer)) else list(argnums))
+    sides = []
+    for sign in (1.0, -1.0):
+        moved = list(args)
+        for k in nums:
+            a = np.asarray(args[k], dtype=float)
+            delta = 1e-7 * np.maximum(1.0, np.abs(a))
+            # distinct components, so that ties (max, min, |x - y|) break
+            step = sign * delta * rng.normal(size=a.shape) if a.ndim else sign * float(delta * rng.normal())
+            moved[k] = a + step if a.ndim else float(a + step)
+        rng = np.random.default_rng(7)  # the same direction on both sides
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sides.append(_flatten(_operator(F, op, "reverse", argnums, order, tangents, cotangent)(*moved)))
+        except Exception:  # noqa: BLE001 - cannot tell
+            return None
+    plus, minus = sides
+    if plus.shape != minus.shape or i >= plus.size:
+        return None
+    gap = abs(float(plus[i]) - float(minus[i]))
+    return not (gap <= 1e-4 * max(1.0, abs(float(plus[i])), abs(float(minus[i]))))
+
+
+def _symmetric_convention(args: list[Any], op: str, argnums: Any, value: np.ndarray, ref: np.ndarray,
+                          tol: np.ndarray) -> bool:
+    """The value is the reference symmetrized over each square-matrix argument: the rules take
+    the matrix as symmetric (its gradient ``(G + G^T)/2``), NumPy reads one triangle."""
+    if op not in ("grad", "jacobian"):
+        return False
+    nums = [argnums] if isinstance(argnums, (int, np.integer)) else list(argnums)
+    sizes = [int(np.size(args[k])) for k in nums]
+    m = value.size // max(sum(sizes), 1)
+    sym = ref.copy()
+    start = 0
+    for k, n in zip(nums, sizes):
+        shape = np.shape(args[k])
+        block = ref[start * m:(start + n) * m].reshape((m,) + shape)
+        if len(shape) >= 2 and shape[-1] == shape[-2]:
+            block = 0.5 * (block + np.swapaxes(block, -1, -2))
+            sym[start * m:(start + n) * m] = block.ravel()
+        start += n
+    return bool(np.all(np.abs(value - sym) <= tol)) and not np.array_equal(sym, ref)
 
 
 def _is_size_limit(e: BaseException) -> bool:
@@ -430,7 +454,7 @@ def _one_line(e: BaseException) -> str:
 
 def _mismatch_message(F: Function, op: str, backend: str, i: int, value: np.ndarray, ref: np.ndarray,
                       err: np.ndarray, tol: np.ndarray, dtype: Any, result: Any, cause: str,
-                      kinks: list[str], labels: list[str]) -> str:
+                      why: str, labels: list[str]) -> str:
     how = f"{np.dtype(dtype).name}"
     if result is not None:
         step = np.asarray(result.step, dtype=float)
@@ -439,8 +463,8 @@ def _mismatch_message(F: Function, op: str, backend: str, i: int, value: np.ndar
     where = f"[{i}]" + (f" ({labels[i]})" if i < len(labels) else "")
     msg = (f"{op} of {F.name}: '{backend}' differs from the reference at {where}: {value[i]:.17g} vs "
            f"{ref[i]:.17g}, error {err[i]:.3g} > tol {tol[i]:.3g} ({how}); cause: {cause}")
-    if cause == "convention":
-        msg += f" (kink: {kinks[0]})"
+    if why:
+        msg += f" ({why})"
     return msg
 
 

@@ -34,8 +34,14 @@ class Reference:
     """What the backends are compared with."""
 
     value: np.ndarray | None       # flattened float64, or None when there is none
-    kind: str                      # "symbolic (mpmath, 50 digits)", "AD agreement", "none"
+    kind: str                      # symbolic, mpmath differences, AD agreement, or "none"
     note: str = ""
+    error: np.ndarray | None = None  # a bound on the reference's own error, where it has one
+
+    @property
+    def independent(self) -> bool:
+        """Built without the table's derivative rules (symbolic or mpmath differences)."""
+        return self.kind.startswith(("symbolic", "mpmath"))
 
 
 @dataclass
@@ -251,6 +257,7 @@ def to_dict(rep: Report) -> dict[str, Any]:
     d = rep.to_dict()
     ref = d["reference"]
     ref["value"] = None if rep.reference.value is None else [float(v) for v in rep.reference.value]
+    ref["error"] = None if rep.reference.error is None else [float(v) for v in rep.reference.error]
     return _clean(d)
 
 
@@ -272,7 +279,8 @@ def from_dict(d: dict[str, Any]) -> Report:
         raise InvalidArgument(f"not a diffkit cross-check report (schema {d.get('schema')!r}, expected {SCHEMA!r})")
     ref = d["reference"]
     reference = Reference(None if ref["value"] is None else np.array(_unclean(ref["value"]), dtype=float),
-                          ref["kind"], ref.get("note", ""))
+                          ref["kind"], ref.get("note", ""),
+                          None if ref.get("error") is None else np.array(_unclean(ref["error"]), dtype=float))
     fields = Row.__dataclass_fields__
     rows = [Row(**{k: _unclean(v) for k, v in r.items() if k in fields}) for r in d["rows"]]
     return Report(d["function"], d["op"], d["argnums"], d["point"], d["shape"], d["labels"], reference, rows,
