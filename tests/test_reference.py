@@ -156,3 +156,15 @@ def test_reference_error_survives_json():
     back = dk.Report.from_json(rep.to_json())
     assert back.reference.kind == NUMERIC
     np.testing.assert_allclose(back.reference.error, rep.reference.error)
+
+
+def test_a_function_undefined_at_the_point_is_not_judged():
+    # sqrt(x - 2) at 1: no real value, no derivative; every backend's NaN is no failure
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = dk.crosscheck(lambda x: np.sqrt(x - 2.0) + x, (1.0,), "derivative", time_budget=0)
+    assert rep.reference.kind == SYMBOLIC and np.isnan(rep.reference.value[0])
+    assert rep.ok
+    assert all("no derivative" in (r.message or "") for r in rep.rows)

@@ -343,12 +343,18 @@ def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any,
         # an infinite reference is met only by the same infinity; a NaN value counts as bad
         bad = ~np.isnan(refv) & ~(same | np.isfinite(refv) & (err <= tol))
         ratio = np.where(tol > 0, err / tol, np.inf)
-    finite_err = err[np.isfinite(err)]
-    row.abs_error = float(np.max(finite_err, initial=0.0)) if finite_err.size else math.inf
-    nz = np.isfinite(refv) & (np.abs(refv) > 0)
-    row.rel_error = float(np.max(err[nz] / np.abs(refv[nz]), initial=0.0)) if nz.any() else row.abs_error
+    judged = ~np.isnan(refv)
+    finite_err = err[judged & np.isfinite(err)]
+    if judged.any():
+        row.abs_error = float(np.max(finite_err, initial=0.0)) if finite_err.size else math.inf
+        nz = np.isfinite(refv) & (np.abs(refv) > 0)
+        row.rel_error = float(np.max(err[nz] / np.abs(refv[nz]), initial=0.0)) if nz.any() else row.abs_error
     ratio = np.where(np.isnan(refv), 0.0, np.where(np.isnan(ratio), np.inf, ratio))
     row.tol_ratio = float(np.max(ratio, initial=0.0))
+    unjudged = np.flatnonzero(np.isnan(refv))
+    if unjudged.size:
+        row.message = (f"the reference is NaN at {unjudged[:4].tolist()}: the function has no derivative "
+                       "there to judge against")
     if not bad.any():
         return row
     i = int(np.argmax(np.where(bad, ratio, -1.0)))
