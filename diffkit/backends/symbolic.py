@@ -17,8 +17,9 @@ Derivatives come two ways:
 Either way the expressions are compiled once with common-subexpression
 elimination and ``lambdify`` and cached per (function, operator, argnums,
 order, argument shapes): the first call pays the setup, later calls are fast.
-:func:`precise` evaluates any derivative in mpmath at a chosen precision; the
-harness uses it as its reference.
+:func:`precise` evaluates any derivative in mpmath at a chosen precision
+(through the table's rules; the harness's reference,
+:mod:`diffkit.harness.reference`, differentiates with SymPy's own instead).
 """
 
 from __future__ import annotations
