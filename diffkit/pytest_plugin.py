@@ -1,4 +1,4 @@
-"""diffkit's pytest plugin: a ``backends`` fixture and two Hypothesis profiles.
+"""diffkit's pytest plugin: ``backends`` and ``check_gradient`` fixtures and two Hypothesis profiles.
 
 Registered as the ``pytest11`` entry point ``diffkit`` (pyproject.toml), so it
 loads in every pytest run where diffkit is installed. It therefore only
@@ -12,6 +12,12 @@ imported only if it is installed.
 
       def test_square(backends):
           assert dk.grad(lambda x: x * x, backend=backends)(3.0) == 6.0
+
+* fixture ``check_gradient``: :func:`diffkit.testing.check_gradient`, so a
+  gradient written by hand or by another framework is one line to test::
+
+      def test_my_gradient(check_gradient):
+          check_gradient(loss, my_loss_grad, points=[(w0, x0), (w1, x1)])
 
 * Hypothesis profiles: ``diffkit-ci`` (derandomized, so every run draws the
   same examples; ``max_examples`` from the environment variable
@@ -117,6 +123,15 @@ def _parametrized_by_test(metafunc: Any, name: str) -> bool:
         if name in names:
             return True
     return False
+
+
+@pytest.fixture
+def check_gradient() -> Any:
+    """:func:`diffkit.testing.check_gradient`: ``check_gradient(f, grad_f, points, op=..., argnums=...)``
+    raises an AssertionError naming the point, element, values and cause where ``grad_f`` is wrong."""
+    from .testing import check_gradient as check
+
+    return check
 
 
 @pytest.fixture

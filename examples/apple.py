@@ -3,7 +3,7 @@
 Retells the apple example of seed notes 002 ("Deep Learning from Scratch",
 chapter 5: computational graphs, local computation, the chain rule) and the
 apple-and-orange exercise of note 004 (worked examples 1 and 2 of
-shared/seeds/README.md):
+docs/tutorial.md):
 
 * 2 apples at 100 each with 10% tax cost 100 * 2 * 1.1 = 220. Backward from the
   total: d total/d apple_price = 2.2, d total/d apple_count = 110,

@@ -1,7 +1,7 @@
 """The chain rule on z = (x + y)^2, symbolically, numerically and by AD.
 
 Retells the chain-rule example of seed notes 001 and 002 (worked example 3 of
-shared/seeds/README.md): z = (x + y)^2 has dz/dx = dz/dy = 2 (x + y). The
+docs/tutorial.md): z = (x + y)^2 has dz/dx = dz/dy = 2 (x + y). The
 notes obtain it in two steps, with the intermediate t = x + y:
 
     z = t^2,  t = x + y   =>   dz/dx = dz/dt * dt/dx = 2t * 1 = 2 (x + y).

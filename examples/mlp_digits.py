@@ -1,6 +1,6 @@
 """A multi-layer perceptron trained by backpropagation and mini-batch SGD on handwritten digits.
 
-Retells seed notes 000, 001 and 003 (worked example 7 of shared/seeds/README.md):
+Retells seed notes 000, 001 and 003 (worked example 7 of docs/tutorial.md):
 
 * note 001's two-layer net: s1 = x W1 + b1, h = sigma(s1), s2 = h W2 + b2, and
   here y_hat = sigma(s2), 64 inputs (8x8 pixels), 32 hidden units, 10 outputs;

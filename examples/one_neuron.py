@@ -1,7 +1,7 @@
 """One sigmoid neuron, a squared loss and one SGD step, to 7 digits on every backend.
 
 Retells the one-neuron worked example of seed note 004 (worked example 6 of
-shared/seeds/README.md): inputs i1 = 2, i2 = 5, weights w1 = 0.5, w2 = 0.1,
+docs/tutorial.md): inputs i1 = 2, i2 = 5, weights w1 = 0.5, w2 = 0.1,
 target 0 and
 
     pre = w1 i1 + w2 i2,   out = sigma(pre),   loss = (target - out)^2.
@@ -32,7 +32,7 @@ import diffkit as dk
 
 I1, I2, W1, W2, TARGET, LEARNING_RATE = 2.0, 5.0, 0.5, 0.1, 0.0, 1.0
 
-NOTES = {  # shared/seeds/README.md, worked example 6
+NOTES = {  # docs/tutorial.md, worked example 6
     "pre-activation": 1.5,
     "sigma": 0.8175745,
     "loss": 0.6684280,

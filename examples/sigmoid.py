@@ -1,6 +1,6 @@
 """The affine node, the sigmoid, its derivative sigma (1 - sigma), and vanishing gradients.
 
-Retells seed note 004 (worked examples 4 and 5 of shared/seeds/README.md):
+Retells seed note 004 (worked examples 4 and 5 of docs/tutorial.md):
 
 * the affine node f = w x + b at w = -2, x = 5, b = 3: f = -7, df/dx = w = -2,
   df/dw = x = 5, df/db = 1, also in the note's two steps g = w x, f = g + b;

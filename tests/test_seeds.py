@@ -1,4 +1,4 @@
-"""The seed notes' worked examples, to the digits given in shared/seeds/README.md.
+"""The seed notes' worked examples, to the digits the tutorial (docs/tutorial.md) retells.
 
 The expected numbers are the notes' own (checked independently there); every
 example runs on both AD backends.

@@ -174,7 +174,7 @@ def test_kinks_at_kinks_are_conventions() -> None:
 
 
 # --------------------------------------------------------------------------
-# The seed notes' numbers (shared/seeds/README.md)
+# The seed notes' numbers (retold in docs/tutorial.md)
 # --------------------------------------------------------------------------
 
 SEED_VALUES = {
@@ -192,7 +192,7 @@ SEED_VALUES = {
 @pytest.mark.parametrize("case_id, expected", list(SEED_VALUES.items()))
 def test_seed_numbers(case_id: str, expected: list[float]) -> None:
     case = _by_id(SEEDS)[case_id]
-    assert "shared/seeds/README.md" in case.note
+    assert "docs/tutorial.md" in case.note
     report = _run(case)
     assert report.reference.value is not None
     digits = 7 if case_id.startswith("one_neuron") else 12

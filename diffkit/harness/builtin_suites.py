@@ -10,7 +10,7 @@ most about 60 elements): the symbolic backend traces them element by element.
   functions, neural-network pieces, kinks at and near their kinks, domain
   edges and small linear algebra; tags ``elementary``, ``optimisation``,
   ``nn``, ``kink``, ``domain``, ``linalg``.
-* ``seeds``: the worked examples of the seed notes (``shared/seeds/README.md``).
+* ``seeds``: the worked examples of the seed notes (the tutorial, ``docs/tutorial.md``).
 * ``swell``: the logistic map ``l_n`` of the expression-swell table, n = 1..8.
 
 At a kink the backends follow API.md section 7's conventions, so those cases
@@ -301,7 +301,7 @@ def standard() -> list[Case]:
 # seeds
 # ---------------------------------------------------------------------------
 
-_SEED_DOC = "shared/seeds/README.md"
+_SEED_DOC = "docs/tutorial.md"
 
 
 def seeds() -> list[Case]:

@@ -30,6 +30,7 @@ from ..core.function import Function, as_function
 from ..errors import (
     BackendMismatch,
     InvalidArgument,
+    InvalidType,
     SizeLimitError,
     TracingError,
     UnsupportedOperation,
@@ -210,7 +211,7 @@ def _idx(i: int, shape: Any) -> str:
 def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: Any = 0,
                backends: Sequence[Any] | None = None, order: int = 1, tangents: Sequence[Any] | None = None,
                cotangent: Any = None, rtol: Any = None, atol: Any = None, time_budget: float = 0.1,
-               name: str | None = None) -> Report:
+               name: str | None = None, candidates: dict[str, Callable[..., Any]] | None = None) -> Report:
     """Run every backend (or a chosen subset) on one derivative and compare them with a reference.
 
     Args:
@@ -226,6 +227,11 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
         atol: override the absolute tolerance; a number, or a dict per backend name.
         time_budget: seconds spent timing each backend's repeated calls.
         name: the function's name in the report.
+        candidates: other derivatives to judge, by name: each a callable taking the
+            same arguments as ``f`` and returning what diffkit's operator returns
+            for ``op`` (same shapes; a tuple for a tuple ``argnums``) — a
+            hand-derived gradient, an adjoint code, another framework's gradient.
+            Each gets a row like a backend's, with the same verdicts and causes.
 
     Returns:
         A :class:`Report`; ``report.ok`` says whether every backend agrees.
@@ -234,9 +240,18 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
         >>> import diffkit as dk
         >>> report = dk.crosscheck("sin(x)*exp(y)", args=(1.0, 2.0), op="grad", argnums=(0, 1))
         >>> report.ok, report.reference.kind
-        (True, 'symbolic (mpmath, 50 digits)')
+        (True, "symbolic: SymPy's own derivatives in mpmath, 50 digits")
         >>> sorted(r.backend for r in report.rows)
         ['forward', 'numeric', 'reverse', 'symbolic']
+
+        Any other derivative is judged the same way (``candidates``)::
+
+            >>> import numpy as np
+            >>> mine = lambda x, y: (np.cos(x) * np.exp(y), np.sin(x) * np.exp(y))
+            >>> rep = dk.crosscheck("sin(x)*exp(y)", (1.0, 2.0), "grad", argnums=(0, 1),
+            ...                     backends=["reverse"], candidates={"mine": mine})
+            >>> [(r.backend, r.verdict) for r in rep.rows]
+            [('reverse', 'ok'), ('mine', 'ok')]
     """
     from ..backends import get_backend
 
@@ -275,8 +290,13 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
         x_mag = max([1.0] + [float(np.max(np.abs(a), initial=0.0)) for a in args])
     deriv_scale = f_mag / x_mag if math.isfinite(f_mag) else 0.0
     rows = []
-    for b in (backends if backends is not None else all_backends()):
-        be = get_backend(b)
+    judged = [get_backend(b) for b in (backends if backends is not None else all_backends())]
+    taken = {be.name for be in judged}
+    for n in candidates or {}:
+        if n in taken:
+            raise InvalidArgument(f"crosscheck of {F.name}: candidate {n!r} has a backend's name; rename it")
+    judged += [_Candidate(n, c, F.name) for n, c in (candidates or {}).items()]
+    for be in judged:
         rows.append(_check_backend(F, be, op, args, argnums, order, tangents, cotangent, ref, trace, dtype,
                                    rtol, atol, time_budget, labels, deriv_scale))
     shape = list(out_shape) if op in ("jvp",) else []
@@ -284,11 +304,24 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
                   [np.asarray(a).tolist() for a in args], shape, labels, ref, rows, kinks, f_time, F.source)
 
 
+class _Candidate:
+    """A user's derivative judged like a backend: a name and the callable that computes it."""
+
+    def __init__(self, name: str, fn: Callable[..., Any], function: str):
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"crosscheck of {function}: candidate names must be non-empty strings, got {name!r}")
+        if not callable(fn):
+            raise InvalidType(f"crosscheck of {function}: candidate {name!r} is not callable "
+                              f"({type(fn).__name__}); give a function of the same arguments as f")
+        self.name = name
+        self.fn = fn
+
+
 def _check_backend(F: Function, be: Any, op: str, args: list[Any], argnums: Any, order: int, tangents: Any,
                    cotangent: Any, ref: Reference, walked: Any, dtype: Any, rtol: Any, atol: Any,
                    budget: float, labels: list[str], deriv_scale: float = 0.0) -> Row:
     row = Row(be.name, "ok")
-    fn = _operator(F, op, be, argnums, order, tangents, cotangent)
+    fn = be.fn if isinstance(be, _Candidate) else _operator(F, op, be, argnums, order, tangents, cotangent)
     estimate = None
     result = None
     try:
