@@ -83,6 +83,10 @@ class Function:
 
         The expression is evaluated by walking its tree and calling the NumPy
         counterparts from the primitive table: no code is generated or run.
+        ``expr`` is a SymPy expression, a number, or a string, which is read by
+        diffkit's safe parser (never by ``sympy.sympify``, which evaluates its
+        text as Python) and converted to SymPy; anything else is an
+        :class:`~diffkit.errors.InvalidType`.
 
         Example:
             >>> import sympy, diffkit as dk
@@ -90,10 +94,26 @@ class Function:
             >>> H = dk.Function.from_sympy(sympy.sin(x) * y, variables=(x, y))
             >>> round(float(H(1.0, 2.0)), 6)
             1.682942
+            >>> dk.Function.from_sympy("sigmoid(x) * y").expr
+            y/(1 + exp(-x))
         """
         import sympy
 
-        expr = sympy.sympify(expr) if not isinstance(expr, sympy.Basic) else expr
+        if variables is not None:
+            if isinstance(variables, str):
+                raise InvalidType(f"from_sympy: variables must be a sequence of names or SymPy symbols such as "
+                                  f"('x', 'y'), not the string {variables!r}")
+            bad = [v for v in variables if not isinstance(v, (str, sympy.Symbol))]
+            if bad:
+                raise InvalidType(f"from_sympy: variables are names or SymPy symbols, not "
+                                  f"{type(bad[0]).__name__} ({bad[0]!r:.40})")
+        if isinstance(expr, str):
+            expr = _sympy_of_text(expr, variables)
+        elif isinstance(expr, (int, float, np.integer, np.floating)) and not isinstance(expr, (bool, np.bool_)):
+            expr = sympy.sympify(expr)  # a number: nothing to evaluate
+        elif not isinstance(expr, sympy.Basic):
+            raise InvalidType(f"from_sympy takes a SymPy expression, a number or an expression string, not "
+                              f"{type(expr).__name__}; strings are read by diffkit's safe parser")
         if variables is None:
             syms = sorted(expr.free_symbols, key=lambda s: s.name)
         else:
@@ -107,6 +127,16 @@ class Function:
         fn = sympy_evaluator(expr, syms)
         return cls(fn, variables=tuple(s.name for s in syms), name=name or str(expr),
                    source=str(expr), expr=expr)
+
+
+def _sympy_of_text(text: str, variables: Sequence[Any] | None) -> Any:
+    """An expression string as SymPy: read by the safe parser, then converted node by node."""
+    import sympy
+
+    expr = parser.parse(text, functions=expression_functions())
+    given = {} if variables is None else {(v if isinstance(v, str) else v.name): v for v in variables}
+    symbols = {n: given[n] if isinstance(given.get(n), sympy.Symbol) else sympy.Symbol(n) for n in expr.variables}
+    return expr.to_sympy(sympy_functions(), symbols)
 
 
 def _signature_names(fn: Callable[..., Any]) -> tuple[str, ...]:
@@ -175,4 +205,25 @@ def expression_functions() -> dict[str, tuple[Callable[..., Any], tuple[int, ...
     funcs["pow"] = (np.power, (2,))
     for n, fn in COMPOSITES.items():
         funcs[n] = (fn, (1,))
+    return funcs
+
+
+def sympy_functions() -> dict[str, Callable[..., Any]]:
+    """The SymPy form of each name an expression string may call (see :func:`expression_functions`)."""
+    import sympy
+
+    from .primitive import PRIMITIVES
+
+    funcs: dict[str, Callable[..., Any]] = {}
+    for prim in PRIMITIVES.values():
+        if prim.elementwise and prim.differentiable and prim.sympy is not None and hasattr(np, prim.name):
+            for n in (prim.name,) + prim.aliases:
+                funcs[n] = prim.sympy
+    funcs["max"] = sympy.Max
+    funcs["min"] = sympy.Min
+    funcs["pow"] = funcs.get("power", sympy.Pow)
+    funcs["clip"] = lambda a, lo, hi: sympy.Min(sympy.Max(a, lo), hi)
+    funcs["sigmoid"] = lambda x: 1 / (1 + sympy.exp(-x))
+    funcs["relu"] = lambda x: sympy.Piecewise((x, x > 0), (0, True))
+    funcs["softplus"] = lambda x: sympy.log(sympy.exp(x) + 1)
     return funcs

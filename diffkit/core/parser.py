@@ -19,8 +19,20 @@ Resource limits (module-level constants):
   parentheses and runs of unary operators, checked on the raw string before
   parsing so that no input can exhaust the parser's stack).
 * :data:`MAX_NODES` -- maximum number of AST nodes.
-* :data:`MAX_EXPONENT` -- maximum absolute value of a literal exponent in
-  ``a ** c`` (bounds symbolic expansion such as ``x**1000000``).
+* :data:`MAX_EXPONENT` -- maximum absolute value of a constant exponent in
+  ``a ** c`` and ``pow(a, c)`` (bounds symbolic expansion such as
+  ``x**1000000``). A constant is built from numbers and named constants with
+  ``+ - * / **``: ``x**9**9``, ``x**(10*1000)`` and ``pow(x, 1e6)`` are
+  refused; an exponent with a variable (``x**y``) is not constant.
+
+The arithmetic of constants is checked too: a constant part that overflows
+float64 (``10**300 * 10**300``, ``1e999``), divides by zero or is complex
+(``(-8)**(1/3)``) is a ParseError, not an OverflowError at evaluation.
+Expressions are ASCII: any other character is refused with its Unicode name
+(checked on the raw text, since ``ast.parse`` NFKC-normalizes identifiers:
+a fullwidth ``ｅｘｐ`` would read as ``exp``, a Cyrillic ``а`` would be a new
+variable that prints as ``a``). Every walk of a parsed tree (evaluation,
+conversion to SymPy) is iterative.
 
 Columns reported in errors are 1-based character offsets into the whole
 expression string (so ``text[column - 1]`` is the first character of the
@@ -238,6 +250,9 @@ _NODE_KINDS: dict[str, str] = {
     "YieldFrom": "yield",
 }
 
+_POWER_FUNCTIONS = frozenset({"pow", "power", "float_power"})
+"""Functions whose second argument is an exponent, bounded as in ``a ** c``."""
+
 _OPERATOR_NODES = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
 
 _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
@@ -260,6 +275,31 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 # --------------------------------------------------------------------------
 
 
+def _children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Binary | Comparison):
+        return (node.left, node.right)
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+def _postorder(root: Node) -> tuple[Node, ...]:
+    """The nodes of a tree, operands before their operation, left to right (iteratively)."""
+    out: list[Node] = []
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        kids = () if expanded else _children(node)
+        if not kids:
+            out.append(node)
+            continue
+        stack.append((node, True))
+        stack.extend((k, False) for k in reversed(kids))
+    return tuple(out)
+
+
 def _shorten(s: str, limit: int = 80) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
@@ -277,7 +317,7 @@ class Expression:
         tree: the root :data:`Node` of the expression tree.
     """
 
-    __slots__ = ("text", "variables", "names_used", "functions_used", "tree", "_callables")
+    __slots__ = ("text", "variables", "names_used", "functions_used", "tree", "_callables", "_order")
 
     text: str
     variables: tuple[str, ...]
@@ -285,6 +325,7 @@ class Expression:
     functions_used: frozenset[str]
     tree: Node
     _callables: Mapping[str, Callable[..., Any]]
+    _order: tuple[Node, ...]
 
     def __init__(
         self,
@@ -300,6 +341,7 @@ class Expression:
         object.__setattr__(self, "names_used", names_used)
         object.__setattr__(self, "functions_used", frozenset(callables))
         object.__setattr__(self, "_callables", MappingProxyType(dict(callables)))
+        object.__setattr__(self, "_order", _postorder(tree))
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -363,28 +405,33 @@ class Expression:
                 f"missing value(s) for variable(s) {', '.join(missing)} of expression "
                 f"{_shorten(self.text)!r}"
             )
-        return self._evaluate(self.tree, env)
+        return self._evaluate(env)
 
-    def _evaluate(self, node: Node, env: Mapping[str, Any]) -> Any:
-        # Recursion depth is bounded by MAX_DEPTH.
-        if isinstance(node, Binary):
-            return _OPERATORS[node.op](
-                self._evaluate(node.left, env), self._evaluate(node.right, env)
-            )
-        if isinstance(node, Variable):
-            return env[node.name]
-        if isinstance(node, Number | Constant):
-            return node.value
-        if isinstance(node, Unary):
-            value = self._evaluate(node.operand, env)
-            return -value if node.op == "-" else +value
-        if isinstance(node, Call):
-            return self._callables[node.name](*[self._evaluate(a, env) for a in node.args])
-        if isinstance(node, Comparison):
-            return _OPERATORS[node.op](
-                self._evaluate(node.left, env), self._evaluate(node.right, env)
-            )
-        raise InvalidType(f"expression tree: unknown node {node!r}")  # pragma: no cover
+    def _evaluate(self, env: Mapping[str, Any]) -> Any:
+        # Iterative: the nodes in postorder on a stack of values, so no nesting depth
+        # reaches Python's recursion limit (operands are evaluated left to right).
+        values: list[Any] = []
+        push, pop = values.append, values.pop
+        for node in self._order:
+            kind = type(node)
+            if kind is Binary or kind is Comparison:
+                right = pop()
+                push(_OPERATORS[node.op](pop(), right))  # type: ignore[union-attr]
+            elif kind is Variable:
+                push(env[node.name])  # type: ignore[union-attr]
+            elif kind is Number or kind is Constant:
+                push(node.value)  # type: ignore[union-attr]
+            elif kind is Unary:
+                value = pop()
+                push(-value if node.op == "-" else +value)  # type: ignore[union-attr]
+            elif kind is Call:
+                n = len(node.args)  # type: ignore[union-attr]
+                args = values[len(values) - n:]
+                del values[len(values) - n:]
+                push(self._callables[node.name](*args))  # type: ignore[union-attr]
+            else:  # pragma: no cover
+                raise InvalidType(f"expression tree: unknown node {node!r}")
+        return values[0]
 
     def to_sympy(
         self,
@@ -449,7 +496,7 @@ class Expression:
                         return sympy.Float(base) ** sympy.Float(exponent)
             return base**exponent
 
-        def convert(node: Node) -> Any:
+        def leaf(node: Node) -> Any:
             if isinstance(node, Number):
                 if node.exact is not None:
                     return sympy.Integer(node.exact)
@@ -465,21 +512,31 @@ class Expression:
                 if node.name == "e" and node.value == math.e:
                     return sympy.E
                 return sympy.Float(node.value)
-            if isinstance(node, Unary):
-                value = convert(node.operand)
-                return -value if node.op == "-" else +value
-            if isinstance(node, Binary):
-                left, right = convert(node.left), convert(node.right)
-                if node.op == "**":
-                    return power(left, right)
-                return _OPERATORS[node.op](left, right)
-            if isinstance(node, Comparison):
-                return relations[node.op](convert(node.left), convert(node.right))
-            if isinstance(node, Call):
-                return functions[node.name](*[convert(a) for a in node.args])
             raise InvalidType(f"expression tree: unknown node {node!r}")  # pragma: no cover
 
-        return convert(self.tree)
+        # Iterative, as evaluation: the nodes in postorder on a stack of SymPy values.
+        values: list[Any] = []
+        for node in self._order:
+            if isinstance(node, Unary):
+                value = values.pop()
+                values.append(-value if node.op == "-" else +value)
+            elif isinstance(node, Binary | Comparison):
+                right = values.pop()
+                left = values.pop()
+                if isinstance(node, Comparison):
+                    values.append(relations[node.op](left, right))
+                elif node.op == "**":
+                    values.append(power(left, right))
+                else:
+                    values.append(_OPERATORS[node.op](left, right))
+            elif isinstance(node, Call):
+                n = len(node.args)
+                args = values[len(values) - n:]
+                del values[len(values) - n:]
+                values.append(functions[node.name](*args))
+            else:
+                values.append(leaf(node))
+        return values[0]
 
 
 # --------------------------------------------------------------------------
@@ -506,6 +563,9 @@ class _Parser:
         self.lines_bytes: list[bytes] = []
         self.free_names: set[str] = set()
         self.callables: dict[str, Callable[..., Any]] = {}
+        # id(node) -> float value of the subtrees built from numbers and named constants
+        # with + - * / ** alone (folded to check them, never replaced)
+        self.constants_of: dict[int, float] = {}
 
     # -- errors ---------------------------------------------------------
 
@@ -553,6 +613,21 @@ class _Parser:
         depth = 0
         unary_run = 0
         for i, ch in enumerate(text):
+            if ch > "\x7f":
+                # Checked on the raw text: ast.parse NFKC-normalizes identifiers, so the
+                # fullwidth 'ｅｘｐ' would read as 'exp' and a Cyrillic 'а' would be a new
+                # variable that prints like the Latin 'a'.
+                ascii_form = unicodedata.normalize("NFKC", ch)
+                hint = "expressions are ASCII (names of letters a-z, A-Z, digits and '_')"
+                if ascii_form != ch and ascii_form.isascii() and ascii_form.isprintable():
+                    hint = f"write {ascii_form!r} instead: {hint}"
+                self.fail(
+                    "non-ASCII character",
+                    ch,
+                    i + 1,
+                    f"U+{ord(ch):04X} {unicodedata.name(ch, 'without a Unicode name')}",
+                    hint,
+                )
             if not ch.isprintable() and ch not in " \t\n\r":
                 self.fail(f"non-printable character {ch!r} (U+{ord(ch):04X})", "", i + 1)
             if ch in "([{":
@@ -652,6 +727,49 @@ class _Parser:
         return None
 
     def convert(self, node: ast.expr) -> Node:
+        result = self._convert(node)
+        self._fold(node, result)
+        return result
+
+    def _fold(self, node: ast.expr, result: Node) -> None:
+        """Record the value of a constant subtree; a constant that overflows float64, divides
+        by zero or is complex is a ParseError here rather than an OverflowError later."""
+        known = self.constants_of
+        value: Any
+        if isinstance(result, Number | Constant):
+            value = result.value
+        elif isinstance(result, Unary) and id(result.operand) in known:
+            value = -known[id(result.operand)] if result.op == "-" else known[id(result.operand)]
+        elif isinstance(result, Binary) and id(result.left) in known and id(result.right) in known:
+            left, right = known[id(result.left)], known[id(result.right)]
+            try:
+                value = _OPERATORS[result.op](left, right)
+            except ZeroDivisionError as exc:
+                self.fail_at(node, "constant", f"no value: {exc}")
+            except OverflowError:
+                value = math.inf
+            if isinstance(value, complex):
+                self.fail_at(
+                    node, "constant", "not a real number: a negative number to a fractional power"
+                )
+            if math.isinf(value) and math.isfinite(left) and math.isfinite(right):
+                self.fail_at(node, "constant", "overflows float64: its magnitude is above 1.8e308")
+        else:
+            return
+        known[id(result)] = value
+
+    def check_exponent(self, node: ast.expr, exponent: Node) -> None:
+        """A constant exponent is at most MAX_EXPONENT in absolute value (``x**9**9``,
+        ``x**(10*1000)`` and ``pow(x, 1e6)`` are refused; ``x**y`` is not constant)."""
+        value = self.constants_of.get(id(exponent))
+        if value is not None and not abs(value) <= MAX_EXPONENT:
+            self.fail_at(
+                node,
+                "exponent",
+                f"|exponent| must be at most MAX_EXPONENT={MAX_EXPONENT}; it is {value:.6g}",
+            )
+
+    def _convert(self, node: ast.expr) -> Node:
         if isinstance(node, ast.Constant):
             value = node.value
             if type(value) is int:
@@ -659,8 +777,12 @@ class _Parser:
                     as_float = float(value)
                 except OverflowError:
                     as_float = math.inf
+                if math.isinf(as_float):
+                    self.fail_at(node, "number", "too large for float64, whose largest is 1.8e308")
                 return Number(as_float, value)
             if type(value) is float:
+                if math.isinf(value):
+                    self.fail_at(node, "number", "too large for float64, whose largest is 1.8e308")
                 return Number(value)
             kind = {
                 str: "string literal",
@@ -686,6 +808,10 @@ class _Parser:
                         "exponent",
                         f"|exponent| must be at most MAX_EXPONENT={MAX_EXPONENT}",
                     )
+                left = self.convert(node.left)
+                right = self.convert(node.right)
+                self.check_exponent(node.right, right)
+                return Binary(op, left, right)
             return Binary(op, self.convert(node.left), self.convert(node.right))
         if isinstance(node, ast.UnaryOp):
             op_type = type(node.op)
@@ -774,7 +900,10 @@ class _Parser:
                 f"{name} takes {allowed_counts} argument(s), got {len(node.args)}",
             )
         self.callables[name] = callable_
-        return Call(name, tuple(self.convert(arg) for arg in node.args))
+        args = tuple(self.convert(arg) for arg in node.args)
+        if name in _POWER_FUNCTIONS and len(args) == 2:
+            self.check_exponent(node.args[1], args[1])
+        return Call(name, args)
 
 
 def _check_variables(
@@ -791,6 +920,8 @@ def _check_variables(
         problem = ""
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             problem = "is not a valid identifier"
+        elif not name.isascii():
+            problem = "is not ASCII (names are letters a-z, A-Z, digits and '_')"
         elif unicodedata.normalize("NFKC", name) != name:
             problem = "is not in NFKC normal form"
         elif name.startswith("_") or name.endswith("_"):

@@ -48,15 +48,31 @@ def _piecewise(pairs: Sequence[tuple[Any, Any]]) -> Any:
     return result
 
 
+def _distinct_postorder(expr: Any) -> list[Any]:
+    """Each distinct subexpression once, operands first: iterative (no recursion limit
+    on the nesting) and linear in the size of the DAG (SymPy's ``postorder_traversal``
+    recurses, and walks a shared subexpression once per path to it)."""
+    order: list[Any] = []
+    seen: set[Any] = set()
+    stack: list[tuple[Any, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        stack.extend((a, False) for a in reversed(node.args) if a not in seen)
+    return order
+
+
 def sympy_evaluator(expr: sympy.Basic, symbols: Sequence[sympy.Symbol]) -> Callable[..., Any]:
     """A callable ``f(*args)`` that evaluates ``expr`` with NumPy, ``args`` bound to ``symbols``."""
     table = sympy_to_numpy()
     steps: list[tuple[Any, Any, tuple[Any, ...]]] = []
-    seen: set[Any] = set()
-    for node in sympy.postorder_traversal(expr):
-        if node in seen:
-            continue
-        seen.add(node)
+    for node in _distinct_postorder(expr):
         if isinstance(node, sympy.Symbol):
             if node not in symbols:
                 raise UnsupportedOperation(f"symbol {node} is not a variable")
