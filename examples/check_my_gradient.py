@@ -87,7 +87,7 @@ def jax_gradient():
     return lambda *ps: tuple(np.asarray(v) for v in g(*ps))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     points = [params(), params()]
     nums = (0, 1, 2, 3)
@@ -114,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         reports = check_gradient(loss, grad, points, argnums=nums, name=label)
         worst = max(r.row(label).rel_error for r in reports)
         print(f"{label}: agrees at {len(points)} points (largest relative error {worst:.1e})")
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
