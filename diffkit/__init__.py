@@ -23,6 +23,7 @@ from .errors import (
     ParseError,
     ShapeError,
     SizeLimitError,
+    TimeLimitError,
     TracingError,
     Unavailable,
     UnsupportedOperation,
@@ -38,7 +39,7 @@ from ._version import __version__
 __all__ = [
     "primitive",
     "PRIMITIVES", "Report", "assert_backends_agree", "crosscheck", "BackendMismatch", "DiffkitError", "Forward", "Function",
-    "InvalidArgument", "InvalidType", "NotFound", "SizeLimitError", "Unavailable",
+    "InvalidArgument", "InvalidType", "NotFound", "SizeLimitError", "TimeLimitError", "Unavailable",
     "Numeric", "NumericResult", "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",
     "custom_jvp", "custom_vjp", "derivative", "get_backend", "grad", "Graph", "graph", "hessian", "jacobian", "jvp",
     "step_sweep", "taylor_test", "value_and_grad", "vjp",

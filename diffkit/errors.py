@@ -14,6 +14,8 @@ also derives from the built-in exception a user would expect, so
   or argument of the wrong shape: :class:`ShapeError` (all ``TypeError``);
 * an expression string the parser rejects: :class:`ParseError`;
   a symbolic trace over the size limit: :class:`SizeLimitError` (``ValueError``);
+  a call over its time limit (``timeout=``, ``--timeout``): :class:`TimeLimitError`
+  (``TimeoutError``);
 * a tool or optional package that is not installed: :class:`Unavailable`
   (``RuntimeError``);
 * backends that disagree in ``assert_backends_agree``:
@@ -127,11 +129,16 @@ class ParseError(DiffkitError, ValueError):
 
 
 class SizeLimitError(DiffkitError, ValueError):
-    """A symbolic trace would need more symbols than the backend's limit.
+    """A symbolic computation would be larger than a limit: the message names the limit
+    and how to raise it.
 
-    The limit is ``Symbolic(size_limit=...)`` (2000 scalar symbols by default);
-    past a few thousand elements the AD backends are the right tool. Also
-    importable from :mod:`diffkit.backends.symbolic`.
+    The limits: ``Symbolic(size_limit=...)`` (2000 scalar symbols by default;
+    past a few thousand elements the AD backends are the right tool),
+    ``Symbolic(op_limit=...)`` and ``dk.diff(..., op_limit=...)`` (SymPy
+    operations a trace and its derivative may build), the size of a symbolic
+    matrix that ``det``, ``inv`` or ``solve`` expands, and the nesting depth
+    SymPy's recursive algorithms reach. Also importable from
+    :mod:`diffkit.backends.symbolic`.
 
     Example:
         >>> import numpy as np, diffkit as dk
@@ -141,6 +148,31 @@ class SizeLimitError(DiffkitError, ValueError):
         ...     print(str(e).split(";")[0])
         symbolic backend: the arguments have 5 elements ('x' (5,)), more than the limit of 3 symbols
     """
+
+
+class TimeLimitError(DiffkitError, TimeoutError):
+    """A call ran past its time limit and was stopped.
+
+    Raised by the calls that take ``timeout=`` (``dk.diff``, ``dk.crosscheck``,
+    ``Symbolic(timeout=...)``) and by the command line's ``--timeout``. The work
+    runs in a child process that is killed at the limit, so nothing of it is left
+    running and the interpreter's state is untouched. A ``TimeoutError``.
+
+    Attributes:
+        limit: the limit, in seconds.
+
+    Example:
+        >>> import diffkit as dk
+        >>> try:
+        ...     dk.diff("exp(sin(x))", order=14, timeout=0.5)
+        ... except dk.TimeLimitError as e:
+        ...     print(str(e).split(";")[0])
+        diff of exp(sin(x)): no result within the time limit of 0.5 s
+    """
+
+    def __init__(self, message: str, limit: float = 0.0):
+        super().__init__(message)
+        self.limit = limit
 
 
 class TracingError(DiffkitError, TypeError):

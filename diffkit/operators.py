@@ -313,7 +313,7 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, backend: Any = None) -> An
 
 
 def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
-         method: str = "dag") -> Any:
+         method: str = "dag", timeout: float | None = None, op_limit: int | None = None) -> Any:
     """The derivative of ``f`` as a SymPy expression (the symbolic backend).
 
     Args:
@@ -326,6 +326,14 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
         method: ``"dag"`` (symbolic reverse/forward accumulation through the
             primitive table, the default) or ``"naive"`` (SymPy's ``diff`` on
             the traced expression).
+        timeout: seconds allowed; the work runs in a child process that is
+            killed at the limit (:class:`~diffkit.errors.TimeLimitError`).
+            ``None``, the default, is no limit (the command line's default is 60 s).
+        op_limit: largest number of SymPy operations the trace and its
+            derivative may build (default
+            :data:`diffkit.backends.symbolic.OP_LIMIT`, a million); past it a
+            :class:`~diffkit.errors.SizeLimitError`. A function nested too
+            deeply for SymPy's recursive algorithms is a SizeLimitError too.
 
     Example:
         >>> import diffkit as dk
@@ -337,7 +345,17 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
     import sympy
 
     from .backends.symbolic import SIZE_LIMIT, derivative_exprs, integralize, trace_args
+    from .errors import InvalidType
+    from .limits import check_timeout, recursion_as_size_limit, run_limited
 
+    limit = check_timeout(timeout)
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
+        raise InvalidType(f"diff: order= is a whole number, not {type(order).__name__} ({order!r})")
+    if order < 0:
+        raise InvalidArgument(f"diff: order= is 0 or more, got {order}")
+    if op_limit is not None and (isinstance(op_limit, bool) or not isinstance(op_limit, (int, np.integer))
+                                 or op_limit < 1):
+        raise InvalidArgument(f"diff: op_limit= is a positive integer or None, got {op_limit!r}")
     F = as_function(f)
     names = list(F.variables)
     if not names:
@@ -346,19 +364,28 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
         if len(names) != 1:
             raise ShapeError(f"diff of {F.name}: wrt= is needed, the variables are {', '.join(names)}")
         i = 0
-    elif isinstance(wrt, (int, np.integer)):
+    elif isinstance(wrt, (int, np.integer)) and not isinstance(wrt, bool):
         i = int(wrt)
+        if not 0 <= i < len(names):
+            raise ShapeError(f"diff of {F.name}: wrt={i} is not the position of a variable "
+                             f"({', '.join(names)})")
     else:
         name = wrt.name if isinstance(wrt, sympy.Symbol) else str(wrt)
         if name not in names:
             raise ShapeError(f"diff of {F.name}: {name!r} is not a variable ({', '.join(names)})")
         i = names.index(name)
     fun = _with_names(F.fn, names)
-    traced = trace_args(fun, [0.0] * len(names), SIZE_LIMIT)
-    with _context(F, "diff", _SymbolicName):
-        _, (d,) = derivative_exprs(fun, traced, "derivative", (i,), int(order), method)
-    d = integralize(d)
-    return sympy.simplify(d) if simplify else d
+    what = f"diff of {F.name if len(F.name) <= 60 else F.name[:57] + '...'}"
+
+    def work() -> Any:
+        with recursion_as_size_limit(what, getattr(F.expr, "depth", None)):
+            traced = trace_args(fun, [0.0] * len(names), SIZE_LIMIT, op_limit)
+            with _context(F, "diff", _SymbolicName):
+                _, (d,) = derivative_exprs(fun, traced, "derivative", (i,), int(order), method)
+            d = integralize(d)
+            return sympy.simplify(d) if simplify else d
+
+    return run_limited(work, timeout=limit, what=what)
 
 
 class _SymbolicName:

@@ -47,7 +47,7 @@ def test_hierarchy_is_exported_and_keeps_builtin_bases() -> None:
     classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if c.__module__ == errors.__name__]
     assert {c.__name__ for c in classes} == {
         "DiffkitError", "InvalidArgument", "InvalidType", "NotFound", "UnsupportedOperation", "ParseError",
-        "SizeLimitError", "TracingError", "ShapeError", "Unavailable", "BackendMismatch"}
+        "SizeLimitError", "TimeLimitError", "TracingError", "ShapeError", "Unavailable", "BackendMismatch"}
     for c in classes:
         assert getattr(dk, c.__name__) is c and c.__name__ in dk.__all__
         if c is not errors.DiffkitError:

@@ -42,6 +42,7 @@ from ..errors import (
     TracingError,
     UnsupportedOperation,
 )
+from ..limits import API_HINT, recursion_as_size_limit, run_limited
 from ..primitives import Primitive
 from .base import ADBackend
 
@@ -51,6 +52,27 @@ SIZE_LIMIT = 2000
 Expressions and their compilation grow with it; past a few thousand elements
 the AD backends are the right tool.
 """
+
+OP_LIMIT = 1_000_000
+"""Default largest number of scalar SymPy operations a trace may build, the
+derivative's included (``Symbolic(op_limit=...)``, ``dk.diff(op_limit=...)``).
+
+Each operation on an array counts its elements; a SymPy operation takes tens of
+microseconds, so the default stops a runaway trace (the 13th derivative of
+``exp(sin(x))`` builds about three million) within a minute or two. Read at each
+call: assigning ``diffkit.backends.symbolic.OP_LIMIT`` changes the default.
+"""
+
+MATRIX_LIMIT = 5
+"""Default largest ``n`` of an ``n x n`` symbolic matrix whose determinant,
+log-determinant, inverse, solve or Cholesky factor SymPy expands
+(``Symbolic(matrix_limit=...)``).
+
+The expansions grow like ``n!``: a symbolic 5x5 gradient of ``det`` takes about
+25 s, a 7x7 one does not finish. Read at each call, like :data:`OP_LIMIT`.
+"""
+
+_MATRIX_PRIMITIVES = frozenset({"det", "logabsdet", "inv", "solve", "cholesky"})
 
 
 class Sym(Value):
@@ -89,10 +111,40 @@ class SymbolicTrace:
 
     backend_name = "symbolic"
 
-    def __init__(self) -> None:
+    def __init__(self, op_limit: int | None = None, matrix_limit: int | None = None) -> None:
         self.level = new_level()
+        self.op_limit = op_limit
+        self.matrix_limit = matrix_limit
+        self.ops = 0
+
+    def charge(self, prim: Primitive, args: tuple[Any, ...]) -> None:
+        """Count the scalar operations ``prim`` is about to build; refuse past the limits."""
+        if self.op_limit is None and self.matrix_limit is None:
+            return
+        shapes = [np.shape(a.primal) if type(a) is Sym else np.shape(a) for a in args]
+        if (self.matrix_limit is not None and prim.name in _MATRIX_PRIMITIVES and shapes
+                and len(shapes[0]) >= 2 and type(args[0]) is Sym and shapes[0][-1] > self.matrix_limit):
+            n = shapes[0][-1]
+            raise SizeLimitError(
+                f"symbolic backend: numpy.linalg {prim.name} of a symbolic {n}x{n} matrix, more than the limit "
+                f"of {self.matrix_limit}x{self.matrix_limit} (SymPy's expansion grows like n!); use "
+                "backend='reverse' (or 'forward', 'numeric'), or raise Symbolic(matrix_limit=...)")
+        if self.op_limit is None:
+            return
+        try:
+            size = int(np.prod(np.broadcast_shapes(*shapes))) if prim.elementwise and shapes else 0
+        except ValueError:
+            size = 0
+        self.ops += max(size, sum(int(np.prod(s)) for s in shapes), 1)
+        if self.ops > self.op_limit:
+            raise SizeLimitError(
+                f"symbolic backend: the trace and its derivative build more than {self.op_limit:,} SymPy "
+                f"operations (limit op_limit={self.op_limit:,}, reached at numpy.{prim.name}); the expression "
+                "swells: use backend='reverse' (or 'forward', 'numeric'), a lower order, or raise "
+                "Symbolic(op_limit=...) / dk.diff(..., op_limit=...)")
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        self.charge(prim, args)
         vals = [a.primal if type(a) is Sym and a._trace is self else _exact(a) for a in args]
         for v in vals:
             if isinstance(v, Value):  # a value of an enclosing transformation
@@ -129,22 +181,23 @@ def integralize(expr: Any) -> Any:
     each distinct subexpression once, so shared (DAG) expressions stay cheap.
     """
     memo: dict[Any, Any] = {}
-
-    def walk(e: Any) -> Any:
-        hit = memo.get(e)
-        if hit is not None:
-            return hit
+    root = _sympified(expr)  # a traced result: a SymPy object or a number, never text
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:  # iterative postorder: no nesting depth reaches the recursion limit
+        e, expanded = stack.pop()
+        if e in memo:
+            continue
         if isinstance(e, sympy.Float) and (float(e) * 1024).is_integer() and abs(float(e)) < 2**43:
-            r: Any = sympy.Rational(int(float(e) * 1024), 1024)
+            memo[e] = sympy.Rational(int(float(e) * 1024), 1024)
         elif not getattr(e, "args", ()):
-            r = e
+            memo[e] = e
+        elif not expanded:
+            stack.append((e, True))
+            stack.extend((a, False) for a in reversed(e.args) if a not in memo)
         else:
-            args = tuple(walk(a) for a in e.args)
-            r = e.func(*args) if args != e.args else e
-        memo[e] = r
-        return r
-
-    return walk(sympy.sympify(expr))
+            args = tuple(memo[a] for a in e.args)
+            memo[e] = e.func(*args) if args != e.args else e
+    return memo[root]
 
 
 def expr_of(v: Any) -> Any:
@@ -156,9 +209,19 @@ def expr_of(v: Any) -> Any:
         raise TracingError(f"a value of backend '{v._trace.backend_name}' escaped the symbolic trace")
     if isinstance(v, np.ndarray):
         if v.ndim == 0:
-            return sympy.sympify(v[()])
-        return np.vectorize(sympy.sympify, otypes=[object])(v) if v.size else v.astype(object)
-    return sympy.sympify(v)
+            return _sympified(v[()])
+        return np.vectorize(_sympified, otypes=[object])(v) if v.size else v.astype(object)
+    return _sympified(v)
+
+
+def _sympified(v: Any) -> Any:
+    """A traced value as SymPy: SymPy objects and numbers only. ``strict=True``: never a
+    string, which ``sympify`` would evaluate as Python code."""
+    try:
+        return sympy.sympify(v, strict=True)
+    except sympy.SympifyError:
+        raise InvalidType(f"the function returned {type(v).__name__} {str(v)[:40]!r} where the symbolic backend "
+                          "needs a number or an expression of its arguments") from None
 
 
 # --------------------------------------------------------------------------
@@ -196,9 +259,15 @@ class Traced:
     trace: SymbolicTrace
 
 
-def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int) -> Traced:
-    """Replace each numeric argument by symbols (``x``, or ``x_0, x_1, ...`` for arrays)."""
-    trace = SymbolicTrace()
+def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int, op_limit: int | None = None,
+               matrix_limit: int | None = None) -> Traced:
+    """Replace each numeric argument by symbols (``x``, or ``x_0, x_1, ...`` for arrays).
+
+    ``op_limit`` and ``matrix_limit`` bound what the trace may build (default
+    :data:`OP_LIMIT`, :data:`MATRIX_LIMIT`).
+    """
+    trace = SymbolicTrace(OP_LIMIT if op_limit is None else op_limit,
+                          MATRIX_LIMIT if matrix_limit is None else matrix_limit)
     names = _arg_names(fun, len(primals))
     args: list[Any] = []
     symbols: list[sympy.Symbol] = []
@@ -364,6 +433,8 @@ class Compiled:
     _spec: Any = None
     _leaves: list[Any] = field(default_factory=list)
     _fns: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    _cse: Any = None
+    """The cse of the leaves, when it was computed elsewhere (a time-limited child process)."""
 
     @property
     def setup_time(self) -> float:
@@ -374,7 +445,7 @@ class Compiled:
         fn = self._fns.get(module)
         if fn is None:
             t0 = time.perf_counter()
-            fn = lambdify(self.symbols, self._leaves, module, self.cse)
+            fn = lambdify(self.symbols, self._leaves, module, self._cse if self._cse is not None else self.cse)
             self._fns[module] = fn
             self.compile_time += time.perf_counter() - t0
         return fn
@@ -412,21 +483,25 @@ def _dag_cse(exprs: Any) -> Any:
     return sympy.cse(exprs, order="none")
 
 
-def lambdify(symbols: Sequence[Any], exprs: Any, module: str, cse: bool = True) -> Callable[..., Any]:
+def lambdify(symbols: Sequence[Any], exprs: Any, module: str, cse: Any = True) -> Callable[..., Any]:
     """``sympy.lambdify`` made linear in the size of a DAG-shaped expression.
 
     ``use_imps=False`` skips SymPy's search for user-implemented functions, a
     tree walk without memory; the cse runs without canonical ordering.
     """
+    if isinstance(cse, tuple):  # a cse computed before: (replacements, reduced expressions)
+        done = cse
+        return sympy.lambdify(symbols, exprs, modules=module, cse=lambda _: done, use_imps=False)
     return sympy.lambdify(symbols, exprs, modules=module, cse=_dag_cse if cse else False, use_imps=False)
 
 
 def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
                        order: int = 1, method: str = "dag", cse: bool = True, simplify: bool = False,
-                       size_limit: int = SIZE_LIMIT) -> Compiled:
+                       size_limit: int = SIZE_LIMIT, op_limit: int | None = None,
+                       matrix_limit: int | None = None) -> Compiled:
     """Trace ``fun`` at the shapes of ``primals``, differentiate and compile (see :class:`Compiled`)."""
     t0 = time.perf_counter()
-    traced = trace_args(fun, primals, size_limit)
+    traced = trace_args(fun, primals, size_limit, op_limit, matrix_limit)
     for i in argnums:
         if traced.shapes[i] is None:
             raise InvalidType(f"argument {i} of {getattr(fun, '__name__', 'f')} is not numeric "
@@ -469,6 +544,19 @@ class Symbolic(ADBackend):
         method: ``"dag"`` (symbolic reverse accumulation, the default) or
             ``"naive"`` (SymPy's ``diff`` on the expression tree).
         size_limit: largest number of scalar symbols (array elements) per call.
+        timeout: seconds allowed to build (trace, differentiate, compile) each
+            derivative, in a child process killed at the limit
+            (:class:`~diffkit.errors.TimeLimitError`); ``None``, the default, is
+            no limit. A built derivative is cached: later calls are fast.
+        op_limit: largest number of scalar SymPy operations a trace and its
+            derivative may build (default :data:`OP_LIMIT`).
+        matrix_limit: largest ``n`` of an ``n x n`` symbolic matrix that
+            ``det``, ``slogdet``, ``inv``, ``solve`` or ``cholesky`` expands
+            (default :data:`MATRIX_LIMIT`).
+
+    Past a limit the error (:class:`~diffkit.errors.SizeLimitError`) names it
+    and how to raise it; an expression nested too deeply for SymPy's recursive
+    algorithms is one too.
 
     Example:
         >>> import numpy as np, diffkit as dk
@@ -481,13 +569,23 @@ class Symbolic(ADBackend):
     prefers_reverse = True
 
     def __init__(self, simplify: bool = False, cse: bool = True, method: str = "dag",
-                 size_limit: int = SIZE_LIMIT):
+                 size_limit: int = SIZE_LIMIT, timeout: float | None = None, op_limit: int | None = None,
+                 matrix_limit: int | None = None):
+        from ..limits import check_timeout
+
         if method not in ("dag", "naive"):
             raise InvalidArgument(f"Symbolic(method=...) is 'dag' or 'naive', got {method!r}")
+        for name, limit in (("op_limit", op_limit), ("matrix_limit", matrix_limit)):
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
+                                      or limit < 1):
+                raise InvalidArgument(f"Symbolic({name}=...) is a positive integer or None, got {limit!r}")
         self.simplify = simplify
         self.cse = cse
         self.method = method
         self.size_limit = size_limit
+        self.timeout = check_timeout(timeout)
+        self.op_limit = op_limit
+        self.matrix_limit = matrix_limit
         self._cache: dict[Any, Compiled] = {}
 
     def __repr__(self) -> str:
@@ -502,9 +600,27 @@ class Symbolic(ADBackend):
         key = (fun, op, tuple(argnums), order, sig)
         comp = self._cache.get(key)
         if comp is None:
-            comp = compile_derivative(fun, primals, op, argnums, order, self.method, self.cse,
-                                      self.simplify, self.size_limit)
+            comp = self._build(fun, primals, op, argnums, order)
             self._cache[key] = comp
+        return comp
+
+    def _build(self, fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
+               order: int) -> Compiled:
+        """compile_derivative under the backend's limits: in a child process when it has a timeout."""
+        import os
+
+        what = f"symbolic backend: {op} of {getattr(fun, '__name__', 'f')}"
+
+        def build() -> Compiled:
+            with recursion_as_size_limit(what):
+                return compile_derivative(fun, primals, op, argnums, order, self.method, self.cse,
+                                          self.simplify, self.size_limit, self.op_limit, self.matrix_limit)
+
+        if self.timeout is None:
+            return build()
+        comp = run_limited(_portable_build, build, os.getpid(), timeout=self.timeout, what=what,
+                           hint="raise it with Symbolic(timeout=SECONDS) (None: no limit)")
+        comp._compiled(comp.scalar_module if hasattr(comp, "scalar_module") else "math")
         return comp
 
     def _run(self, fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
@@ -589,6 +705,28 @@ class Symbolic(ADBackend):
                          for jac in jacs)
 
         return value, vjp_fn, aux
+
+
+def _portable_build(build: Callable[[], Compiled], parent: int) -> Compiled:
+    """``build()`` in a child process, made ready to travel back: the compiled functions
+    (generated code) stay behind, the cse they were compiled from goes with the expressions."""
+    import os
+
+    captured: list[Any] = []
+    if os.getpid() != parent:  # a forked child: its copy of this module only, the caller's is untouched
+        plain = _dag_cse
+
+        def recording(exprs: Any) -> Any:
+            result = plain(exprs)
+            captured.append(result)
+            return result
+
+        globals()["_dag_cse"] = recording
+    comp = build()
+    comp._fns = {}
+    if captured:
+        comp._cse = captured[-1]
+    return comp
 
 
 @functools.lru_cache(maxsize=256)

@@ -349,6 +349,15 @@ class Expression:
     def __delattr__(self, name: str) -> NoReturn:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
+    @property
+    def depth(self) -> int:
+        """The nesting depth of the tree (a number or a name is 1), counted iteratively."""
+        depths: dict[int, int] = {}
+        for node in self._order:
+            kids = _children(node)
+            depths[id(node)] = 1 + max((depths[id(k)] for k in kids), default=0)
+        return depths[id(self.tree)]
+
     def __repr__(self) -> str:
         return f"Expression({self.text!r}, variables={self.variables!r})"
 

@@ -18,6 +18,7 @@ backend — its own error estimate, and names the cause of a disagreement:
 
 from __future__ import annotations
 
+import contextvars
 import math
 import time
 import warnings
@@ -31,10 +32,13 @@ from ..errors import (
     BackendMismatch,
     InvalidArgument,
     InvalidType,
+    ShapeError,
     SizeLimitError,
+    TimeLimitError,
     TracingError,
     UnsupportedOperation,
 )
+from ..limits import check_timeout, run_limited
 from .kinks import walk
 from .reference import reference
 from .report import Reference, Report, Row
@@ -211,7 +215,8 @@ def _idx(i: int, shape: Any) -> str:
 def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: Any = 0,
                backends: Sequence[Any] | None = None, order: int = 1, tangents: Sequence[Any] | None = None,
                cotangent: Any = None, rtol: Any = None, atol: Any = None, time_budget: float = 0.1,
-               name: str | None = None, candidates: dict[str, Callable[..., Any]] | None = None) -> Report:
+               name: str | None = None, candidates: dict[str, Callable[..., Any]] | None = None,
+               timeout: float | None = None) -> Report:
     """Run every backend (or a chosen subset) on one derivative and compare them with a reference.
 
     Args:
@@ -232,9 +237,21 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
             for ``op`` (same shapes; a tuple for a tuple ``argnums``) — a
             hand-derived gradient, an adjoint code, another framework's gradient.
             Each gets a row like a backend's, with the same verdicts and causes.
+        timeout: seconds allowed to the whole cross-check, which then runs in a
+            child process killed at the limit (:class:`~diffkit.errors.TimeLimitError`).
+            Within it the symbolic reference may take a quarter of the time, and
+            then the mpmath reference as long (past it the reference is the next
+            kind), and each backend an equal part of what is left (past it the
+            row is ``unsupported``, with the limit in its message). ``None``, the default, is no limit (``diffkit check``: 60 s).
 
     Returns:
         A :class:`Report`; ``report.ok`` says whether every backend agrees.
+
+    Raises:
+        InvalidArgument, InvalidType, ShapeError: a mistake in the call, found
+            before any backend runs: no point, an empty array, a function that
+            returns None or no floating-point number, ``grad`` of a function
+            with an array output, tangents or a cotangent of the wrong shape.
 
     Example:
         >>> import diffkit as dk
@@ -257,15 +274,29 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
 
     if op not in OPS:
         raise InvalidArgument(f"crosscheck: op must be one of {', '.join(OPS)}, got {op!r}")
+    limit = check_timeout(timeout)
+    if limit is not None:
+        kwargs = dict(argnums=argnums, backends=backends, order=order, tangents=tangents, cotangent=cotangent,
+                      rtol=rtol, atol=atol, time_budget=time_budget, name=name, candidates=candidates)
+        label = name or (f if isinstance(f, str) else getattr(f, "name", None) or getattr(f, "__name__", "f"))
+        label = label if len(label) <= 60 else label[:57] + "..."
+        return run_limited(_limited, f, args, op, kwargs, limit, timeout=limit, what=f"crosscheck of {label}")
     F = as_function(f)
     if name:
         F = Function(F, name=name)
+    if not len(args) and F.variables:
+        raise InvalidArgument(f"crosscheck of {F.name}: no point given; the function's variables are "
+                              f"{', '.join(F.variables)}: give args=(...) with one value each")
     if op == "derivative" and len(args) != 1:
         raise InvalidArgument(f"crosscheck of {F.name}: op='derivative' takes a function of one scalar; "
                               f"{len(args)} arguments given (use op='grad' with argnums)")
     # NumPy scalars and arrays in the arguments' own floating dtype (float32 stays float32)
-    args = [np.asarray(a, dtype=np.asarray(a).dtype if np.asarray(a).dtype.kind == "f" else np.float64)
-            for a in args]
+    try:
+        args = [np.asarray(a, dtype=np.asarray(a).dtype if np.asarray(a).dtype.kind == "f" else np.float64)
+                for a in args]
+    except (TypeError, ValueError) as e:
+        raise InvalidType(f"crosscheck of {F.name}: the point holds something that is not a number or a numeric "
+                          f"array ({type(e).__name__}: {e})") from None
     args = [a[()] if a.ndim == 0 else a for a in args]
     rng = np.random.default_rng(12345)  # fixed: a report is reproducible
     if op == "jvp" and tangents is None:
@@ -276,8 +307,9 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
     out_shape = np.shape(out)
     if op == "vjp" and cotangent is None:
         cotangent = rng.uniform(-1.0, 1.0, out_shape) if out_shape else float(rng.uniform(-1, 1))
+    _refuse_mistakes(F, op, args, argnums, out, tangents, cotangent)
     f_time, _, _ = _time(lambda: F(*args), min(time_budget, 0.05))
-    ref = reference(F, args, op, argnums, order, tangents, cotangent,
+    ref = reference(F, args, op, argnums, order, tangents, cotangent, timeout=_share(1 / 4),
                     ad=lambda b: _flatten(_operator(F, op, b, argnums, order, tangents, cotangent)(*args)))
     trace = walk(F.fn, args)
     kinks = trace.kinks
@@ -296,12 +328,84 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
         if n in taken:
             raise InvalidArgument(f"crosscheck of {F.name}: candidate {n!r} has a backend's name; rename it")
     judged += [_Candidate(n, c, F.name) for n, c in (candidates or {}).items()]
-    for be in judged:
-        rows.append(_check_backend(F, be, op, args, argnums, order, tangents, cotangent, ref, trace, dtype,
-                                   rtol, atol, time_budget, labels, deriv_scale))
+    for k, be in enumerate(judged):
+        share = _share(1 / (len(judged) - k + 1))  # an equal part of what is left, one part kept back
+        if share is None:
+            rows.append(_check_backend(F, be, op, args, argnums, order, tangents, cotangent, ref, trace, dtype,
+                                       rtol, atol, time_budget, labels, deriv_scale))
+            continue
+        try:
+            rows.append(run_limited(_check_backend, F, be, op, args, argnums, order, tangents, cotangent, ref,
+                                    trace, dtype, rtol, atol, time_budget, labels, deriv_scale, timeout=share,
+                                    what=f"{be.name}: {op}", hint="the cross-check's time limit shared out"))
+        except TimeLimitError as e:
+            row = Row(be.name, "unsupported")
+            row.message = f"TimeLimitError: {_one_line(e)}"
+            rows.append(row)
     shape = list(out_shape) if op in ("jvp",) else []
     return Report(F.name, op, [argnums] if isinstance(argnums, (int, np.integer)) else list(argnums),
                   [np.asarray(a).tolist() for a in args], shape, labels, ref, rows, kinks, f_time, F.source)
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("diffkit_crosscheck_deadline",
+                                                                        default=None)
+"""When the cross-check running here must end (``time.monotonic()``), or None: no limit."""
+
+
+def _limited(f: Any, args: Sequence[Any], op: str, kwargs: dict[str, Any], limit: float) -> Report:
+    """crosscheck in the child process of ``timeout=``: its parts share out the time left."""
+    token = _DEADLINE.set(time.monotonic() + limit)
+    try:
+        return crosscheck(f, args, op, **kwargs)
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _share(fraction: float) -> float | None:
+    """Seconds a part of a time-limited cross-check may take (``fraction`` of what is left)."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    return max(0.05, (deadline - time.monotonic()) * fraction)
+
+
+def _refuse_mistakes(F: Function, op: str, args: Sequence[Any], argnums: Any, out: Any, tangents: Any,
+                     cotangent: Any) -> None:
+    """Mistakes in the call, not in a backend: raised before any backend runs (a backend's
+    error row would read as a likely bug in diffkit)."""
+    where = f"crosscheck of {F.name}"
+    names = list(F.variables) + [f"arg{i}" for i in range(len(F.variables), len(args))]
+    for i, a in enumerate(args):
+        if np.size(a) == 0:
+            raise InvalidArgument(f"{where}: argument {names[i]!r} is an empty array; a point needs values")
+    kind = np.asarray(out).dtype.kind if out is not None and not isinstance(out, (str, bytes)) else ""
+    if out is None or isinstance(out, (bool, np.bool_)) or kind not in ("f", "c"):
+        what = "None" if out is None else f"{type(out).__name__} {str(out)[:40]!r}"
+        hint = " (does it miss a `return`?)" if out is None else ""
+        raise InvalidType(f"{where}: the function returned {what}, not a floating-point number or array, and has "
+                          f"no derivative{hint}")
+    if op in ("grad", "jacobian", "hessian"):
+        nums = [argnums] if isinstance(argnums, (int, np.integer)) else list(argnums)
+        for k in nums:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not -len(args) <= k < len(args):
+                raise InvalidArgument(f"{where}: argnums={argnums!r} does not name arguments of the point "
+                                      f"({len(args)} given)")
+    if op == "grad" and np.shape(out) != ():
+        raise ShapeError(f"{where}: grad needs a function with a scalar output, and it returns an array of shape "
+                         f"{np.shape(out)}; use op='jacobian' (diffkit check --op jacobian), or reduce the "
+                         "output to a number (np.sum)")
+    if op == "derivative" and np.ndim(args[0]) != 0:
+        raise ShapeError(f"{where}: op='derivative' differentiates a function of one scalar, and the argument "
+                         f"has shape {np.shape(args[0])}; use op='jacobian'")
+    if op == "jvp":
+        if len(tangents) != len(args):
+            raise InvalidArgument(f"{where}: {len(tangents)} tangent(s) for {len(args)} argument(s)")
+        for i, (t, a) in enumerate(zip(tangents, args)):
+            if np.shape(t) != np.shape(a):
+                raise ShapeError(f"{where}: the tangent of {names[i]!r} has shape {np.shape(t)}, the argument "
+                                 f"{np.shape(a)}")
+    if op == "vjp" and np.shape(cotangent) != np.shape(out):
+        raise ShapeError(f"{where}: the cotangent has shape {np.shape(cotangent)}, the output {np.shape(out)}")
 
 
 class _Candidate:
@@ -484,7 +588,7 @@ def _symmetric_convention(args: list[Any], op: str, argnums: Any, value: np.ndar
 
 
 def _is_size_limit(e: BaseException) -> bool:
-    return isinstance(e, SizeLimitError)
+    return isinstance(e, (SizeLimitError, TimeLimitError))
 
 
 def _one_line(e: BaseException) -> str:

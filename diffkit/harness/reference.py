@@ -36,7 +36,8 @@ import numpy as np
 import sympy
 
 from ..core.function import Function
-from ..errors import DiffkitError, SizeLimitError, UnsupportedOperation
+from ..errors import DiffkitError, SizeLimitError, TimeLimitError, UnsupportedOperation
+from ..limits import recursion_as_size_limit, run_limited
 from .report import Reference
 
 SYMBOLIC = "symbolic: SymPy's own derivatives in mpmath, 50 digits"
@@ -89,7 +90,7 @@ class DagDerivative:
 
     def tangent(self, expr: Any) -> dict[int, Any]:
         """``{k: d expr / d wrt[k]}`` for the nonzero derivatives."""
-        expr = sympy.sympify(expr)
+        expr = sympy.sympify(expr, strict=True)  # SymPy objects and numbers: never text
         stack = [expr]
         memo = self.memo
         while stack:  # iterative postorder: deep expressions need no recursion
@@ -207,7 +208,15 @@ def symbolic_derivative(F: Function, args: Sequence[Any], op: str, argnums: Sequ
 
     Raises:
         NoSymbolicForm: SymPy cannot trace ``F`` or evaluate a derivative.
+        SizeLimitError: over a limit of the symbolic trace, or nested too deeply
+            for SymPy's recursive algorithms.
     """
+    with recursion_as_size_limit("the symbolic reference"):
+        return _symbolic_derivative(F, args, op, argnums, order, dps)
+
+
+def _symbolic_derivative(F: Function, args: Sequence[Any], op: str, argnums: Sequence[int], order: int,
+                         dps: int) -> list[Any]:
     import mpmath
 
     from ..backends.symbolic import expr_of, lambdify, trace_args
@@ -262,7 +271,7 @@ def symbolic_derivative(F: Function, args: Sequence[Any], op: str, argnums: Sequ
         leaves.extend(e.ravel().tolist())
     else:
         raise UnsupportedOperation(f"symbolic reference of op {op!r}")
-    leaves = [_heaviside_as_piecewise(sympy.sympify(e)) for e in leaves]
+    leaves = [_heaviside_as_piecewise(sympy.sympify(e, strict=True)) for e in leaves]
     if any(e.has(sympy.Derivative, sympy.Subs) for e in leaves):
         raise NoSymbolicForm("a derivative stays unevaluated in SymPy")
     with mpmath.workdps(dps):
@@ -337,25 +346,29 @@ def _numeric(a: Any) -> bool:
 
 def reference(F: Function, args: Sequence[Any], op: str, argnums: Any, order: int = 1,
               tangents: Any = None, cotangent: Any = None, dps: int = 50,
-              ad: Callable[[str], np.ndarray] | None = None) -> Reference:
+              ad: Callable[[str], np.ndarray] | None = None, timeout: float | None = None) -> Reference:
     """The reference for one derivative: symbolic, else mpmath differences, else AD agreement.
 
     ``ad(backend)`` computes the derivative on an AD backend (flattened), for the
-    last resort; ``None`` skips it.
+    last resort; ``None`` skips it. ``timeout`` bounds the symbolic reference
+    and then the mpmath one, each in a child process: past it the reference
+    falls back to the next kind, with the limit in its note.
     """
     nums = _nums(op, argnums, len(args))
     notes = []
     base_op = "jacobian" if op in ("jvp", "vjp") else op
     try:
-        flat = symbolic_derivative(F, args, base_op, nums, order, dps)
+        flat = run_limited(symbolic_derivative, F, args, base_op, nums, order, dps, timeout=timeout,
+                           what="the symbolic reference", hint="the cross-check's time limit shared out")
         value = _contract(flat, F, args, op, nums, tangents, cotangent)
         return Reference(value, SYMBOLIC)
-    except (NoSymbolicForm, SizeLimitError, UnsupportedOperation) as e:
+    except (NoSymbolicForm, SizeLimitError, UnsupportedOperation, TimeLimitError) as e:
         notes.append(f"no symbolic reference ({_one_line(e)})")
     try:
         from .mp_numeric import numeric_derivative
 
-        flat, err = numeric_derivative(F, args, base_op, nums, order)
+        flat, err = run_limited(numeric_derivative, F, args, base_op, nums, order, timeout=timeout,
+                                what="the mpmath reference", hint="the cross-check's time limit shared out")
         value = _contract(flat, F, args, op, nums, tangents, cotangent)
         return Reference(value, NUMERIC, "; ".join(notes), error=err)
     except Exception as e:  # noqa: BLE001 - the function cannot run in mpmath
