@@ -27,11 +27,20 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 
+DEFAULT_TIMEOUT = 60.0
+"""Seconds ``check``, ``diff`` and ``graph`` allow by default (``--timeout``)."""
+
+MAX_TIMEOUT = 86400.0
+"""The largest ``--timeout``: a day."""
+
+
 def parse_point(assignments: list[str], variables: tuple[str, ...]) -> list[Any]:
     """``["x=1", "y=2"]`` -> ``[1.0, 2.0]`` in the function's variable order.
 
-    Values are numbers or comma-separated lists of numbers (a vector);
-    they are read with ``float``, never evaluated.
+    Values are finite numbers, or comma-separated lists of them: ``v=1,2,3`` is
+    a 1-D array (a vector argument). They are read with ``float``, never
+    evaluated. A variable given twice, an empty value, NaN or infinity is bad
+    usage (exit 2), as are unknown and missing variables.
     """
     values: dict[str, Any] = {}
     for item in assignments:
@@ -39,12 +48,22 @@ def parse_point(assignments: list[str], variables: tuple[str, ...]) -> list[Any]
         name = name.strip()
         if not sep or not name:
             raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--at")
+        if name in values:
+            raise typer.BadParameter(f"{name} given twice ({name}={_shown(values[name])} and {item.strip()}); "
+                                     "give each variable once (a vector as v=1,2,3)", param_hint="--at")
+        pieces = text.split(",")
         try:
-            parts = [float(p) for p in text.split(",")]
+            parts = [float(p) for p in pieces]
         except ValueError:
-            raise typer.BadParameter(f"{name}: {text!r} is not a number or a comma-separated list "
-                                     "of numbers", param_hint="--at") from None
-        values[name] = parts[0] if len(parts) == 1 and "," not in text else np.array(parts)
+            bad = next(p for p in pieces if not _is_float(p))
+            what = "an empty value" if not bad.strip() else f"{bad.strip()!r} is not a number"
+            raise typer.BadParameter(f"{name}={text}: {what}; give a number or a comma-separated list of "
+                                     "numbers (v=1,2,3)", param_hint="--at") from None
+        bad_values = [p for p, v in zip(pieces, parts) if not np.isfinite(v)]
+        if bad_values:
+            raise typer.BadParameter(f"{name}={text}: {bad_values[0].strip()!r} is not a finite number "
+                                     "(NaN and infinity are not points)", param_hint="--at")
+        values[name] = np.float64(parts[0]) if len(parts) == 1 else np.array(parts, dtype=np.float64)
     unknown = set(values) - set(variables)
     if unknown:
         known = ", ".join(variables) if variables else "none (it is a constant)"
@@ -56,6 +75,47 @@ def parse_point(assignments: list[str], variables: tuple[str, ...]) -> list[Any]
     return [values[v] for v in variables]
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _shown(value: Any) -> str:
+    return ",".join(f"{v:g}" for v in np.ravel(value))
+
+
+def _check_timeout(timeout: float) -> float:
+    """``--timeout`` as seconds: more than 0 and at most a day (typer lets NaN and inf through ``min=``)."""
+    if not (np.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise typer.BadParameter(f"{timeout!r}: seconds, more than 0 and at most {MAX_TIMEOUT:g}",
+                                 param_hint="--timeout")
+    return float(timeout)
+
+
+def _stop(message: str) -> None:
+    """Bad usage or a limit hit: the message on stderr, exit status 2."""
+    Console(stderr=True).print(f"Error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _stop_on_limit(e: BaseException, command: str) -> None:
+    """A TimeLimitError or SizeLimitError: which limit, and how to raise it."""
+    if isinstance(e, dk.TimeLimitError):
+        _stop(f"diffkit {command}: no result within the time limit of {e.limit:g} s; raise it with "
+              "--timeout SECONDS")
+    _stop(f"diffkit {command}: {e}")
+
+
+def _parse(expression: str) -> Any:
+    try:
+        return dk.Function.parse(expression)
+    except dk.ParseError as e:
+        raise typer.BadParameter(str(e), param_hint="EXPRESSION") from None
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def check(
     ctx: typer.Context,
@@ -64,11 +124,16 @@ def check(
     op: str = typer.Option("grad", "--op", help="grad, jacobian, hessian, derivative, jvp or vjp."),
     fmt: str = typer.Option("table", "--format", help="table, markdown, json or html."),
     out: Optional[str] = typer.Option(None, "--out", help="Also write the report here (.md, .json, .html)."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout",
+                                  help="Seconds allowed (> 0); a slow reference or backend gets its share, "
+                                  "past the whole limit exit 2."),
 ) -> None:
     """Cross-check the derivative of EXPRESSION on every backend against a 50-digit reference.
 
     Exits 0 when every backend agrees (a difference explained as a convention at
-    a kink counts as agreement), 1 when one disagrees, 2 on bad usage.
+    a kink counts as agreement), 1 when one disagrees, 2 on bad usage (an
+    operator that does not fit the function, e.g. grad of a vector output) or
+    when a time or size limit is hit.
     """
     from .harness.crosscheck import OPS as CHECK_OPS
 
@@ -76,13 +141,19 @@ def check(
         raise typer.BadParameter(f"{op!r}; choose one of {', '.join(CHECK_OPS)}", param_hint="--op")
     if fmt not in ("table", "markdown", "json", "html"):
         raise typer.BadParameter(f"{fmt!r}; choose table, markdown, json or html", param_hint="--format")
-    try:
-        F = dk.Function.parse(expression)
-    except dk.ParseError as e:
-        raise typer.BadParameter(str(e), param_hint="EXPRESSION") from None
+    timeout = _check_timeout(timeout)
+    F = _parse(expression)
+    if not F.variables:
+        raise typer.BadParameter("the expression has no variables: there is nothing to differentiate",
+                                 param_hint="EXPRESSION")
     point = parse_point(list(at) + list(ctx.args), F.variables)
     argnums = tuple(range(len(point))) if len(point) != 1 else 0
-    report = dk.crosscheck(F, point, op, argnums=argnums)
+    try:
+        report = dk.crosscheck(F, point, op, argnums=argnums, timeout=timeout)
+    except (dk.TimeLimitError, dk.SizeLimitError) as e:
+        _stop_on_limit(e, "check")
+    except dk.DiffkitError as e:  # a mistake in the call (grad of a vector output, ...), not a disagreement
+        _stop(str(e))
     if fmt == "table":
         _print_report_table(report)
     else:
@@ -90,7 +161,10 @@ def check(
     if out:
         kind = out.rsplit(".", 1)[-1]
         render = {"md": report.to_markdown, "json": report.to_json, "html": report.to_html}.get(kind)
-        _write(out, render() if render else str(report))
+        try:
+            _write(out, render() if render else str(report))
+        except OSError as e:
+            _stop(f"cannot write the report to {out}: {e}")
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -258,22 +332,34 @@ def graph(
     expression: str = typer.Argument(..., help='A safe expression, e.g. "(x + y)**2".'),
     at: list[str] = typer.Option([], "--at", help="The point: --at x=1 y=2 (vectors: v=1,2,3)."),
     out: Optional[str] = typer.Option(None, "--out", help="Write the picture here (.svg, .png, .pdf, .dot)."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout",
+                                  help="Seconds allowed to trace and draw (> 0); past it exit 2."),
 ) -> None:
     """The computational graph of EXPRESSION at a point: each operation with its value and gradient.
 
     Prints the nodes as a table; --out draws the graph (values in blue over
     gradients in red on each edge) with the system's Graphviz or graphviz-pure.
     """
-    from .graphs import FORMATS
+    import os
 
-    try:
-        F = dk.Function.parse(expression)
-    except dk.ParseError as e:
-        raise typer.BadParameter(str(e), param_hint="EXPRESSION") from None
+    from .graphs import FORMATS
+    from .limits import CLI_HINT, run_limited
+
+    timeout = _check_timeout(timeout)
+    F = _parse(expression)
     if out is not None and out.rsplit(".", 1)[-1].lower() not in FORMATS:
         raise typer.BadParameter(f"{out!r}: use one of the extensions {', '.join('.' + f for f in FORMATS)}",
                                  param_hint="--out")
-    g = dk.graph(F, *parse_point(list(at) + list(ctx.args), F.variables))
+    if out is not None and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise typer.BadParameter(f"{out!r}: its folder does not exist", param_hint="--out")
+    point = parse_point(list(at) + list(ctx.args), F.variables)
+    try:
+        g, picture = run_limited(_graph_and_picture, F, point, out, timeout=timeout, what="diffkit graph",
+                                 hint=CLI_HINT)
+    except (dk.TimeLimitError, dk.SizeLimitError) as e:
+        _stop_on_limit(e, "graph")
+    except dk.DiffkitError as e:
+        _stop(str(e))
     header, *rows = g.rows()
     table = Table(title=f"graph of {F.name}")
     for h in header:
@@ -283,11 +369,17 @@ def graph(
     console.print(table)
     if out is not None:
         try:
-            path = g.save(out)
-        except dk.DiffkitError as e:
-            Console(stderr=True).print(str(e), markup=False, highlight=False)
-            raise typer.Exit(2) from None
-        console.print(f"wrote {path}", markup=False, highlight=False)
+            with open(out, "wb") as fh:
+                fh.write(picture)
+        except OSError as e:
+            _stop(f"cannot write {out}: {e}")
+        console.print(f"wrote {out}", markup=False, highlight=False)
+
+
+def _graph_and_picture(F: Any, point: list[Any], out: Optional[str]) -> tuple[Any, bytes | None]:
+    """The graph and, for --out, its picture: the work ``diffkit graph`` does under its time limit."""
+    g = dk.graph(F, *point)
+    return g, (g.render(out.rsplit(".", 1)[-1].lower()) if out is not None else None)
 
 
 @app.command("diff")
@@ -297,18 +389,38 @@ def diff_command(
     order: int = typer.Option(1, "--order", min=1, max=20, help="How many times to differentiate."),
     simplify: bool = typer.Option(False, "--simplify", help="Simplify the result (slow)."),
     method: str = typer.Option("dag", "--method", help="dag (shared subexpressions) or naive."),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help="Seconds allowed (> 0); past it exit 2."),
 ) -> None:
-    """The derivative of EXPRESSION as a SymPy expression."""
-    try:
-        F = dk.Function.parse(expression)
-    except dk.ParseError as e:
-        raise typer.BadParameter(str(e), param_hint="EXPRESSION") from None
+    """The derivative of EXPRESSION as a SymPy expression.
+
+    Exits 2 on bad usage and when a limit is hit: --timeout, or the size of the
+    derivative (a million SymPy operations) or its nesting depth.
+    """
+    from .limits import CLI_HINT, run_limited
+
+    timeout = _check_timeout(timeout)
+    F = _parse(expression)
     if method not in ("dag", "naive"):
         raise typer.BadParameter(f"{method!r}; choose dag or naive", param_hint="--method")
     try:
-        print(dk.diff(F, wrt, order=order, simplify=simplify, method=method))
+        text = run_limited(_diff_text, F, wrt, order, simplify, method, timeout=timeout, what="diffkit diff",
+                           hint=CLI_HINT)
     except dk.ShapeError as e:
         raise typer.BadParameter(str(e), param_hint="--wrt") from None
+    except (dk.TimeLimitError, dk.SizeLimitError) as e:
+        _stop_on_limit(e, "diff")
+    except dk.DiffkitError as e:
+        _stop(str(e))
+    print(text)
+
+
+def _diff_text(F: Any, wrt: Optional[str], order: int, simplify: bool, method: str) -> str:
+    """The derivative as text (SymPy's printer recurses: a too deep result is a SizeLimitError)."""
+    from .limits import recursion_as_size_limit
+
+    d = dk.diff(F, wrt, order=order, simplify=simplify, method=method)
+    with recursion_as_size_limit(f"printing the derivative of {F.name[:60]}"):
+        return str(d)
 
 
 @app.command()
@@ -326,6 +438,7 @@ def swell(
 
     if fmt not in ("table", "markdown", "json"):
         raise typer.BadParameter(f"{fmt!r}; choose table, markdown or json", param_hint="--format")
+    timeout = _check_timeout(timeout)
     if plot is not None:  # checked before the table's minutes of work
         from .plots import require_matplotlib
 
