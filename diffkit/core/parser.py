@@ -47,6 +47,7 @@ import keyword
 import math
 import operator
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -1003,7 +1004,15 @@ def parse(
     parser.precheck()
     root = parser.parse_ast()
     parser.check_size(root)
-    tree = parser.convert(root)
+    try:
+        tree = parser.convert(root)  # recursive, to a depth check_size bounded by MAX_DEPTH
+    except RecursionError:
+        raise ParseError(
+            f"expression nested too deeply for the Python stack left to the parser (MAX_DEPTH="
+            f"{MAX_DEPTH}, Python's recursion limit {sys.getrecursionlimit()}) in expression "
+            f"{_shorten(text)!r}",
+            text=text,
+        ) from None
     if declared is None:
         declared = tuple(sorted(parser.free_names))
     return Expression(text, tree, declared, frozenset(parser.free_names), parser.callables)
