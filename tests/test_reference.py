@@ -143,7 +143,9 @@ def test_ad_agreement_is_the_labelled_last_resort():
 
 
 def test_infinite_derivative_is_a_domain_edge():
-    rep = dk.crosscheck("sqrt(x)", (0.0,), "derivative")
+    # NumPy's arithmetic (the plain paths): 0.5 / sqrt(0) is inf
+    rep = dk.crosscheck("sqrt(x)", (0.0,), "derivative",
+                        backends=["symbolic", "numeric", dk.Forward(accelerate=False), dk.Reverse(accelerate=False)])
     assert rep.reference.kind == SYMBOLIC and rep.reference.value[0] == np.inf
     for b in ("forward", "reverse", "symbolic"):
         assert rep.row(b).verdict == "ok" and rep.row(b).value == [np.inf]
