@@ -475,6 +475,14 @@ def test_symbolic_det_is_bounded() -> None:
     assert time.perf_counter() - start < 1 + SLACK
 
 
+def test_precise_timeout() -> None:
+    start = time.perf_counter()
+    with pytest.raises(dk.TimeLimitError, match="precise grad"):
+        dk.precise(lambda A: np.linalg.det(A), (np.eye(5) + 0.1,), timeout=0.5)
+    assert time.perf_counter() - start < 0.5 + SLACK
+    assert float(dk.precise("x**3", (2.0,), timeout=30)) == 12.0
+
+
 def test_symbolic_backend_timeout_keeps_a_working_backend() -> None:
     be = dk.Symbolic(timeout=30)
     g = dk.grad(lambda x, y: np.sin(x) * y, argnums=(0, 1), backend=be)
@@ -562,6 +570,21 @@ def test_run_limited() -> None:
     with pytest.raises(dk.DiffkitError, match="died"):
         run_limited(os._exit, 3, timeout=10, what="an exit")
     assert not pathlib.Path(SENTINEL).exists()
+
+
+def test_without_fork_the_limit_still_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import diffkit.limits as limits
+
+    monkeypatch.setattr(limits.mp, "get_all_start_methods", lambda: ["spawn"])  # as on Windows
+    assert run_limited(sum, [1, 2], timeout=10, what="a sum") == 3
+    start = time.perf_counter()
+    with pytest.raises(dk.TimeLimitError, match="background thread"):
+        run_limited(time.sleep, 3, timeout=0.2, what="a nap")
+    assert time.perf_counter() - start < 0.2 + SLACK
+    with pytest.raises(ZeroDivisionError):
+        run_limited(lambda: 1 / 0, timeout=10, what="a division")
+    be = dk.Symbolic(timeout=30)  # the build in a thread: same process, nothing to carry back
+    assert np.isclose(dk.grad(lambda x: np.sin(x), backend=be)(0.5), np.cos(0.5))
 
 
 def test_a_timed_out_child_leaves_nothing_behind() -> None:

@@ -755,7 +755,7 @@ def _unflatten_traced(spec: Any, values: Sequence[Any]) -> Any:
 
 
 def precise(f: Any, args: Sequence[Any], op: str = "grad", argnums: int | Sequence[int] = 0,
-            order: int = 1, dps: int = 50) -> Any:
+            order: int = 1, dps: int = 50, timeout: float | None = None) -> Any:
     """A derivative of ``f`` at ``args`` evaluated in mpmath with ``dps`` significant digits.
 
     The symbolic (DAG-aware) derivative is evaluated at the exact binary
@@ -770,6 +770,9 @@ def precise(f: Any, args: Sequence[Any], op: str = "grad", argnums: int | Sequen
         argnums: differentiated argument(s); a tuple gives a tuple, as in the operators.
         order: the order, for ``op="derivative"``.
         dps: decimal digits of working precision.
+        timeout: seconds allowed, in a child process killed at the limit
+            (:class:`~diffkit.errors.TimeLimitError`); ``None``, the default, is
+            no limit.
 
     Returns:
         ``mpmath.mpf`` numbers, in NumPy object arrays shaped as the operator's result.
@@ -783,7 +786,11 @@ def precise(f: Any, args: Sequence[Any], op: str = "grad", argnums: int | Sequen
     import mpmath
 
     from ..core.function import as_function
+    from ..limits import check_timeout
 
+    if timeout is not None:
+        return run_limited(precise, f, args, op, argnums, order, dps, timeout=check_timeout(timeout),
+                           what=f"precise {op}")
     F = as_function(f)
     single = isinstance(argnums, (int, np.integer))
     nums = (int(argnums),) if single else tuple(int(a) for a in argnums)  # type: ignore[union-attr]
