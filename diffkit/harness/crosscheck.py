@@ -519,6 +519,8 @@ def _cause(F: Function, backend: str, op: str, args: list[Any], argnums: Any, or
     if walked.structures and _symmetric_convention(args, op, argnums, value, ref, tol):
         return "input structure", walked.structures[0]
     if walked.kinks:
+        if backend == "numeric":  # a difference quotient at a kink is no derivative, whatever the element
+            return "convention", f"kink: {walked.kinks[0]}"
         jump = _jumps(F, op, args, argnums, order, tangents, cotangent, i)
         if jump is None or jump:
             return "convention", f"kink: {walked.kinks[0]}"
