@@ -539,8 +539,9 @@ def test_jvp_batched_tangents_and_cost() -> None:
                      (np.array([-0.545, -0.366]),))
     np.testing.assert_allclose(r.value, [-0.545 * -0.8 - 0.366 * 0.3, -0.366 * np.exp(-0.8)], rtol=8 * EPS)
     r = B.jvp_result(lambda x, y: x * np.exp(y), (2.0, 0.0), (1.0, 1.0))
-    # complex step: one evaluation for the derivative, one for its round-off, plus f(x)
-    assert r.method == "complex" and r.nfev == 3 and abs(r.value - 3.0) <= r.error
+    # complex step: one evaluation for the derivative, two (about 1000 ulps on either side of x)
+    # for its round-off, plus f(x)
+    assert r.method == "complex" and r.nfev == 4 and abs(r.value - 3.0) <= r.error
     r = dk.Numeric(method="forward").jvp_result(lambda x: np.exp(x), (0.5,), (1.0,))
     assert r.method == "forward" and r.nfev <= 4
 
@@ -587,8 +588,9 @@ def test_nfev_counts_every_point() -> None:
     assert r.nfev == f.points == len(f.calls)
     c = Counter(np.exp)
     r = dk.Numeric().derivative_result(c, 0.3)
-    # complex step, its round-off estimate, and f(x) itself (a NaN there means no derivative)
-    assert r.nfev == 3 == len(c.calls)
+    # complex step, its round-off estimate (two points), and f(x) itself (a NaN there means no
+    # derivative)
+    assert r.nfev == 4 == len(c.calls)
 
 
 def test_outside_the_domain_is_nan_not_a_confident_number() -> None:

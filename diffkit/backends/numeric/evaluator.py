@@ -211,18 +211,23 @@ class _Evaluator:
             raise _Refused(f"the output has shape {value.shape} on complex input, {self.out_shape} on real")
         return value.astype(np.complex128).ravel(), float(trace.edge[0])
 
-    def kink_distance(self, U: np.ndarray) -> np.ndarray:
-        """Per direction, how far (in units of t) ``x`` may move before a primitive reaches a kink.
+    def kink_distance(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per direction, how far (in units of t) ``x`` may move before a primitive reaches a kink,
+        and whether ``x`` sits on a kink that moves along the direction.
 
         One probe evaluation per direction, to first order (the first direction
         alone first: a function that meets no primitive with a kink costs one
         evaluation, and is remembered and not probed again); inf where no kink
-        is near or none can be measured.
+        is near or none can be measured. The distance counts kinks away from
+        ``x`` only; one at ``x`` itself (a gap of exactly 0, ``abs`` at 0, the
+        comparison of ``np.where(abs(r) <= d, ...)`` at ``|r| = d``) is the second
+        array.
         """
         k = U.shape[0]
         far = np.full(k, np.inf)
+        at = np.zeros(k, dtype=bool)
         if k == 0 or self.facts.get("kinks") is False:
-            return far
+            return far, at
         h = self.eps
         Z = (self.x0[None, :].astype(np.complex128) + 1j * h * U).astype(self.cdtype)
 
@@ -236,18 +241,21 @@ class _Evaluator:
             # the first direction alone first: most functions meet no kink at all
             first = probe(Z[0], None)
             met = first.met_kink
-            far[0] = first.kink[0] * h
+            far[0], at[0] = first.kink[0] * h, first.at_kink[0]
             if met and k > 1:
                 if self.facts.get("batch") is True:
-                    far[1:] = probe(Z[1:], k - 1).kink * h
+                    rest = probe(Z[1:], k - 1)
+                    far[1:], at[1:] = rest.kink * h, rest.at_kink
                 else:
                     for r in range(1, k):
-                        far[r] = probe(Z[r], None).kink[0] * h
+                        one = probe(Z[r], None)
+                        far[r], at[r] = one.kink[0] * h, one.at_kink[0]
         except _Refused:  # the function does not run on probe values: nothing to measure
             met = False
             far[:] = np.inf
+            at[:] = False
         self.facts["kinks"] = met
-        return far
+        return far, at
 
     # -- batches ----------------------------------------------------------------
     def real(self, X: np.ndarray, remember: bool = False) -> np.ndarray:
@@ -283,7 +291,10 @@ class _Evaluator:
         if P > chunk:
             parts = [self._batched(X[s:s + chunk], complex_) for s in range(0, P, chunk)]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        if P >= 2 and self.vectorize is not False and self.facts.get("batch", True):
+        known = self.vectorize is True or self.facts.get("batch") is True
+        # finding out whether the function broadcasts costs one evaluation more than the batch:
+        # for two points a loop is cheaper
+        if (P >= 3 or (P == 2 and known)) and self.vectorize is not False and self.facts.get("batch", True):
             got = self._try_batch(X, complex_)
             if got is not None:
                 return got

@@ -42,18 +42,27 @@ _CS_FLOOR_ULPS = 4.0
 """Floor of a complex-step error estimate in ulps of the derivative: the
 derivative is computed like an AD tangent, a handful of rounded operations."""
 
-_CS_NOISE_FACTOR = 2.0
-"""The complex-step estimate doubles the observed difference between two
-evaluations whose round-off is independent (shifted point, non-dyadic step):
-one difference of two errors of equal size exceeds half of either most of the time."""
-
 _CS_STEP_RATIO = 1.3183
 """The second complex step is the first times this non-dyadic factor, so its
 imaginary parts round differently (a power of 2 would round identically)."""
 
-_CS_SHIFT_ULPS = 1.0
-"""The second complex step is taken this many ulps away from x, so that the
-real parts round differently too."""
+_SHIFT_ULPS = 1024.0
+"""The estimates' shifted evaluations (:func:`_shifted_centers`) are about this many ulps (of each
+coordinate, random signs) away from x, so that the real parts round differently: every
+intermediate value, including those much larger than x, whose rounding a shift of an ulp or
+two leaves unchanged (in ``rastrigin`` at x = -59.5, ``2 pi x`` rounds the same way at x + 1
+ulp, and its rounding changed the derivative by 1e-12, 12 times the estimate)."""
+
+_SHIFT_RATIO = 0.6180339887498949
+"""The second point is at ``x - 0.618 s`` when the first is at ``x + s``: their weighted average
+``(0.618 D(x + s) + D(x - 0.618 s)) / 1.618`` cancels the derivative's change over the shift
+(to second order), and, the two not being symmetric, does not cancel a rounding error that
+repeats with the shift (a symmetric pair averaged the sawtooth of ``2 pi x``'s rounding away)."""
+
+_SHIFT_NOISE_FACTOR = 2.0
+"""The shifted evaluations' difference, doubled, is the error estimate (of round-off that two
+evaluations with independent rounding show: one difference of two errors of equal size
+exceeds half of either most of the time)."""
 
 _SHRINK = 16.0
 """Factor by which a stencil that left the domain is shrunk before retrying."""
@@ -82,6 +91,13 @@ class _Lines:
     kinds: list[str]           # per direction: complex / richardson / central / forward / backward
     notes: list[str]
     lost: np.ndarray | None = None   # (k, M): a Richardson sequence that was never trusted
+    unbounded: np.ndarray | None = None  # (k, M): the error is no bound (a kink at x, never trusted ...)
+    dirs: np.ndarray | None = None   # (k, N): the direction actually differentiated, per unit t
+    """Stencil points on the floating-point grid move along ``dirs``, not exactly along ``U``:
+    each component of a displacement is rounded on its own (relative changes of up to
+    ``2**levels`` ulps over the step). A derivative along one coordinate is unaffected (t is the
+    projection), one along several is along ``dirs``; the Hessian's polarization uses it."""
+    probe: tuple[np.ndarray, np.ndarray] | None = None  # per direction: a level used, its base estimates
 
 
 def _grid_delta(ev: _Evaluator, U: np.ndarray, h: np.ndarray, reach: float, levels: int) -> np.ndarray:
@@ -139,10 +155,11 @@ def _t_of(U: np.ndarray, delta: np.ndarray) -> np.ndarray:
 def _complex_first(ev: _Evaluator, U: np.ndarray, h: np.ndarray, estimate: bool) -> _Lines:
     """First derivatives along ``U`` by complex step, with a round-off estimate.
 
-    The estimate comes from one more complex evaluation, along a random
-    combination of the directions, a few ulps away from ``x`` and with a step
-    ``_CS_STEP_RATIO`` larger: its round-off is independent of the first, so
-    the difference to the same combination of the first results measures it.
+    The estimate comes from two more complex evaluations, along a random
+    combination of the directions, around the two points of
+    :func:`_shifted_centers` and with a step ``_CS_STEP_RATIO`` larger: their
+    round-off is independent of the first, and :func:`_shifted_noise` turns
+    them into an estimate.
     """
     k = U.shape[0]
     Z = ev.x0[None, :].astype(np.complex128) + 1j * h[:, None] * U
@@ -167,11 +184,11 @@ def _complex_first(ev: _Evaluator, U: np.ndarray, h: np.ndarray, estimate: bool)
             shrink = np.where(size > 0, np.clip(small / np.where(size > 0, size, 1.0), 1e-30, 1.0), 1.0)
         a = sigma * float(np.max(h, initial=0.0)) * _CS_STEP_RATIO * shrink
         w = np.sum(a[:, None] * U, axis=0)
-        shifted = ev.x0 + _CS_SHIFT_ULPS * eps * np.abs(ev.x0) * np.sign(sigma @ U if k else 0)
-        v2, _ = ev.complex((shifted.astype(ev.dtype).astype(np.complex128) + 1j * w)[None, :].astype(ev.cdtype))
+        centers = np.stack(_shifted_centers(ev)).astype(np.complex128)
+        v2, _ = ev.complex((centers + 1j * w[None, :]).astype(ev.cdtype))
         combo = np.sum(a[:, None] * D, axis=0)
-        d = np.abs(v2[0].imag - combo)
-        err = np.maximum(err, _CS_NOISE_FACTOR * d[None, :] / np.abs(a)[:, None])
+        d = _shifted_noise(ev, combo, v2[0].imag, v2[1].imag)
+        err = np.maximum(err, d[None, :] / np.abs(a)[:, None])
     return _Lines(D, err, np.broadcast_to(h[:, None], D.shape).copy(), ["complex"] * k, [])
 
 
@@ -203,25 +220,30 @@ def _fd_level(ev: _Evaluator, U: np.ndarray, n: int, kinds: list[str], p: int, d
     return D, R
 
 
-def _contour_values(ev: _Evaluator, U: np.ndarray, n: int, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _contour_values(ev: _Evaluator, U: np.ndarray, n: int, r: np.ndarray, a: np.ndarray | None = None,
+                    center: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``f`` at ``x + r exp(i pi (2k+1) / (2n)) u`` for each direction, shape ``(k, n, M)``,
     and the radii used, shape ``(k,)``.
 
-    For n = 2 the points are ``x +- a u + i a u`` with ``a`` on the
-    floating-point grid, so their real parts are exact and they lie exactly on
-    the circle of radius ``a sqrt(2)``: a real part rounded by half an ulp would
-    cost ``f'' ulp(x) / r``, which dominates at small radii next to a large
-    ``x``. (Other n keep that small error: their cosines cannot all be on the grid.)
+    For n = 2 the points are ``x +- a + i a`` with ``a`` (per direction, shape
+    ``(k, N)``; by default ``r u / sqrt(2)``) on the floating-point grid, so
+    their real parts are exact and they lie exactly on the circle of radius
+    ``|a| sqrt(2)``: a real part rounded by half an ulp would cost
+    ``f'' ulp(x) / r``, which dominates at small radii next to a large ``x``.
+    (Other n keep that small error: their cosines cannot all be on the grid.)
+    ``center`` replaces ``x`` (a point nearby, for :func:`_shifted_noise`).
     """
     k = U.shape[0]
+    x0 = ev.x0 if center is None else center
     if n == 2:
-        a = _grid_delta(ev, U, r / math.sqrt(2.0), 1.0, 0)        # (k, N) on the grid
-        Z = ev.x0[None, None, :] + np.array([1.0, -1.0])[None, :, None] * a[:, None, :] + 1j * a[:, None, :]
+        if a is None:
+            a = _grid_delta(ev, U, r / math.sqrt(2.0), 1.0, 0)    # (k, N) on the grid
+        Z = x0[None, None, :] + np.array([1.0, -1.0])[None, :, None] * a[:, None, :] + 1j * a[:, None, :]
         r = np.sqrt(2.0) * _t_of(U, a)
     else:
         angles = np.pi * (2 * np.arange(n) + 1) / (2 * n)
         w = np.exp(1j * angles)
-        Z = ev.x0[None, None, :] + (r[:, None, None] * w[None, :, None]) * U[:, None, :]
+        Z = x0[None, None, :] + (r[:, None, None] * w[None, :, None]) * U[:, None, :]
     vals = ev.complex(Z.reshape(k * n, -1).astype(ev.cdtype))[0]
     return vals.reshape(k, n, -1), r
 
@@ -334,29 +356,30 @@ def _fit_domain(ev: _Evaluator, U: np.ndarray, n: int, kinds: list[str], p: int,
 
 
 def _inside_kinks(ev: _Evaluator, U: np.ndarray, n: int, kinds: list[str], p: int, h: np.ndarray,
-                  user_step: bool) -> tuple[np.ndarray, list[str]]:
-    """Steps whose stencils stay on one side of the nearest kink, per direction.
+                  user_step: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Steps whose stencils stay on one side of the nearest kink, per direction, and the
+    directions along which ``x`` sits on a kink.
 
     A finite difference across a kink of ``abs``, ``maximum``, a comparison in
     a ``np.where`` ... averages two slopes, and Richardson extrapolation can
-    mistake the mix for convergence. The probe measures the distance to the
-    nearest kink; the stencil's reach is kept below half of it. A kink within
-    ``_MIN_STEP_ULPS`` ulps is left alone: the stencil then straddles it
-    symmetrically and gives the average of the two slopes, which at the kink
-    itself is the table's convention.
+    mistake the mix for convergence (the error of a central difference across
+    a kink of the derivative is ``O(h)``: successive differences shrink by 2,
+    within reach of the ratio test's window). The probe measures the distance
+    to the nearest kink; the stencil's reach is kept below half of it. A kink
+    at ``x`` itself or within ``_MIN_STEP_ULPS`` ulps cannot be kept out: those
+    directions are returned (the second array), and the caller looks at each
+    side of ``x`` apart (:func:`~.ladder._ladder`) or says that its error is no
+    bound (:func:`_plain`).
     """
+    k = U.shape[0]
     if user_step:
-        return h, []
-    reach = ev.kink_distance(U)
+        return h, np.zeros(k, dtype=bool)
+    reach, at = ev.kink_distance(U)
     extent = np.array([float(np.max(np.abs(_stencil_offsets(n, kd, p)))) for kd in kinds])
     limit = _EDGE_SAFETY * reach / extent
     near = limit < h
     fits = near & (limit >= _MIN_STEP_ULPS * ev.eps)
-    notes = []
-    if np.any(near & ~fits):
-        notes.append("a kink lies within a few ulps of x: the stencil straddles it and gives the "
-                     "average of the slopes on its two sides")
-    return np.where(fits, limit, h), notes
+    return np.where(fits, limit, h), at | (near & ~fits)
 
 
 def _plain(ev: _Evaluator, U: np.ndarray, n: int, kind: str, p: int, h: np.ndarray, user_step: bool,
@@ -365,7 +388,10 @@ def _plain(ev: _Evaluator, U: np.ndarray, n: int, kind: str, p: int, h: np.ndarr
     k = U.shape[0]
     f0 = ev.f0()
     kinds = [kind] * k
-    wide, notes = _inside_kinks(ev, U, n, kinds, p, 2.0 * h, user_step)  # the estimate uses 2h
+    wide, at = _inside_kinks(ev, U, n, kinds, p, 2.0 * h, user_step)  # the estimate uses 2h
+    notes = [] if not np.any(at) else [
+        "x sits on a kink (or within a few ulps of one): the stencil crosses it, and its error "
+        "estimate is no bound"]
     h, kinds, fit_notes = _fit_domain(ev, U, n, kinds, p, wide / 2.0, user_step, 2.0, 1)
     notes += fit_notes
     # on the grid, so that the stencil is exactly symmetric and its double exactly twice as wide
@@ -377,4 +403,103 @@ def _plain(ev: _Evaluator, U: np.ndarray, n: int, kind: str, p: int, h: np.ndarr
         D2, _ = _fd_level(ev, U, n, kinds, p, 2 * delta, f0)
         # Richardson: D(h) - f = c h**p, D(2h) - f = c (2h)**p  =>  error of D(h) = (D(2h) - D(h)) / (2**p - 1)
         err = np.abs(D2 - D) / (2.0 ** p - 1) + R
-    return _Lines(D, err, np.broadcast_to(h[:, None], D.shape).copy(), kinds, notes)
+    unbounded = np.broadcast_to(at[:, None], D.shape).copy()
+    return _Lines(D, err, np.broadcast_to(h[:, None], D.shape).copy(), kinds, notes, unbounded=unbounded,
+                  dirs=delta / np.where(h != 0, h, 1.0)[:, None])
+
+
+def _shifted_centers(ev: _Evaluator) -> tuple[np.ndarray, np.ndarray]:
+    """``x + s`` and ``x - 0.618 s`` on the grid, ``s`` about ``_SHIFT_ULPS`` ulps of each
+    coordinate with random signs (fixed seed); a coordinate at 0 stays."""
+    rng = np.random.default_rng(19670523)  # fixed: results are reproducible
+    rho = rng.choice([-1.0, 1.0], size=ev.x0.shape)
+    hi = (ev.x0 + _SHIFT_ULPS * ev.eps * np.abs(ev.x0) * rho).astype(ev.dtype).astype(np.float64)
+    lo = (ev.x0 - _SHIFT_RATIO * (hi - ev.x0)).astype(ev.dtype).astype(np.float64)
+    return hi, lo
+
+
+def _shifted_noise(ev: _Evaluator, base: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Round-off that the steps share, from the same estimate at the two points of
+    :func:`_shifted_centers` (``hi``, ``lo``): ``_SHIFT_NOISE_FACTOR`` times the larger of
+
+    * ``|(0.618 hi + lo) / 1.618 - base|``: round-off inside the function that does
+      not depend on the step (the rounding of ``y / sqrt(2)`` before a ``cos`` of it,
+      or of ``2 pi x`` before a ``sin``, changes every value the same way) is a
+      perturbation of the function itself: the same at every level, so no difference
+      of levels shows it, and Richardson extrapolation passes it on unchanged (its
+      weights sum to 1). Points whose intermediate values round differently show it;
+    * ``|hi - lo| / (1.618 * _SHIFT_ULPS)``: how much the estimate changes when ``x``
+      moves by an ulp of each coordinate, the error that the rounding of any
+      intermediate value proportional to ``x`` causes (``cos(1000 x)`` rounds
+      ``1000 x`` to its ulp, which moves the derivative as an ulp of ``x`` does): a
+      floor where one comparison happens to show little.
+    """
+    lam = _SHIFT_RATIO
+    d = np.abs((lam * hi + lo) / (1.0 + lam) - base)
+    slope = np.abs(hi - lo) / ((1.0 + lam) * _SHIFT_ULPS)
+    out = _SHIFT_NOISE_FACTOR * np.maximum(d, slope)
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+_NOISE_SPACING_ULPS = 1024.0
+"""Spacing of the points of :func:`_measured_noise`, in ulps of each coordinate's scale: far
+enough apart that the function's intermediate values (which may be much larger than x) round
+differently, close enough that its smooth variation vanishes from high differences."""
+
+_NOISE_POINTS = 3
+"""Points on each side of x for :func:`_measured_noise` (6 evaluations; with f(x), the 7 of
+Moré and Wild's recommendation)."""
+
+_MEASURED_NOISE_FACTOR = 3.0
+"""Measured noise is a standard deviation; a value's error is taken as up to three of them."""
+
+
+def _measured_noise(ev: _Evaluator) -> np.ndarray:
+    """The noise of the function's values next to ``x`` (per output element): Moré and Wild's
+    ECnoise (SIAM J. Sci. Comput. 33, 2011), measured once per evaluation point.
+
+    The round-off bound of a stencil assumes each value is correct to ``_NOISE_ULPS`` ulps of
+    itself. A value computed with cancellation (the egg holder's ``-b sin(...) - a sin(...)``,
+    terms of 500 for a value of 5, and sines of large arguments) carries errors of hundreds of
+    its own ulps. The function at ``x + i tau w`` (``i = -3 .. 3``, ``w`` a random sign per
+    coordinate times its magnitude, ``tau`` about 2e-13) varies smoothly by nothing visible in
+    third to fifth differences, which then hold the noise alone: their scaled root mean
+    square (``gamma_k = (k!)**2 / (2k)!``) is its standard deviation. The median over
+    ``k = 3 .. 5`` is kept; NaN where a value is not finite.
+    """
+    cached = getattr(ev, "_noise", None)
+    if cached is not None:
+        return np.asarray(cached)
+    f0 = ev.f0()
+    rng = np.random.default_rng(20110317)  # fixed: results are reproducible
+    # relative to each coordinate itself (next to a singularity at 0 the function varies on
+    # the scale |x|); a coordinate at 0 does not move
+    w = rng.choice([-1.0, 1.0], size=ev.x0.shape) * np.abs(ev.x0)
+    tau = _NOISE_SPACING_ULPS * ev.eps
+    offs = [i for i in range(-_NOISE_POINTS, _NOISE_POINTS + 1) if i != 0]
+    X = (ev.x0[None, :] + np.array(offs, dtype=np.float64)[:, None] * tau * w[None, :]).astype(ev.dtype)
+    vals = ev.real(X)
+    F = np.concatenate([vals[:_NOISE_POINTS], f0[None, :], vals[_NOISE_POINTS:]])
+    sig = []
+    for k in range(3, 6):
+        d = np.diff(F, n=k, axis=0)
+        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
+        sig.append(np.sqrt(gamma * np.mean(d * d, axis=0)))
+    noise = np.median(np.array(sig), axis=0)
+    noise = np.where(np.isfinite(noise), noise, np.nan)
+    ev._noise = noise  # type: ignore[attr-defined]
+    return np.asarray(noise)
+
+
+def _noise_bound(ev: _Evaluator, U: np.ndarray, n: int, kinds: list[str], p: int, delta: np.ndarray,
+                 noise: np.ndarray) -> np.ndarray:
+    """``_MEASURED_NOISE_FACTOR * noise * sum |w|`` for each direction's stencil at ``delta``."""
+    k = U.shape[0]
+    out = np.zeros((k, noise.shape[0]))
+    for kind in sorted(set(kinds)):
+        sel = np.array([kd == kind for kd in kinds])
+        offs = _stencil_offsets(n, kind, p)
+        t = _t_of(U[sel], delta[sel])
+        w = fornberg_weights(offs[:, None] * t[None, :], n)     # (A, ks): nominal nodes
+        out[sel] = _MEASURED_NOISE_FACTOR * np.sum(np.abs(w), axis=0)[:, None] * np.nan_to_num(noise)[None, :]
+    return out
