@@ -695,14 +695,16 @@ def _coverage(count: int, seed: int, order: int) -> tuple[float, float]:
 
 def test_error_estimates_bound_the_error_small() -> None:
     cover, digits = _coverage(24, seed=3, order=1)
-    assert cover >= 0.9 and digits >= 13
+    assert cover == 1.0 and digits >= 13
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("order", [1, 2])
 def test_error_estimates_bound_the_error(order: int) -> None:
     cover, digits = _coverage(300, seed=11, order=order)
-    assert cover >= 0.95 and digits >= (13 if order == 1 else 11)
+    # 96-97% of the first derivatives and 99.7% of the second before the estimates were made
+    # bounds (bench/bench_estimates.py); 100% of both since
+    assert cover >= 0.99 and digits >= (13 if order == 1 else 11)
 
 
 def test_complex_step_estimate_with_an_argument_at_zero() -> None:
