@@ -114,6 +114,25 @@ def test_mpmath_reference_where_sympy_has_no_form():
     assert np.all(ref.error < 1e-25)
 
 
+def test_mpmath_reference_refuses_work_beyond_its_budget_before_starting():
+    import time
+
+    from diffkit.harness import mp_numeric
+
+    # eigh has no SymPy form, so the mpmath reference is next: 2 x 2 x 900 evaluations of a
+    # 30 x 30 eigenproblem in 60 digits would take hours; counting float operations says so
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(30, 30))
+    F = dk.Function(lambda a: np.linalg.eigh(a + a.T)[0][-1], name="top")
+    start = time.perf_counter()
+    with pytest.raises(dk.SizeLimitError, match=r"3,600 evaluations of top in 60 digits \(grad in 900 variables\)"):
+        mp_numeric.numeric_derivative(F, (a,), "grad", (0,))
+    ref = reference(F, (a,), "grad", 0)
+    assert ref.kind == "none" and "BUDGET" in ref.note
+    assert time.perf_counter() - start < 5.0
+    assert mp_numeric.evaluations("hessian", 3) == 3 * 3 + 4 * 3  # 3 diagonal, 3 mixed pairs
+
+
 def test_reference_of_jvp_and_vjp_is_contracted_exactly():
     F = dk.Function(lambda u, w: np.sin(u) * w)
     t = [0.25, -0.5]
@@ -138,7 +157,7 @@ def test_ad_agreement_is_the_labelled_last_resort():
     truth = 2.0 / math.sqrt(math.pi) * math.exp(-0.25)
     ref = reference(dk.Function(erf), (0.5,), "derivative", 0, ad=lambda b: np.array([truth]))
     assert ref.kind == AD_AGREEMENT and "weak" in ref.kind
-    assert "no symbolic reference" in ref.note and "no mpmath evaluation" in ref.note
+    assert "no symbolic reference" in ref.note and "no mpmath reference" in ref.note
     assert not dk.harness.report.Reference(ref.value, ref.kind).independent
 
 

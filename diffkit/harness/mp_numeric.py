@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -30,10 +31,15 @@ from ..core.function import Function
 from ..core.observe import ObservingTrace, Observed
 from ..core.primitive import Primitive
 from ..core.values import Value, pack
-from ..errors import UnsupportedOperation
+from ..errors import SizeLimitError, UnsupportedOperation
 
 DPS = 60
 """Working digits; the second evaluation, for the error bound, uses ``DPS + 15``."""
+
+BUDGET = 10.0
+"""Seconds the reference may spend, estimated from one evaluation before it starts:
+a differentiation costs a few evaluations per input element (per pair for a Hessian)
+in 60-digit arithmetic, hours for a network with thousands of weights."""
 
 
 def _eigh_mp(a: Any) -> Any:
@@ -111,14 +117,67 @@ def _evaluate(F: Function, args: Sequence[Any], nums: Sequence[int], flat: Seque
     return [mpmath.mpf(sympy.Float(v, dps)) if not isinstance(v, mpmath.mpf) else v for v in out.ravel()]
 
 
+class _Count(ObservingTrace):
+    """Runs a function on its float64 values and counts its scalar operations."""
+
+    backend_name = "operation count"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.operations = 0
+
+    def evaluate(self, prim: Primitive, vals: list[Any], traced: list[bool], params: dict[str, Any]) -> Any:
+        out = prim.numpy(*vals, **params)
+        sizes = [int(np.size(v)) for v in vals]
+        inner = int(np.shape(vals[0])[-1]) if prim.name in ("matmul", "dot") and np.ndim(vals[0]) else 1
+        self.operations += max([int(np.size(out)) * inner, *sizes])
+        return out
+
+
+PER_OPERATION = 2e-5
+"""Seconds a scalar operation takes at least on 60-digit SymPy floats: with the
+count of :class:`_Count`, a lower bound of one evaluation's time known before any."""
+
+
+def evaluations(op: str, n: int, order: int = 1) -> int:
+    """How many evaluations :func:`mpmath.diff` makes for ``op`` in ``n`` variables, at one
+    precision: central differences, two points per first partial, three for a second
+    one in a single variable, four for a mixed one."""
+    if op in ("grad", "jacobian"):
+        return 2 * n
+    if op == "hessian":
+        return 3 * n + 4 * n * (n - 1) // 2
+    return order + 1
+
+
 def numeric_derivative(F: Function, args: Sequence[Any], op: str, nums: Sequence[int],
-                       order: int = 1) -> tuple[list[Any], np.ndarray]:
+                       order: int = 1, budget: float = BUDGET) -> tuple[list[Any], np.ndarray]:
     """The derivative of ``F`` at ``args`` in mpmath, flat in the operator's order, and an
-    error bound per element (the difference of two working precisions, times 10)."""
+    error bound per element (the difference of two working precisions, times 10).
+
+    Raises :class:`~diffkit.errors.SizeLimitError` before the work when one evaluation
+    times the evaluations needed (:func:`evaluations`, at two precisions) exceeds
+    ``budget`` seconds.
+    """
     import mpmath
 
     point = [float(v) for i in nums for v in np.ravel(np.asarray(args[i], dtype=float))]
     n = len(point)
+    count = 2 * evaluations(op, n, order)
+
+    def refuse_over_budget(once: float, at_least: str) -> None:
+        if once * count > budget:
+            raise SizeLimitError(
+                f"{at_least}{once * count:,.0f} s over mp_numeric.BUDGET = {budget:g} s: "
+                f"{count:,} evaluations of {F.name} in {DPS} digits ({op} in {n:,} variables)")
+
+    counter = _Count()
+    counter.run(F.fn, list(args))
+    refuse_over_budget(counter.operations * PER_OPERATION, "at least ")
+    with mpmath.workdps(DPS):
+        start = time.perf_counter()
+        _evaluate(F, args, nums, [mpmath.mpf(v) for v in point], DPS)
+        refuse_over_budget(time.perf_counter() - start, "about ")
 
     def derivs(dps: int) -> list[Any]:
         with mpmath.workdps(dps):

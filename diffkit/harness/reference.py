@@ -372,7 +372,7 @@ def reference(F: Function, args: Sequence[Any], op: str, argnums: Any, order: in
         value = _contract(flat, F, args, op, nums, tangents, cotangent)
         return Reference(value, NUMERIC, "; ".join(notes), error=err)
     except Exception as e:  # noqa: BLE001 - the function cannot run in mpmath
-        notes.append(f"no mpmath evaluation ({_one_line(e)})")
+        notes.append(f"no mpmath reference ({_one_line(e)})")
     if ad is not None:
         values = {}
         for b in ("forward", "reverse"):
