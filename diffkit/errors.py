@@ -8,7 +8,8 @@ also derives from the built-in exception a user would expect, so
   empty point): :class:`InvalidArgument`, a ``ValueError``; a failed lookup by
   name or label, :class:`NotFound`, is one too and also a ``KeyError``;
 * a wrong type of an argument (a number where a callable is needed, a string
-  where a sequence is needed): :class:`InvalidType`, a ``TypeError``;
+  where a sequence is needed), or a function whose output has no derivative
+  (None, a bool, an integer, a comparison): :class:`InvalidType`, a ``TypeError``;
 * an operation with no rule on a backend: :class:`UnsupportedOperation`;
   a traced value used as a concrete number: :class:`TracingError`; a function
   or argument of the wrong shape: :class:`ShapeError` (all ``TypeError``);
@@ -85,9 +86,11 @@ class InvalidType(DiffkitError, TypeError):
     """An argument has the wrong type for a diffkit call.
 
     For example a number where a function is expected, a string where a
-    sequence of names is expected, or a non-numeric argument to differentiate
-    with respect to. A ``TypeError``; a wrong *value* is an
-    :class:`InvalidArgument`.
+    sequence of names is expected, a non-numeric argument to differentiate
+    with respect to, or a function that returns what has no derivative (None,
+    a bool, an integer, an integer or boolean array such as ``x > 0``; as in
+    JAX, an integer constant too) on any operator and backend. A ``TypeError``;
+    a wrong *value* is an :class:`InvalidArgument`.
 
     Example:
         >>> import diffkit as dk

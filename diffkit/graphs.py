@@ -286,8 +286,8 @@ def graph(f: Any, *args: Any, argnums: int | Sequence[int] | None = None, cotang
         at[leaf.index] = len(nodes)
         nodes.append(GraphNode(len(nodes), "input", names[i], args[i], grad_of(leaf.index)))
     for index, record in enumerate(trace.tape):
-        if record is None:
-            continue
+        if record is None or index not in trace.args:  # an input, or a real value entering complex
+            continue                                     # arithmetic (the tape's to_complex records)
         prim = record[0]
         inputs = []
         for a in trace.args[index]:
@@ -323,6 +323,8 @@ def _fmt(v: Any) -> str:
 def _num(x: Any) -> str:
     if isinstance(x, (bool, np.bool_)):
         return str(bool(x))
+    if isinstance(x, (complex, np.complexfloating)):
+        return f"{complex(x):.6g}"
     return f"{float(x):.6g}"
 
 

@@ -100,7 +100,7 @@ def run_limited(fn: Callable[..., Any], /, *args: Any, timeout: float | None, wh
             is killed (within a few milliseconds of the limit).
         DiffkitError: the child process died without an answer (killed by the
             system, out of memory, a crash in C code).
-        Whatever ``fn`` raises, re-raised here.
+        Exception: whatever ``fn`` raises, re-raised here.
     """
     limit = check_timeout(timeout)
     if limit is None:

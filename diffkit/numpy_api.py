@@ -19,8 +19,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, pack, register_function, register_index,
-                          register_reduce, register_ufunc, shape_of)
+from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, is_complex, pack, register_function,
+                          register_index, register_reduce, register_ufunc, shape_of)
 from .errors import InvalidArgument, TracingError, UnsupportedOperation
 from .primitives import PRIMITIVES, P
 
@@ -40,7 +40,12 @@ def _ufunc_handler(prim: Any, name: str) -> Callable[..., Any]:
     return handler
 
 
+_OWN_HANDLER = frozenset({"conj"})
+"""Ufunc primitives with a handler of their own below (np.conjugate of a real value is the value)."""
+
 for _prim in PRIMITIVES.values():
+    if _prim.name in _OWN_HANDLER:
+        continue
     _ufunc = getattr(np, _prim.name, None)
     if isinstance(_ufunc, np.ufunc):
         register_ufunc(_ufunc, _ufunc_handler(_prim, _prim.name), _prim)
@@ -54,9 +59,16 @@ def _scaled(factor: float) -> Callable[[Any], Any]:
     return lambda x: x * factor
 
 
+def _conjugate(x: Any, **kwargs: Any) -> Any:
+    if kwargs:
+        raise UnsupportedOperation(f"numpy.conjugate with {', '.join(kwargs)}= is not supported on traced values")
+    x = pack(x)
+    return bind(P.conj, x) if is_complex(x) else x
+
+
 for _u, _handler in {
     np.float_power: UFUNC_HANDLERS[np.power],
-    np.conjugate: lambda x: x,
+    np.conjugate: _conjugate,
     np.deg2rad: _scaled(math.pi / 180.0),
     np.radians: _scaled(math.pi / 180.0),
     np.rad2deg: _scaled(180.0 / math.pi),
@@ -737,14 +749,40 @@ def _copy(a: Any, *args: Any, **kw: Any) -> Any:
     return pack(a)
 
 
+# Complex numbers (docs/complex.md). Of a real value the real part and the conjugate
+# are the value, the imaginary part 0 and the angle 0 or pi (piecewise constant), as in
+# JAX: the table's real, imag, conj and angle see complex values only.
+
+
 @_register(np.real)
-def _real(a: Any) -> Any:
-    return pack(a)
+def _real(val: Any) -> Any:
+    val = pack(val)
+    return bind(P.real, val) if is_complex(val) else val
+
+
+def _real_dtype(val: Any) -> Any:
+    dt = np.asarray(concrete(val)).dtype
+    return dt if dt.kind == "f" else np.dtype(np.float64)
 
 
 @_register(np.imag)
-def _imag(a: Any) -> Any:
-    return np.zeros(np.shape(a))
+def _imag(val: Any) -> Any:
+    val = pack(val)
+    if is_complex(val):
+        return bind(P.imag, val)
+    return np.zeros(_shape_of(val), dtype=_real_dtype(val))
+
+
+@_register(np.angle)
+def _angle(z: Any, deg: bool = False) -> Any:
+    z = pack(z)
+    if is_complex(z):
+        a = bind(P.angle, z)
+    else:  # 0 or pi: a constant (on the symbolic backend a Piecewise), in z's precision
+        a = np.where(z < 0, math.pi, 0.0)
+        if type(a) is np.ndarray:
+            a = a.astype(_real_dtype(z), copy=False)
+    return a * (180.0 / math.pi) if deg else a
 
 
 SUPPORTED_FUNCTIONS: tuple[str, ...] = tuple(sorted(

@@ -17,9 +17,11 @@ import numpy as np
 
 from .backends import get_backend
 from .backends.arguments import Argnums, _argnums, _canon, _prepare
+from .backends.complex_args import (Split, check_holomorphic, check_output_dtype, complex_argnums, native,
+                                    real_cotangents, refuse_complex)
 from .core.function import Function, as_function
-from .core.values import Value
-from .errors import DiffkitError, InvalidArgument, ShapeError, TracingError
+from .core.values import Value, is_complex
+from .errors import DiffkitError, InvalidArgument, InvalidType, ShapeError, TracingError
 
 
 def _argnums_cache(argnums: Argnums, F: Function, op: str) -> Callable[[int], tuple[tuple[int, ...], bool]]:
@@ -57,6 +59,8 @@ def _finish(x: Any) -> Any:
         return tuple(_finish(e) for e in x)
     if type(x) is float:
         return np.float64(x)
+    if type(x) is complex:
+        return np.complex128(x)
     if isinstance(x, np.ndarray):
         if x.ndim == 0:
             return x[()]
@@ -123,13 +127,18 @@ def _named(wrapper: Callable[..., Any], op: str, F: Function) -> Callable[..., A
     return wrapper
 
 
-def grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, backend: Any = None) -> Callable[..., Any]:
+def grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holomorphic: bool = False,
+         backend: Any = None) -> Callable[..., Any]:
     """Gradient of a scalar-valued function.
 
     Args:
         f: callable, :class:`Function`, expression string or SymPy expression.
         argnums: which positional argument(s) to differentiate; a tuple gives a tuple.
         has_aux: ``f`` returns ``(value, aux)``; the result is ``(grad, aux)``.
+        holomorphic: ``f`` is a holomorphic function of complex arguments: the result is
+            its complex derivative (docs/complex.md, as ``jax.grad``). Without it a
+            complex-valued output is an error, and a real-valued function of complex
+            arguments gets JAX's gradient ``df/dx - 1j * df/dy`` (``z = x + 1j*y``).
         backend: a name from :func:`backends` or a backend instance (default ``"reverse"``).
 
     Example:
@@ -137,7 +146,7 @@ def grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, backend: Any = 
         >>> dk.grad(lambda x, y: x * y**2, argnums=(0, 1))(3.0, 2.0)
         (np.float64(4.0), np.float64(12.0))
     """
-    vg = value_and_grad(f, argnums, has_aux=has_aux, backend=backend)
+    vg = value_and_grad(f, argnums, has_aux=has_aux, holomorphic=holomorphic, backend=backend)
     F = as_function(f)
 
     def grad_f(*args: Any) -> Any:
@@ -147,9 +156,9 @@ def grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, backend: Any = 
     return _named(grad_f, "grad", F)
 
 
-def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False,
+def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holomorphic: bool = False,
                    backend: Any = None) -> Callable[..., Any]:
-    """``(f(*args), grad f(*args))`` in one pass.
+    """``(f(*args), grad f(*args))`` in one pass; ``holomorphic`` as for :func:`grad`.
 
     Example:
         >>> import numpy as np, diffkit as dk
@@ -165,7 +174,14 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False,
         nums, single = nums_of(len(args))
         try:
             primals = _prepare(args, nums, F, "grad")
-            out, grads, aux = be.value_and_grad(F.fn, primals, nums, has_aux, name=F.name)
+            cplx = complex_argnums(primals, nums)
+            if holomorphic:
+                check_holomorphic("grad", primals, nums, cplx, F.variables)
+            if cplx and not native(be):
+                out, grads, aux = _split_value_and_grad(be, F, primals, nums, cplx, has_aux, holomorphic)
+            else:
+                out, grads, aux = be.value_and_grad(F.fn, primals, nums, has_aux, name=F.name)
+                check_output_dtype("grad", out, holomorphic)
         except (DiffkitError, TypeError, ValueError, AttributeError) as e:
             _reraise(e, F, "grad", be)
             raise
@@ -176,11 +192,25 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False,
     return _named(value_and_grad_f, "value_and_grad", F)
 
 
-def jacobian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..., Any]:
+def _split_value_and_grad(be: Any, F: Function, primals: list[Any], nums: tuple[int, ...],
+                          cplx: tuple[int, ...], has_aux: bool, holomorphic: bool) -> tuple[Any, Any, Any]:
+    """``value_and_grad`` through the real and imaginary parts of the complex arguments
+    (a backend without complex arguments of its own: see :mod:`diffkit.backends.complex_args`)."""
+    sp = Split(F.fn, primals, nums, cplx, F.variables, real_part=holomorphic, has_aux=has_aux)
+    out, grads, aux = be.value_and_grad(sp.fn, sp.primals, sp.nums, has_aux, name=F.name)
+    if holomorphic:  # the backend saw Re f: the value is f's own
+        value = F.fn(*primals)
+        out = value[0] if has_aux else value
+    check_output_dtype("grad", out, holomorphic)
+    return out, sp.combine(grads), aux
+
+
+def jacobian(f: Any, argnums: Argnums = 0, *, holomorphic: bool = False, backend: Any = None) -> Callable[..., Any]:
     """Jacobian, of shape ``out.shape + arg.shape``; a tuple ``argnums`` gives a tuple.
 
     The reverse backend uses one backward sweep with a batch of cotangents,
-    the forward backend one forward pass with a batch of tangents.
+    the forward backend one forward pass with a batch of tangents. Complex
+    outputs need ``holomorphic=True`` (as ``jax.jacrev``; see :func:`grad`).
 
     Example:
         >>> import numpy as np, diffkit as dk
@@ -188,8 +218,22 @@ def jacobian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[.
         array([[2., 0.],
                [0., 4.]])
     """
-    return _array_operator(f, argnums, backend, "jacobian",
-                           lambda be, fn, primals, nums: be.jacobian(fn, primals, nums)[1],
+    F = as_function(f)
+
+    def compute(be: Any, fn: Callable[..., Any], primals: list[Any], nums: tuple[int, ...]) -> Any:
+        cplx = complex_argnums(primals, nums)
+        if holomorphic:
+            check_holomorphic("jacobian", primals, nums, cplx, F.variables)
+        if cplx and not native(be):
+            sp = Split(fn, primals, nums, cplx, F.variables, real_part=holomorphic)
+            out, jacs = be.jacobian(sp.fn, sp.primals, sp.nums)
+            check_output_dtype("jacobian", fn(*primals) if holomorphic else out, holomorphic)
+            return sp.combine(jacs)
+        out, jacs = be.jacobian(fn, primals, nums)
+        check_output_dtype("jacobian", out, holomorphic)
+        return jacs
+
+    return _array_operator(F, argnums, backend, "jacobian", compute,
                            lambda jacs, single: jacs[0] if single else tuple(jacs))
 
 
@@ -206,8 +250,13 @@ def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..
         array([[6., 2.],
                [2., 0.]])
     """
-    return _array_operator(f, argnums, backend, "hessian",
-                           lambda be, fn, primals, nums: be.hessian(fn, primals, nums),
+    F = as_function(f)
+
+    def compute(be: Any, fn: Callable[..., Any], primals: list[Any], nums: tuple[int, ...]) -> Any:
+        refuse_complex("hessian", primals, complex_argnums(primals, nums), F.variables)
+        return be.hessian(fn, primals, nums)
+
+    return _array_operator(F, argnums, backend, "hessian", compute,
                            lambda rows, single: rows[0][0] if single else tuple(tuple(r) for r in rows))
 
 
@@ -248,6 +297,7 @@ def derivative(f: Any, order: int = 1, *, backend: Any = None) -> Callable[[Any]
     def derivative_f(x: Any) -> Any:
         with _context(F, "derivative", be):
             xs = _prepare([x], [0], F, "derivative")[0]
+            refuse_complex("derivative", [xs], complex_argnums([xs], (0,)), F.variables)
             if np.shape(xs) != ():
                 raise ShapeError(f"derivative of {F.name}: the argument must be a scalar, got shape "
                                  f"{np.shape(xs)}; use dk.jacobian or dk.grad for arrays")
@@ -256,8 +306,12 @@ def derivative(f: Any, order: int = 1, *, backend: Any = None) -> Callable[[Any]
     return _named(derivative_f, "derivative", F)
 
 
-def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, backend: Any = None) -> tuple[Any, Any]:
+def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, holomorphic: bool = False,
+        backend: Any = None) -> tuple[Any, Any]:
     """``(f(*primals), J @ tangents)``: a Jacobian-vector product.
+
+    With complex arguments or outputs, ``J`` is the real-linear derivative (JAX's
+    JVP); ``holomorphic=True`` checks that arguments and output are complex.
 
     Example:
         >>> import numpy as np, diffkit as dk
@@ -279,12 +333,29 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, backend: Any
                 raise ShapeError(f"jvp of {F.name}: tangent {i} has shape {np.shape(t)}, its primal "
                                  f"{np.shape(p)}")
             ts.append(t)
-        out, tout = be.jvp(F.fn, ps, nums, ts)
+        cplx = complex_argnums(ps, nums)
+        for i, t in enumerate(ts):
+            if i not in cplx and type(t) is not float and is_complex(t):
+                raise InvalidType(f"jvp of {F.name}: tangent {i} is complex, its primal real; a real "
+                                  "argument moves along real tangents only (as in JAX)")
+        if holomorphic:
+            check_holomorphic("jvp", ps, nums, cplx, F.variables)
+        if cplx and not native(be):
+            sp = Split(F.fn, ps, nums, cplx, F.variables)
+            out, tout = be.jvp(sp.fn, sp.primals, sp.nums, sp.tangents(ts))
+        else:
+            out, tout = be.jvp(F.fn, ps, nums, ts)
+        if holomorphic:
+            check_output_dtype("jvp", out, True)
     return _finish(out), _finish(tout)
 
 
-def vjp(f: Any, *primals: Any, has_aux: bool = False, backend: Any = None) -> Any:
+def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False, backend: Any = None) -> Any:
     """``(f(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one cotangent per primal.
+
+    With complex arguments or outputs the cotangents are JAX's (no conjugation; a
+    real argument's is real); ``holomorphic=True`` checks that arguments and output
+    are complex.
 
     Example:
         >>> import numpy as np, diffkit as dk
@@ -297,7 +368,18 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, backend: Any = None) -> An
     nums = tuple(range(len(primals)))
     with _context(F, "vjp", be):
         ps = _prepare(primals, nums, F, "vjp")
-        out, fn, aux = be.vjp(F.fn, ps, nums, has_aux)
+        cplx = complex_argnums(ps, nums)
+        if holomorphic:
+            check_holomorphic("vjp", ps, nums, cplx, F.variables)
+        combine = None
+        if cplx and not native(be):
+            sp = Split(F.fn, ps, nums, cplx, F.variables, has_aux=has_aux)
+            out, fn, aux = be.vjp(sp.fn, sp.primals, sp.nums, has_aux)
+            combine = sp.combine
+        else:
+            out, fn, aux = be.vjp(F.fn, ps, nums, has_aux)
+        if holomorphic:
+            check_output_dtype("vjp", out, True)
 
     @functools.wraps(fn)
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
@@ -307,7 +389,9 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, backend: Any = None) -> An
             raise ShapeError(f"vjp of {F.name}: cotangent has shape {np.shape(ct)}, the output "
                              f"{np.shape(out)}")
         with _context(F, "vjp", be):
-            return tuple(_finish(c) for c in fn(ct))
+            cts = fn(ct)
+            cts = real_cotangents(combine(cts) if combine is not None else cts, ps, nums)
+            return tuple(_finish(c) for c in cts)
 
     return (_finish(out), vjp_fn, _plain(aux)) if has_aux else (_finish(out), vjp_fn)
 

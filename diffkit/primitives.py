@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 from typing import Any, Callable
 
 import numpy as np
 import sympy
 
 from .core.primitive import OUT, PRIMITIVES, P, Primitive, Rule, define, vjp_from_partial
-from .core.values import bind, concrete, register_array_methods
+from .core.values import bind, concrete, is_complex, register_array_methods
 from .errors import SizeLimitError
 
 __all__ = ["OUT", "PRIMITIVES", "P", "Primitive", "define", "has_advanced_index", "matrix_ndim", "pad_slice",
@@ -139,9 +138,20 @@ define("divide", np.divide, sympy=lambda x, y: x / y,
        symbol="÷", infix=("/", 2))
 
 
+def _power(x: Any, y: Any) -> Any:
+    """``x ** y`` as NumPy computes it, also on Python numbers: their own ``**`` gives a
+    complex number for a negative base and raises at ``0.0 ** -1`` where NumPy float64
+    gives NaN and inf. Arrays and traced values keep ``**`` (and NumPy's fast paths)."""
+    if type(x) is float or type(x) is int and type(y) is not int:
+        return np.float64(x) ** y
+    return x ** y
+
+
 def _pow_dbase(out: Any, x: Any, y: Any) -> Any:
     if type(y) in (int, float) and y == 2:
         return 2.0 * x  # x**2, the common case: no call of pow
+    if type(x) is float and x < 0.0 and type(y) is float and not y.is_integer():
+        return y * _power(x, y - 1)  # Python's ** would give a complex number: NumPy's NaN
     return y * x ** (y - 1)
 
 
@@ -157,7 +167,7 @@ def _pow_vjp_base(ct: Any, out: Any, x: Any, y: Any) -> Any:
     return ct * _pow_dbase(out, x, y)
 
 
-define("power", operator.pow, sympy=lambda x, y: x**y, partials=(_pow_dbase, _pow_dexp),
+define("power", _power, sympy=lambda x, y: x**y, partials=(_pow_dbase, _pow_dexp),
        vjp=(_pow_vjp_base, vjp_from_partial(_pow_dexp)),
        domain=((0.1, INF), (-INF, INF)),
        doc="x**y; d/dy uses log x, so a traced exponent needs x > 0", saves=((OUT, 0, 1), (OUT, 0)),
@@ -169,9 +179,30 @@ define("negative", np.negative, sympy=lambda x: -x, elementwise=True,
 define("positive", np.positive, sympy=lambda x: x, elementwise=True,
        jvp=(lambda t, out, x: t,), vjp=(lambda ct, out, x: ct,), domain=((-INF, INF),), saves=((),),
        linearity="linear")
-define("absolute", np.absolute, sympy=sympy.Abs, partials=(lambda out, x: _f.sign(x),),
+
+
+def _unit_conj(x: Any) -> Any:
+    """``conj(x) / |x|``, 0 at 0: the derivative of ``|x|`` for a complex ``x``, as JAX's."""
+    return np.conjugate(x) / np.where(x == 0, 1.0, np.absolute(x))
+
+
+def _abs_jvp(t: Any, out: Any, x: Any) -> Any:
+    if is_complex(x):  # d|z| = Re(conj(z) dz) / |z|: real, and not C-linear in dz
+        return _re(_unit_conj(x) * t)
+    return t * _f.sign(x)
+
+
+def _abs_vjp(ct: Any, out: Any, x: Any) -> Any:
+    if is_complex(x):  # the transpose of the JVP above: ct conj(z) / |z|
+        return ct * _unit_conj(x)
+    return ct * _f.sign(x)
+
+
+define("absolute", np.absolute, sympy=sympy.Abs, elementwise=True, nargs=1,
+       jvp=(_abs_jvp,), vjp=(_abs_vjp,),
        complex_safe=False, kink="d|x|/dx at 0 is sign(0) = 0, as SymPy",
-       kink_gap=lambda x: x, domain=((-INF, INF),), aliases=("abs", "fabs"), saves=((0,),))
+       kink_gap=lambda x: x, domain=((-INF, INF),), aliases=("abs", "fabs"), saves=((0,),),
+       doc="for complex z: d|z| = Re(conj(z) dz) / |z|, and the VJP ct conj(z) / |z| (JAX's)")
 define("sign", np.sign, sympy=sympy.sign, elementwise=True,
        jvp=(lambda t, out, x: _zero(t),), vjp=(lambda ct, out, x: _zero(ct),),
        complex_safe=False, kink="derivative 0 everywhere, also at the jump at 0",
@@ -187,6 +218,102 @@ define("square", np.square, sympy=lambda x: x**2, partials=(lambda out, x: 2.0 *
 define("reciprocal", np.reciprocal, sympy=lambda x: 1 / x, partials=(lambda out, x: -(out * out),),
        domain=((0.1, INF),), saves=((OUT,),),
        symbol="1/x")
+
+# --------------------------------------------------------------------------
+# Complex numbers (JAX's conventions, docs/complex.md)
+#
+# A JVP rule is the real-linear derivative: ``t * f'(z)`` for a holomorphic
+# primitive, ``real(t)``, ``imag(t)``, ``conj(t)`` for the parts. A VJP rule is
+# its transpose for the pairing <a, b> = Re(sum(a * b)), without conjugation: a
+# holomorphic primitive's VJP is ``ct * f'(z)`` (so the ``partials`` above serve
+# complex values unchanged), the real part's gives ``ct`` back as a complex
+# number, the imaginary part's ``-1j * ct``, the conjugate's ``conj(ct)``. The
+# cotangent of a real value is real: the reverse backend puts ``to_complex``
+# between a real value and a complex result computed from it, and its VJP
+# keeps the real part. ``numpy_api`` binds real, imag, conj and angle on
+# complex values only (of a real value they are the value, 0, the value, 0 or pi).
+# --------------------------------------------------------------------------
+
+
+_OBJECT_RE = np.frompyfunc(sympy.re, 1, 1)
+_OBJECT_IM = np.frompyfunc(sympy.im, 1, 1)
+
+
+def _re(v: Any) -> Any:
+    """``np.real`` for the rules, also of SymPy numbers: a seed of the symbolic backend
+    (``S.One``, an object array of them) is a plain SymPy value until it meets a traced
+    one, and NumPy's ``real`` of an object array is the array itself."""
+    if isinstance(v, sympy.Basic):
+        return sympy.re(v)
+    if type(v) is np.ndarray and v.dtype == object:
+        return _OBJECT_RE(v)
+    return np.real(v)
+
+
+def _im(v: Any) -> Any:
+    """``np.imag`` for the rules, also of SymPy numbers (see :func:`_re`)."""
+    if isinstance(v, sympy.Basic):
+        return sympy.im(v)
+    if type(v) is np.ndarray and v.dtype == object:
+        return _OBJECT_IM(v)
+    return np.imag(v)
+
+
+def _complex_cotangent(ct: Any) -> Any:
+    """``ct`` as a complex number: the cotangent of a complex value is complex (JAX's
+    transpose of ``real`` is ``complex(ct, 0)``)."""
+    t = type(ct)
+    if t is np.ndarray:
+        return ct if ct.dtype.kind == "c" else ct.astype(np.result_type(ct.dtype, np.complex64))
+    if t is float or t is int:
+        return complex(ct)
+    if isinstance(ct, np.floating):
+        return np.result_type(ct, np.complex64).type(ct)
+    return ct  # a traced cotangent (nested derivatives) or a SymPy value: its type stays
+
+
+define("real", np.real, sympy=sympy.re, elementwise=True, nargs=1,
+       jvp=(lambda t, out, x: _re(t),), vjp=(lambda ct, out, x: _complex_cotangent(ct),),
+       complex_safe=False, domain=((-INF, INF),), saves=((),), linearity="linear",
+       doc="the real part; not complex-analytic; the VJP gives ct back as a complex number")
+define("imag", np.imag, sympy=sympy.im, elementwise=True, nargs=1,
+       jvp=(lambda t, out, x: _im(t),), vjp=(lambda ct, out, x: ct * -1j,),
+       complex_safe=False, domain=((-INF, INF),), saves=((),), linearity="linear",
+       doc="the imaginary part; not complex-analytic; the VJP is -1j * ct (JAX's)")
+define("conj", np.conjugate, sympy=sympy.conjugate, elementwise=True, nargs=1,
+       jvp=(lambda t, out, x: np.conjugate(t),), vjp=(lambda ct, out, x: np.conjugate(ct),),
+       complex_safe=False, domain=((-INF, INF),), saves=((),), linearity="linear",
+       aliases=("conjugate",), doc="the complex conjugate; not complex-analytic")
+
+
+def _inverse_or_zero(x: Any) -> Any:
+    """``1 / x``, 0 at 0 (``conj(x) / |x|**2``)."""
+    return 1.0 / np.where(x == 0, INF, x)
+
+
+def _angle_jvp(t: Any, out: Any, x: Any) -> Any:
+    if not is_complex(x):  # 0 or pi: piecewise constant
+        return _zero(t)
+    return _im(t * _inverse_or_zero(x))  # d arg z = Im(conj(z) dz) / |z|**2 = Im(dz / z)
+
+
+def _angle_vjp(ct: Any, out: Any, x: Any) -> Any:
+    if not is_complex(x):
+        return _zero(ct)
+    return ct * (-1j * _inverse_or_zero(x))  # the transpose: -1j ct / z
+
+
+define("angle", np.angle, sympy=sympy.arg, elementwise=True, nargs=1,
+       jvp=(_angle_jvp,), vjp=(_angle_vjp,), complex_safe=False, domain=((-INF, INF),),
+       kink="not differentiable at 0: the derivative there is 0 (of a real number, 0 everywhere)",
+       kink_gap=lambda x: np.absolute(x), saves=((0,),),
+       doc="the argument (phase) of a complex number, NumPy's np.angle without deg")
+define("to_complex", lambda x: x, sympy=lambda x: x,
+       jvp=(lambda t, out, x: t,), vjp=(lambda ct, out, x: _re(ct),),
+       domain=((-INF, INF),), saves=((),), linearity="linear",
+       doc="a real value entering complex arithmetic (JAX's real-to-complex conversion): the "
+           "identity on values; the reverse backend records it between a real value and a complex "
+           "result, and its VJP keeps the real part of the cotangent, so real values get real gradients")
 
 # --------------------------------------------------------------------------
 # Elementwise: exponentials and logarithms

@@ -19,7 +19,7 @@ earlier choices.
 primitive meets a value outside its domain, a non-finite value or partial
 derivative, or a kink, within a margin.
 
-A property test, as in API.md §5 (shown as text: Hypothesis forbids
+A property test, as in the docs (docs/testing.md) (shown as text: Hypothesis forbids
 ``.example()`` in doctests)::
 
     import hypothesis.strategies as st
@@ -104,6 +104,10 @@ _SHAPES: weakref.WeakKeyDictionary[Function, dict[str, tuple[int, ...]]] = weakr
 _ISOLATED_KINKS = frozenset({"hypot"})
 """Primitives that are not differentiable at isolated points only; smooth elsewhere."""
 
+_COMPLEX_PARTS = frozenset({"real", "imag", "conj", "angle"})
+"""Not drawn unless asked for by name: expressions are functions of real points, where
+these are the value itself or a constant (tests/test_complex.py tests them on complex values)."""
+
 
 def elementwise_primitives(primitives: Sequence[str] | None = None, smooth: bool = True,
                            analytic: bool = False) -> list[Primitive]:
@@ -139,7 +143,7 @@ def elementwise_primitives(primitives: Sequence[str] | None = None, smooth: bool
             continue
         if p.name not in parseable:
             continue
-        if wanted is not None and p.name not in wanted:
+        if wanted is not None and p.name not in wanted or wanted is None and p.name in _COMPLEX_PARTS:
             continue
         if smooth and p.kink is not None and p.name not in _ISOLATED_KINKS:
             continue

@@ -69,7 +69,8 @@ def check_gradient(f: Any, grad_f: Callable[..., Any], points: Sequence[Any], *,
         points: argument tuples (a bare number or array is a one-argument point).
         op: ``grad``, ``jacobian``, ``hessian`` or ``derivative``.
         argnums: as in the operators.
-        rtol, atol: tolerances; default the harness's (256 eps of the dtype).
+        rtol: relative tolerance; default the harness's (256 eps of the dtype).
+        atol: absolute tolerance; default the harness's.
         name: the candidate's name in messages.
 
     Returns:

@@ -1,4 +1,4 @@
-"""The operators of API.md §3 on both AD backends: shapes, argnums, nesting, custom rules.
+"""The public operators on both AD backends: shapes, argnums, nesting, custom rules.
 
 Expected values are hand derivations (stated next to each) or another
 operator's result on the other backend.

@@ -15,7 +15,7 @@ Every rule in the table is checked against an independent reference:
    ``<v, J u> == <J^T v, u>`` between forward-mode JVP and reverse-mode VJP,
    and the full Jacobian of both backends against each other and against a
    central finite difference;
-5. the conventions at kinks (API.md section 7) and their SymPy agreement;
+5. the conventions at kinks (docs/conventions.md) and their SymPy agreement;
 6. completeness of the table and ``UnsupportedOperation`` outside it;
 7. float32 inputs keep their dtype and float32 accuracy.
 
@@ -98,12 +98,12 @@ UNARY = [n for n in ELEMENTWISE if PRIMITIVES[n].nargs == 1]
 BINARY = [n for n in ELEMENTWISE if PRIMITIVES[n].nargs == 2]
 
 NONSMOOTH = frozenset({"absolute", "sign", "maximum", "minimum", "max", "min"})
-"""Differentiable primitives with a kink convention (API.md section 7)."""
+"""Differentiable primitives with a kink convention (docs/conventions.md)."""
 
-OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot"})
+OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot", "angle"})
 """Also carry a ``kink`` note, legitimately: ``where`` selects a branch (it is in
-API.md section 7), ``eigh_packed`` is not differentiable at repeated
-eigenvalues, ``hypot`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
+docs/conventions.md), ``eigh_packed`` is not differentiable at repeated
+eigenvalues, ``hypot`` and ``angle`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
 
 # ---------------------------------------------------------------------------
 # Points inside a domain
@@ -569,7 +569,7 @@ def test_where_routes_derivative_to_selected_branch(backend: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# 5. Conventions at kinks (API.md section 7)
+# 5. Conventions at kinks (docs/conventions.md)
 # ---------------------------------------------------------------------------
 
 

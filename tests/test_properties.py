@@ -285,7 +285,7 @@ def test_symbolic_grad_of_one_array_element():
 
 
 # --------------------------------------------------------------------------
-# The user-facing check of API.md §5
+# The user-facing check of docs/testing.md
 # --------------------------------------------------------------------------
 
 

@@ -44,7 +44,7 @@ SAMPLE_IDS = [
     "rosenbrock10/hessian", "beale/grad", "ackley/hessian", "trid6/hessian", "rosenbrock_residuals",
     # nn
     "softmax_xent/grad", "mlp_tanh/grad", "layer_norm/jacobian", "logistic_regression/hessian",
-    # kink (at the kink: agreement through API.md 7's conventions)
+    # kink (at the kink: agreement through the conventions of docs/conventions.md)
     "abs_at_0", "relu_maximum_at_0", "maximum_tie", "minimum_tie", "clip_at_hi", "vector_max_tie",
     # domain
     "sqrt_at_1e-10", "log_at_1e-6", "arccosh_near_1", "log1p_near_-1",

@@ -46,7 +46,7 @@ def test_dag_and_naive_agree_with_sympy(text, order):
 
 
 def test_kinks_follow_the_table():
-    # the same conventions as the AD backends (API.md section 7)
+    # the same conventions as the AD backends (docs/conventions.md)
     assert dk.diff(lambda x: np.abs(x)).subs(x, 0) == 0
     assert dk.diff(lambda x: np.maximum(x, 0.0)).subs(x, 0) == sympy.Rational(1, 2)
     assert dk.diff(lambda x: np.where(x > 0, x, 0.0)).subs(x, 0) == 0

@@ -49,6 +49,7 @@ STRUCTURAL = {
     "logabsdet": ((np.eye(3) + 0.1 * RNG.normal(size=(3, 3)),), {}),
     "cholesky": ((np.eye(3) * 2.0 + 0.1 * np.ones((3, 3)),), {}),
     "eigh_packed": ((np.diag([1.0, 2.0, 3.0]) + 0.1 * np.ones((3, 3)),), {}),
+    "to_complex": ((RNG.normal(size=(2, 3)),), {}),
 }
 
 

@@ -41,7 +41,7 @@ import numpy as np
 from ..core.primitive import P, PRIMITIVES, Primitive
 from ..primitives import has_advanced_index, matrix_ndim, pad_slice, swap_last_axes
 from ..core.values import shape_of
-from .base import Diagonal, Dropped, add_batches, full, unbroadcast
+from .base import Diagonal, Dropped, add_batches, full, rule_on_numpy, unbroadcast
 
 Rule = Callable[..., Any]
 
@@ -71,7 +71,8 @@ SCALAR: dict[Primitive, Callable[..., Any]] = {
     }.items()
 }
 """The primitive on Python floats. It may raise ``ValueError`` or ``ArithmeticError``
-where NumPy returns inf or NaN; the backends then fall back to the NumPy form."""
+where NumPy returns inf or NaN; the backends then run the NumPy form on NumPy scalars
+(as NumPy would have: Python's own ``**`` gives a complex number for a negative base)."""
 
 _NOTHING = object()
 
@@ -87,7 +88,8 @@ def evaluate(prim: Primitive, vals: list[Any], params: dict[str, Any]) -> Any:
             try:
                 return scalar(*vals)
             except (ValueError, ArithmeticError):
-                pass  # NumPy gives inf or NaN (with a warning) where math raises
+                # math raises where NumPy gives inf or NaN (with a warning): NumPy's answer
+                return prim.numpy(*[np.float64(v) for v in vals])
     return prim.numpy(*vals, **params)
 
 
@@ -209,7 +211,10 @@ def diagonal_jvp(prim: Primitive, primals: list[Any], tangents: list[Any], out: 
             if c is NotImplemented:
                 return None
         elif prim.elementwise and shape_of(out) == t.d.shape:
-            c = prim.jvp[i](t.d, out, *primals, **params)
+            try:
+                c = prim.jvp[i](t.d, out, *primals, **params)
+            except ArithmeticError:  # a Python-float argument at a domain edge (x / 0.0)
+                c = rule_on_numpy(prim.jvp[i], t.d, out, primals, params)
             if type(c) is not np.ndarray or c.shape != t.d.shape:
                 return None
             c = Diagonal(c)
@@ -246,7 +251,10 @@ def _diagonal_vjps(prim: Primitive, parents: list[int], vals: list[Any], value: 
             if gj is NotImplemented:
                 return None
         elif prim.elementwise and (shape == out_shape or shape == ()):
-            gj = prim.vjp[j](d, value, *vals, **params)
+            try:
+                gj = prim.vjp[j](d, value, *vals, **params)
+            except ArithmeticError:  # a Python-float argument at a domain edge (x / 0.0)
+                gj = rule_on_numpy(prim.vjp[j], d, value, vals, params)
             if type(gj) is not np.ndarray or gj.shape != out_shape:
                 return None
             if shape:
@@ -349,8 +357,11 @@ def sweep(tape: list[Any], end: int, ct: Any, nb: int = 0, keep: bool = False) -
             for j, p in enumerate(parents):
                 if p < 0:
                     continue
-                gj = rules[j](g, value, *vals, **params) if rules is not None else \
-                    prim.vjp_rule(j)(g, value, *vals, **params)
+                try:
+                    gj = rules[j](g, value, *vals, **params) if rules is not None else \
+                        prim.vjp_rule(j)(g, value, *vals, **params)
+                except ArithmeticError:  # at a domain edge (0.5 / 0.0): NumPy's inf or NaN
+                    gj = rule_on_numpy(prim.vjp_rule(j), g, value, vals, params)
                 if type(gj) is float:
                     prev = cts[p]
                     if prev is None:
@@ -436,8 +447,11 @@ def sweep(tape: list[Any], end: int, ct: Any, nb: int = 0, keep: bool = False) -
                 if tg is float:
                     borrowed[id(gj)] = gj
             else:
-                gj = rules[j](g, value, *vals, **params) if rules is not None else \
-                    prim.vjp_rule(j)(g, value, *vals, **params)
+                try:
+                    gj = rules[j](g, value, *vals, **params) if rules is not None else \
+                        prim.vjp_rule(j)(g, value, *vals, **params)
+                except ArithmeticError:  # a Python float at a domain edge: NumPy's inf or NaN
+                    gj = rule_on_numpy(prim.vjp_rule(j), g, value, vals, params)
             if type(gj) is np.ndarray:
                 gshape = gj.shape
                 if sj != 1.0 and gj.dtype.kind not in "fc":

@@ -20,13 +20,120 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.values import concrete, shape_of
-from ..errors import ShapeError, TracingError
+from ..core.values import Value, concrete, shape_of
+from ..errors import InvalidType, ShapeError, TracingError
+
+
+def rule_on_numpy(rule: Callable[..., Any], g: Any, out: Any, vals: Sequence[Any],
+                  params: dict[str, Any]) -> Any:
+    """``rule(g, out, *vals, **params)`` with every Python number made a NumPy scalar.
+
+    The backends call it where a rule raised ``ArithmeticError`` on Python floats
+    (their scalar fast paths): Python's ``0.5 / 0.0`` raises ``ZeroDivisionError``
+    and ``1e200 ** 2`` ``OverflowError`` where NumPy float64 gives inf (with a
+    RuntimeWarning). Redone on NumPy scalars the rule gives NumPy's answer, so a
+    derivative at a domain edge (``sqrt`` at 0, ``arccos`` at 1) is inf or NaN, as
+    NumPy's evaluation of it is, on every path. The scalars take the precision of
+    the rule's NumPy operands (a Python float is "weak": ``float32 / 0.0`` stays
+    float32), float64 when there are none. Costs nothing until a rule raises.
+    """
+    args = (g, out, *vals)
+    dtype = None
+    for v in args:
+        c = concrete(v)  # (a traced value's NumPy value; SymPy's have no dtype)
+        if isinstance(c, (np.ndarray, np.generic)) and c.dtype.kind in "fc":
+            dtype = c.dtype if dtype is None else np.promote_types(dtype, c.dtype)
+    real = np.float64 if dtype is None else np.finfo(dtype).dtype.type
+    cplx = np.result_type(real, np.complex64).type
+
+    def scalar(v: Any) -> Any:
+        t = type(v)
+        if t is float or t is int:
+            return real(v)
+        return cplx(v) if t is complex else v
+
+    return rule(*[scalar(v) for v in args], **params)
+
+
+def _is_expression(e: Any) -> bool:
+    """A SymPy expression that is not a condition (the symbolic backend's exact values)."""
+    return hasattr(e, "free_symbols") and not (getattr(e, "is_Boolean", False)
+                                               or getattr(e, "is_Relational", False))
+
+
+def _is_entry(e: Any) -> bool:
+    t = type(e)
+    return t is int or t is float or t is complex or isinstance(e, np.number) or _is_expression(e)
+
+
+def check_output(out: Any, backend: str) -> None:
+    """Refuse an output that has no derivative: anything but a floating-point (or complex)
+    number or array, or a traced value.
+
+    ``None`` (a forgotten ``return``), a string, a dict, a bool, an integer, an integer or
+    boolean array (a comparison such as ``x > 0``): answering with a zero derivative would
+    hide the mistake. JAX refuses them too (``grad requires real-valued outputs``). A float
+    that does not depend on the arguments is fine: its derivative is zero. The backends
+    call this only for an output their trace did not reach, so the common case pays nothing.
+    """
+    if isinstance(out, Value) or type(out) is float or type(out) is complex:
+        return
+    if isinstance(out, (np.ndarray, np.generic)):
+        kind = out.dtype.kind
+        if kind in "fc" or kind == "O" and all(_is_entry(e) for e in out.flat):
+            return  # (object arrays: the symbolic backend's, SymPy expressions and exact zeros)
+    elif _is_expression(out):
+        return
+    refuse_output(describe_output(out), backend, _output_hint(out))
+
+
+def refuse_output(what: str, backend: str, hint: str) -> None:
+    """Raise the :class:`~diffkit.errors.InvalidType` of :func:`check_output`; the
+    operators add the function's name and the operator."""
+    raise InvalidType(f"the function returned {what}, not a floating-point number or array "
+                      f"(backend '{backend}'), and has no derivative; {hint}")
+
+
+def describe_output(out: Any) -> str:
+    """What a function returned, in a few words (for error messages)."""
+    if out is None:
+        return "None"
+    if isinstance(out, (np.ndarray, np.generic)) and getattr(out, "ndim", 0):
+        return f"an array of dtype {out.dtype} and shape {out.shape}"
+    text = repr(out)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(out, np.generic):
+        return f"a NumPy {out.dtype} ({text})"
+    name = type(out).__name__
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name} ({text})"
+
+
+BOOLEAN_HINT = ("integer and boolean results are not differentiable (as in JAX), and a comparison "
+                "such as x > 0 is one: return floats, e.g. np.where(x > 0, 1.0, 0.0)")
+
+
+def _output_hint(out: Any) -> str:
+    if out is None:
+        return "does it miss a `return`?"
+    dtype = getattr(out, "dtype", None)
+    if isinstance(out, (bool, int)) or dtype is not None and dtype.kind in "biu":
+        return BOOLEAN_HINT
+    return "return a float or an array of floats"
 
 
 def zeros_batched(batch: tuple[int, ...], like: Any) -> Any:
     """Zeros of shape ``batch + shape(like)`` in ``like``'s floating dtype."""
-    return np.zeros(batch + tuple(np.shape(like)), dtype=_float_dtype(like))
+    return _zeros(batch + tuple(np.shape(like)), _float_dtype(like))
+
+
+def _zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Zeros; for SymPy (object) values exact SymPy zeros, as :func:`identity` makes them
+    (a Python int 0 would read as an integer output, which has no derivative)."""
+    if dtype.kind == "O":
+        import sympy
+
+        return np.full(shape, sympy.S.Zero, dtype=object)
+    return np.zeros(shape, dtype=dtype)
 
 
 def _float_dtype(x: Any) -> Any:
@@ -146,7 +253,12 @@ def _one(out: Any) -> Any:
     """The seed cotangent 1 in the output's type (a Python float keeps scalar code fast)."""
     if type(out) is float or type(out) is np.float64:
         return 1.0
-    return np.ones((), dtype=_float_dtype(out))[()]
+    dtype = _float_dtype(out)
+    if dtype.kind == "O":  # SymPy values: an exact SymPy one, as identity() makes it
+        import sympy
+
+        return sympy.S.One
+    return np.ones((), dtype=dtype)[()]
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...], nb: int) -> Any:
@@ -271,7 +383,7 @@ class ADBackend:
             tangents = []
             start = 0
             for i, n in zip(argnums, sizes):
-                t = np.zeros((k, n), dtype=_float_dtype(primals[i]))
+                t = _zeros((k, n), _float_dtype(primals[i]))
                 t[start:start + n] = identity(n, t.dtype)
                 tangents.append(t.reshape((k,) + tuple(np.shape(primals[i]))))
                 start += n

@@ -16,9 +16,17 @@ from ..core.primitive import Primitive
 from ..core.values import Value, new_level, pack, shape_of
 from ..custom import custom_forward
 from . import accel
-from .base import ADBackend, Diagonal, split_aux, zeros_batched
+from .base import (
+    ADBackend,
+    Diagonal,
+    check_output,
+    rule_on_numpy,
+    split_aux,
+    zeros_batched,
+)
 
 _NOTHING = object()
+_float64 = np.float64
 # the math fast path's lookup, bound once: a trace is made per transformation
 _FAST_SCALAR = accel.SCALAR.get
 _NO_SCALAR: Any = {}.get
@@ -77,7 +85,8 @@ class ForwardTrace:
                     try:
                         out = scalar(*primals)
                     except (ValueError, ArithmeticError):
-                        pass  # NumPy gives inf or NaN (with a warning) where math raises
+                        # math raises where NumPy gives inf or NaN (with a warning): NumPy's answer
+                        out = prim.numpy(*[_float64(v) for v in primals])
         if out is _NOTHING:
             out = prim.numpy(*primals, **params) if params else prim.numpy(*primals)
         if not prim.differentiable:
@@ -94,7 +103,10 @@ class ForwardTrace:
             t_out: Any = None
             for i, t in enumerate(tangents):
                 if t is not None:
-                    c = prim.jvp[i](t, out, *primals, **params)
+                    try:
+                        c = prim.jvp[i](t, out, *primals, **params)
+                    except ArithmeticError:  # Python floats at a domain edge (0.5 / 0.0): NumPy's inf
+                        c = rule_on_numpy(prim.jvp[i], t, out, primals, params)
                     t_out = c if t_out is None else t_out + c
             return out if t_out is None else Dual(self, out, t_out)
         if prim.jvp_joint is not None:
@@ -111,7 +123,10 @@ class ForwardTrace:
                     if missing > 0:
                         ts = np.shape(t)
                         t = np.reshape(t, ts[:self.nb] + (1,) * missing + ts[self.nb:])
-                c = prim.jvp[i](t, out, *primals, **params)
+                try:
+                    c = prim.jvp[i](t, out, *primals, **params)
+                except ArithmeticError:  # Python floats at a domain edge: NumPy's inf or NaN
+                    c = rule_on_numpy(prim.jvp[i], t, out, primals, params)
                 t_out = c if t_out is None else t_out + c
         if t_out is None:
             return out
@@ -167,6 +182,7 @@ class Forward(ADBackend):
         out = pack(fun(*args))
         if isinstance(out, Dual) and out._trace is trace:
             return out.primal, _dense(out.tangent)
+        check_output(out, self.name)  # None, a bool, an integer: no derivative, not a zero one
         return out, zeros_batched(batch, out)
 
     def vjp(self, fun: Callable[..., Any], primals: Sequence[Any], argnums: Sequence[int],

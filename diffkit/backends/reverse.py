@@ -20,14 +20,24 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.primitive import OUT, Primitive
-from ..core.values import Value, new_level, pack, shape_of
+from ..core.primitive import OUT, P, Primitive
+from ..core.values import Value, is_complex, new_level, pack, shape_of
 from ..custom import custom_reverse_record
 from . import accel
-from .base import ADBackend, Diagonal, Dropped, full, unbroadcast, zeros_batched
+from .base import (
+    ADBackend,
+    Diagonal,
+    Dropped,
+    check_output,
+    full,
+    rule_on_numpy,
+    unbroadcast,
+    zeros_batched,
+)
 from .forward import forward_over
 
 _NOTHING = object()
+_float64 = np.float64
 # the math fast path's lookup, bound once: a trace is made per transformation
 _FAST_SCALAR = accel.SCALAR.get
 _NO_SCALAR: Any = {}.get
@@ -120,7 +130,8 @@ class ReverseTrace:
                     try:
                         out = scalar(*vals)
                     except (ValueError, ArithmeticError):
-                        pass  # NumPy gives inf or NaN (with a warning) where math raises
+                        # math raises where NumPy gives inf or NaN (with a warning): NumPy's answer
+                        out = prim.numpy(*[_float64(v) for v in vals])
         if out is _NOTHING:
             out = prim.numpy(*vals, **params) if params else prim.numpy(*vals)
         if not prim.differentiable:
@@ -128,6 +139,9 @@ class ReverseTrace:
         if prim.nondiff_args:
             for j in prim.nondiff_args:
                 parents[j] = -1
+        to = type(out)
+        if to is not float and (out.dtype.kind == "c" if to is np.ndarray else is_complex(out)):
+            self._promote(parents, vals)
         node = Node(self, out, len(self.tape))
         if type(out) is np.ndarray and prim.saves is not None:
             # keep only what the rules of the differentiated arguments read
@@ -155,6 +169,20 @@ class ReverseTrace:
                     out = Dropped(out.shape)
         self.tape.append((prim, parents, vals, out, params))
         return node
+
+    def _promote(self, parents: list[int], vals: list[Any]) -> None:
+        """A complex result of real values: each real parent is recorded as entering
+        complex arithmetic (``to_complex``, whose VJP keeps the real part), so that the
+        cotangent of a real value stays real (JAX's convention, docs/complex.md)."""
+        for j, p in enumerate(parents):
+            if p < 0:
+                continue
+            v = vals[j]
+            if is_complex(v):
+                continue
+            kept = Dropped(v.shape) if type(v) is np.ndarray else v  # the rule reads neither
+            parents[j] = len(self.tape)
+            self.tape.append((P.to_complex, [p], [kept], kept, {}))
 
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
         vals = [a.primal if isinstance(a, Node) and a._trace is self else a for a in args]
@@ -202,7 +230,11 @@ class ReverseTrace:
                 if p < 0:
                     continue
                 shape = batch + _shape(vals[j])
-                gj = prim.vjp_rule(j)(g, value, *vals, **params)
+                rule = prim.vjp_rule(j)
+                try:
+                    gj = rule(g, value, *vals, **params)
+                except ArithmeticError:  # Python floats at a domain edge (0.5 / 0.0): NumPy's inf
+                    gj = rule_on_numpy(rule, g, value, vals, params)
                 gj = full(unbroadcast(gj, shape[nb:], nb), shape)  # an argument broadcast forward
                 cts[p] = gj if cts[p] is None else cts[p] + gj
         return cts
@@ -222,6 +254,10 @@ class Reverse(ADBackend):
 
     name = "reverse"
     prefers_reverse = True
+    complex_arguments = True
+    """Differentiates with respect to complex arguments itself: its VJP rules are JAX's
+    transposes (the other backends get the real and imaginary parts, see
+    :mod:`diffkit.backends.complex_args`)."""
 
     def __init__(self, accelerate: bool = True):
         self.accelerate = accelerate
@@ -245,10 +281,13 @@ class Reverse(ADBackend):
             leaf = trace.leaf(args[i])
             leaves.append(leaf)
             args[i] = leaf
+        complex_leaves = any(is_complex(primals[i]) for i in argnums)
         result = fun(*args)
         out, aux = (result[0], result[1]) if has_aux else (result, None)
         out = pack(out)
         traced = isinstance(out, Node) and out._trace is trace
+        if not traced:
+            check_output(out, self.name)  # None, a bool, an integer: no derivative, not a zero one
         out_value = out.primal if traced else out
 
         def vjp_fn(ct: Any, nb: int = 0) -> tuple[Any, ...]:
@@ -263,6 +302,8 @@ class Reverse(ADBackend):
                     c = zeros_batched(batch, primals[i])
                 elif shape_of(c) != want:
                     c = full(unbroadcast(c, want[nb:], nb), want)
+                if complex_leaves and not is_complex(c) and is_complex(primals[i]):
+                    c = P.real.vjp[0](c, None, None)  # as a complex number, as JAX gives it
                 res.append(c)
             return tuple(res)
 
@@ -282,7 +323,9 @@ class Reverse(ADBackend):
         for g, t in zip(cts, tangents):
             axes = tuple(range(nb, nb + int(np.ndim(g))))
             total = total + np.sum(g * t, axis=axes)
-        total = pack(total)
+        # <vjp_fn(c), t> is Re<c, J t> (JAX's pairing: complex arguments or outputs):
+        # its gradient with respect to c is J t, also where J is only real-linear
+        total = np.real(pack(total))
         batch = tuple(np.shape(tangents[0])[:nb]) if tangents else ()
         if not (isinstance(total, Node) and total._trace is inner):
             return out, zeros_batched(batch, ct0)

@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy
 
-from ..core.values import Value, new_level, pack
+from ..core.values import Value, is_complex, new_level, pack
 from ..errors import (
     InvalidArgument,
     InvalidType,
@@ -44,7 +44,8 @@ from ..errors import (
 )
 from ..limits import API_HINT, recursion_as_size_limit, run_limited
 from ..primitives import Primitive
-from .base import ADBackend
+from .base import BOOLEAN_HINT, ADBackend, check_output, refuse_output
+from .complex_args import complex_output_error
 
 SIZE_LIMIT = 2000
 """Default largest number of scalar symbols a traced call may have.
@@ -76,13 +77,23 @@ _MATRIX_PRIMITIVES = frozenset({"det", "logabsdet", "inv", "solve", "cholesky"})
 
 
 class Sym(Value):
-    """A value of the symbolic trace: a SymPy expression or an object array of them."""
+    """A value of the symbolic trace: a SymPy expression or an object array of them.
 
-    __slots__ = ("_trace", "primal")
+    The symbols are real; a value is complex when complex numbers entered it (``1j * x``)
+    and no real part, imaginary part, modulus or angle has been taken since. SymPy's
+    expressions do not say so cheaply, so each value carries it.
+    """
 
-    def __init__(self, trace: SymbolicTrace, primal: Any):
+    __slots__ = ("_trace", "primal", "_complex")
+
+    def __init__(self, trace: SymbolicTrace, primal: Any, complex_: bool = False):
         self._trace = trace
         self.primal = primal
+        self._complex = complex_
+
+    @property
+    def is_complex(self) -> bool:
+        return self._complex
 
     def __bool__(self) -> bool:
         raise TracingError(
@@ -145,6 +156,7 @@ class SymbolicTrace:
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         self.charge(prim, args)
+        complex_ = prim.name not in _REAL_VALUED and any(is_complex(a) for a in args)
         vals = [a.primal if type(a) is Sym and a._trace is self else _exact(a) for a in args]
         for v in vals:
             if isinstance(v, Value):  # a value of an enclosing transformation
@@ -157,17 +169,27 @@ class SymbolicTrace:
                 f"numpy.{prim.name} has no SymPy counterpart (backend 'symbolic'); "
                 "try backend='reverse' or 'numeric'")
         if prim.elementwise:
-            return Sym(self, _object_ufunc(prim, len(vals))(*vals))
-        return Sym(self, prim.sympy(*vals, **params))
+            return Sym(self, _object_ufunc(prim, len(vals))(*vals), complex_)
+        return Sym(self, prim.sympy(*vals, **params), complex_)
 
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
         return fn.fun(*args)  # a custom rule is checked against the function itself
 
 
+_REAL_VALUED = frozenset({"real", "imag", "absolute", "angle"})
+"""Primitives whose value is real also for complex arguments."""
+
+_COMPLEX_NODES = (sympy.I, sympy.re, sympy.im, sympy.arg, sympy.conjugate)
+"""What makes an expression need complex arithmetic to evaluate."""
+
+
 def _exact(v: Any) -> Any:
-    """An integral float constant as a SymPy integer: x**3.0 reads x**3 (the same number)."""
+    """An integral float constant as a SymPy integer: x**3.0 reads x**3 (the same number);
+    a complex constant as a SymPy complex number (1j reads I)."""
     if type(v) in (float, np.float64) and v.is_integer() and abs(v) < 2**53:
         return sympy.Integer(int(v))
+    if type(v) in (complex, np.complex128):
+        return _exact(v.real) + _exact(v.imag) * sympy.I
     return v
 
 
@@ -321,9 +343,12 @@ def derivative_exprs(fun: Callable[..., Any], traced: Traced, op: str, argnums: 
     from .reverse import Reverse
 
     args = traced.args
-    out = expr_of(fun(*args))
+    result = _checked(fun(*args))
+    out = expr_of(result)
     if op == "value":
         return out, ()
+    if is_complex(result):
+        raise complex_output_error(op, np.dtype(np.complex128))
     if method == "naive":
         return out, _naive(out, traced, op, argnums, order)
     if method != "dag":
@@ -343,6 +368,20 @@ def derivative_exprs(fun: Callable[..., Any], traced: Traced, op: str, argnums: 
         return out, tuple(tuple(expr_of(h) for h in row) for row in rows)
     (i,) = argnums
     return out, (expr_of(Forward().derivative(_only(fun, args, i), args[i], order)),)
+
+
+def _checked(out: Any) -> Any:
+    """The function's output, refused when it has no derivative: a condition (``x > 0`` is a
+    SymPy relational here), None, a bool, an integer (see :func:`~diffkit.backends.base.check_output`)."""
+    out = pack(out)
+    if isinstance(out, Sym):
+        v = out.primal
+        for e in (v.flat if isinstance(v, np.ndarray) else (v,)):
+            if getattr(e, "is_Boolean", False) or getattr(e, "is_Relational", False):
+                refuse_output(f"a condition ({_short(e)})", "symbolic", BOOLEAN_HINT)
+        return out
+    check_output(out, "symbolic")
+    return out
 
 
 def _only(fun: Callable[..., Any], args: list[Any], i: int) -> Callable[[Any], Any]:
@@ -431,6 +470,9 @@ class Compiled:
     derivative_time: float = 0.0
     compile_time: float = 0.0
     _spec: Any = None
+    scalar_module: str = "math"
+    """What scalar calls compile to: ``math``, or ``numpy`` where the expressions hold
+    complex numbers (``I``, ``re``, ``im``: complex intermediates), which ``math`` cannot."""
     _leaves: list[Any] = field(default_factory=list)
     _fns: dict[str, Callable[..., Any]] = field(default_factory=dict)
     _cse: Any = None
@@ -465,7 +507,13 @@ class Compiled:
         """``(value, derivative)`` at ``primals`` (the original positional arguments)."""
         flat = self.flat_args(primals)
         try:
-            values = self._compiled("math")(*flat)
+            if self.scalar_module == "math":
+                values = self._compiled("math")(*flat)
+                if complex in map(type, values):
+                    raise ArithmeticError  # Python's ** of a negative base: NumPy's NaN instead
+            else:  # complex intermediates: NumPy's answers, inf or NaN where math would raise
+                with np.errstate(all="ignore"):
+                    values = self._compiled(self.scalar_module)(*flat)
         except (ArithmeticError, ValueError):
             # math raises where NumPy gives inf or NaN (exp(1000), log(0)): answer as NumPy does
             with np.errstate(all="ignore"):
@@ -516,7 +564,9 @@ def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str,
     spec = (_flatten(value, leaves), _flatten(deriv, leaves))
     comp = Compiled(value, deriv, traced.symbols, traced.shapes, cse, trace_time=t1 - t0,
                     derivative_time=t2 - t1, _spec=spec, _leaves=leaves)
-    comp._compiled("math")
+    if any(isinstance(e, sympy.Basic) and e.has(*_COMPLEX_NODES) for e in leaves):
+        comp.scalar_module = "numpy"
+    comp._compiled(comp.scalar_module)
     return comp
 
 

@@ -32,7 +32,8 @@ Three groups of cases (:func:`cases`):
   the egg holder, Huber's loss at its joint ...), at seeded points, some scaled.
 
 A case whose truth cannot be computed (SymPy cannot trace it, or it is not
-finite) is left out and counted.
+finite) is left out and counted. Drawing the random functions needs
+Hypothesis (the ``test`` extra).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import numpy as np
 
 from ..errors import InvalidArgument
 
-__all__ = ["DPS", "GOAL", "EstimateCase", "cases", "measure", "run", "summarize", "format_report"]
+__all__ = ["DPS", "GOAL", "EstimateCase", "cases", "measure", "run", "summarize", "format_report", "meets_goal"]
 
 DPS = 50
 """Digits of the mpmath truth."""
@@ -559,6 +560,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def meets_goal(summary: dict[str, Any]) -> bool:
+    """The goals of :data:`GOAL`: the bound fraction and the median digits of first derivatives."""
     first = summary["per_degree"].get(1, {})
     return bool(summary["bound_fraction"] >= GOAL["bound_fraction"]
                 and first.get("median_digits", 0.0) >= GOAL["first_median_digits"])

@@ -80,6 +80,9 @@ def sympy_evaluator(expr: sympy.Basic, symbols: Sequence[sympy.Symbol]) -> Calla
         if node.is_Number or node in (sympy.pi, sympy.E) or isinstance(node, sympy.NumberSymbol):
             steps.append((node, float(node), ()))
             continue
+        if node is sympy.I:  # complex intermediates (a real function of real symbols)
+            steps.append((node, 1j, ()))
+            continue
         if isinstance(node, sympy.logic.boolalg.BooleanTrue):
             steps.append((node, True, ()))
             continue

@@ -114,7 +114,31 @@ def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
     return top.apply(prim, args, params)
 
 
-_PY_NUMBERS = (float, int)
+_PY_NUMBERS = (float, int, complex)
+"""Python numbers: constants a trace applies a primitive to directly (``2.0 * x``, ``1j * x``)."""
+
+
+def is_complex(x: Any) -> bool:
+    """Whether ``x`` holds complex numbers: a complex NumPy array or scalar, a Python
+    ``complex``, or a traced value whose value is complex (:attr:`Value.is_complex`).
+
+    What decides the table's conventions for complex values (docs/complex.md):
+    ``np.real``, ``np.imag``, ``np.conj`` and ``np.angle`` of a real value never
+    reach their primitives, and the reverse backend keeps the cotangent of a real
+    value real.
+    """
+    t = type(x)
+    if t is float or t is np.float64 or t is int:
+        return False
+    if t is np.ndarray:
+        return x.dtype.kind == "c"  # type: ignore[no-any-return]
+    if t is complex:
+        return True
+    if isinstance(x, Value):
+        return x.is_complex
+    if isinstance(x, np.generic):
+        return x.dtype.kind == "c"  # type: ignore[no-any-return]
+    return isinstance(x, complex)
 
 
 def shape_of(x: Any) -> tuple[int, ...]:
@@ -405,11 +429,21 @@ class Value:
         return np.transpose(self)
 
     @property
+    def is_complex(self) -> bool:
+        """Whether the value is complex (of the innermost concrete value; the symbolic
+        backend's values say so themselves)."""
+        return is_complex(self.primal)
+
+    @property
     def real(self) -> Any:
-        return self
+        return np.real(self)
+
+    @property
+    def imag(self) -> Any:
+        return np.imag(self)
 
     def conj(self) -> Any:
-        return self
+        return np.conjugate(self)
 
     conjugate = conj
 

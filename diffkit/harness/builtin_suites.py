@@ -13,7 +13,7 @@ most about 60 elements): the symbolic backend traces them element by element.
 * ``seeds``: the worked examples of the seed notes (the tutorial, ``docs/tutorial.md``).
 * ``swell``: the logistic map ``l_n`` of the expression-swell table, n = 1..8.
 
-At a kink the backends follow API.md section 7's conventions, so those cases
+At a kink the backends follow the conventions of docs/conventions.md, so those cases
 are expected to agree; the harness reports a difference there as a
 ``convention``.
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ...core.values import Value, pack
 from ...errors import ShapeError, TracingError, UnsupportedOperation
+from ..base import check_output
 from .probe import _complex_call, _ProbeTrace, _Refused
 
 _CHUNK = 1 << 22
@@ -166,6 +167,7 @@ class _Evaluator:
         return args
 
     def _learn_output(self, out: Any) -> np.ndarray:
+        check_output(out, "numeric")  # None, a bool, an integer: no derivative, not a zero one
         arr = np.asarray(out)
         if arr.dtype.kind == "c":
             raise UnsupportedOperation("the numeric backend differentiates real-valued functions; the function "

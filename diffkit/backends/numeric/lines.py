@@ -389,9 +389,9 @@ def _plain(ev: _Evaluator, U: np.ndarray, n: int, kind: str, p: int, h: np.ndarr
     f0 = ev.f0()
     kinds = [kind] * k
     wide, at = _inside_kinks(ev, U, n, kinds, p, 2.0 * h, user_step)  # the estimate uses 2h
-    notes = [] if not np.any(at) else [
-        "x sits on a kink (or within a few ulps of one): the stencil crosses it, and its error "
-        "estimate is no bound"]
+    crossing = ("x sits on a kink (or within a few ulps of one): the stencil crosses it, and its error "
+                "estimate is no bound")
+    notes = [crossing] if np.any(at) else []
     h, kinds, fit_notes = _fit_domain(ev, U, n, kinds, p, wide / 2.0, user_step, 2.0, 1)
     notes += fit_notes
     # on the grid, so that the stencil is exactly symmetric and its double exactly twice as wide

@@ -19,6 +19,7 @@ from ...core.observe import ObservingTrace, Observed
 from ...core.primitive import Primitive
 from ...core.values import Value, pack
 from ...errors import DiffkitError
+from ..base import check_output
 
 
 _TINY_IMAG = float(np.finfo(np.float64).eps) ** 1.5
@@ -249,6 +250,7 @@ def _complex_call(fun: Callable[..., Any], points: Sequence[Any], argnums: Seque
     elif isinstance(out, Value):
         raise _Refused("the output is traced by another transformation")
     else:
+        check_output(out, "numeric")  # None, a bool, an integer: no derivative, not a zero one
         value = out  # does not depend on the differentiated arguments
     return np.asarray(value), trace
 
