@@ -10,7 +10,9 @@ never by ``import diffkit``.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from typing import Any, Optional
 
 import numpy as np
@@ -190,66 +192,180 @@ def _write(path: str, text: str) -> None:
 @app.command()
 def suite(
     name: str = typer.Argument("standard", help="A built-in suite (standard, seeds, swell) or a .toml file."),
-    jobs: int = typer.Option(2, "--jobs", min=1, help="Cases run in parallel processes."),
+    jobs: int = typer.Option(2, "--jobs", min=1, max=1024, help="Cases run in parallel processes (1 to 1024)."),
     out: Optional[str] = typer.Option(None, "--out", help="Write a report: .html, .md or .json."),
-    results: Optional[str] = typer.Option(None, "--results", help="Append each finished case to this JSONL file."),
-    resume: bool = typer.Option(False, "--resume", help="Skip the cases already in --results."),
-    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds allowed to each case."),
+    results: Optional[str] = typer.Option(
+        None, "--results", help="Write each case's record to this JSONL file as the case ends. The file must be "
+        "new or empty; an existing one is continued only with --resume and never overwritten (exit 2 "
+        "otherwise). Locked while a run writes it: a second run on it exits 2."),
+    resume: bool = typer.Option(False, "--resume", help="Continue --results: run only the cases without a stored "
+                                "record made for the very same case (function, point, op, tolerances, "
+                                "source file, diffkit version); says how many were run again."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds allowed to each case (> 0, at most 86400)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="A dask.distributed scheduler address."),
-    list_only: bool = typer.Option(False, "--list", help="Print the case ids, one a line, and run nothing."),
+    list_only: bool = typer.Option(False, "--list", help="Print the case ids, one a line, and run nothing "
+                                   "(nothing the suite names is imported)."),
+    allow_import: bool = typer.Option(
+        True, "--allow-import/--no-import", help="Whether a suite file's module:function cases may import and run "
+        "their Python code (default: allowed, as for a script you run). --no-import refuses such a file with "
+        "exit 2 before anything runs: use it for suite files you did not write (expressions only)."),
 ) -> None:
     """The main job: a cross-validation report over a suite of functions.
 
+    A TOML suite that names Python callables (f = "module:function") is code:
+    it runs with your rights, like a script, and is imported only inside each
+    case's own process (never for --list). Expression strings are only read by
+    the safe parser. Run files you did not write with --no-import.
+
     Exits 0 when every case agrees (a difference explained as a convention at a
-    kink is agreement), 1 when a case fails, 2 on bad usage.
+    kink is agreement), 1 when a case fails, 2 on bad usage (a wrong suite file
+    or option, a results file that is in use or already full), 3 when the run
+    ended but its report could not be rendered (the records are kept and the
+    message says where).
     """
+    import math
+
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
 
     from .harness.report import _case_line, suite_summary_lines, suite_to_html, suite_to_json, suite_to_markdown
-    from .harness.runner import run_suite
+    from .harness.runner import refused_imports, run_suite
     from .harness.suites import suite as load_suite
 
+    err = Console(stderr=True)
     try:
         cases = load_suite(name)
-    except (ValueError, OSError) as e:
+    except (dk.DiffkitError, OSError) as e:
         raise typer.BadParameter(str(e), param_hint="NAME") from None
+    if not allow_import:
+        refused = refused_imports(cases)
+        if refused:
+            shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+            _usage_error(err, f"{name}: --no-import, and {len(refused)} cases name Python code (module:function), "
+                              f"which would be imported and run: {shown}")
     if list_only:
         for c in cases:
             print(c.id)
         return
+    if not (math.isfinite(timeout) and 0 < timeout <= 86400):
+        raise typer.BadParameter(f"{timeout!r}: seconds, more than 0 and at most 86400", param_hint="--timeout")
     if resume and not results:
         raise typer.BadParameter("--resume needs --results FILE", param_hint="--resume")
     if out and out.rsplit(".", 1)[-1] not in ("html", "md", "json"):
         raise typer.BadParameter(f"{out!r}: the report is .html, .md or .json", param_hint="--out")
+    for path, hint in ((out, "--out"), (results, "--results")):
+        if path is not None:
+            problem = _unwritable(path)
+            if problem:
+                raise typer.BadParameter(f"{path!r}: {problem}", param_hint=hint)
+    if out and results and os.path.abspath(out) == os.path.abspath(results):
+        raise typer.BadParameter("--out and --results are the same file", param_hint="--out")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"suite {name}", total=len(cases))
+
+    def warn(message: str) -> None:
+        err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(escape(f"suite {name}"), total=len(cases))
 
         def progress(rec: dict[str, Any]) -> None:
-            bar.update(task, advance=1, description=f"{rec['id'][:40]}: {rec['verdict']}")
+            bar.update(task, advance=1, description=escape(f"{rec['id'][:40]}: {rec['verdict']}"))
 
-        result = run_suite(cases, name=name, jobs=jobs, timeout=timeout, results=results, resume=resume,
-                           scheduler=scheduler, progress=progress)
-    table = Table(title=f"suite {name}: cases that did not simply agree")
-    for h in ("case", "op", "verdict", "details", "s"):
-        table.add_column(h)
-    for rec in result.records:
-        detail = _case_line(rec)
-        if rec["verdict"] != "ok" or detail:
-            table.add_row(rec["id"], rec.get("case", {}).get("op", ""), rec["verdict"], detail,
-                          f"{rec.get('elapsed', 0):.2f}", style="yellow" if rec["verdict"] == "ok" else "red")
-    if table.row_count:
-        console.print(table)
-    for line in suite_summary_lines(result.summary()):
-        console.print(line, markup=False, highlight=False)
+        try:
+            result = run_suite(cases, name=name, jobs=jobs, timeout=timeout, results=results, resume=resume,
+                               scheduler=scheduler, progress=progress, allow_import=allow_import, warn=warn)
+        except dk.DiffkitError as e:
+            _usage_error(err, str(e))
+        except OSError as e:
+            _usage_error(err, f"the run stopped: {e}")
+    failures: list[str] = []
+    try:  # from here on the records exist: a rendering error must not lose them
+        table = Table(title=Text(f"suite {name}: cases that did not simply agree"))
+        for h in ("case", "op", "verdict", "details", "s"):
+            table.add_column(h)
+        for rec in result.records:
+            detail = _case_line(rec)
+            if rec["verdict"] != "ok" or detail:
+                elapsed = rec.get("elapsed", 0)
+                table.add_row(Text(rec["id"]), Text(str((rec.get("case") or {}).get("op", ""))),
+                              Text(rec["verdict"]), Text(str(detail)),
+                              Text(f"{elapsed:.2f}" if isinstance(elapsed, (int, float)) else str(elapsed)),
+                              style="yellow" if rec["verdict"] == "ok" else "red")
+        if table.row_count:
+            console.print(table)
+        for line in suite_summary_lines(result.summary()):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    except Exception as e:
+        failures.append(f"the summary: {type(e).__name__}: {e}")
     if out:
         kind = out.rsplit(".", 1)[-1]
-        if kind == "html":
-            _write(out, suite_to_html(result, plots=_suite_plots(result)))
-        else:
-            _write(out, {"md": suite_to_markdown, "json": suite_to_json}[kind](result))
-        console.print(f"report written to {out}", markup=False, highlight=False)
+        try:
+            if kind == "html":
+                text = suite_to_html(result, plots=_suite_plots(result))
+            else:
+                text = {"md": suite_to_markdown, "json": suite_to_json}[kind](result)
+            _write_atomic(out, text)
+            console.print(f"report written to {out}", markup=False, highlight=False, soft_wrap=True)
+        except Exception as e:
+            failures.append(f"the report {out}: {type(e).__name__}: {e}")
+    if failures:
+        where = results or _save_records(result, out)
+        for failure in failures:
+            err.print(f"error: could not render {failure}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"the {len(result.records)} records of the run are in {where}", markup=False, highlight=False,
+                  soft_wrap=True)
+        raise typer.Exit(3)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _usage_error(err: Console, message: str) -> None:
+    err.print(f"Error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _unwritable(path: str) -> str | None:
+    """Why a file cannot be written at ``path`` (None when it can)."""
+    if os.path.isdir(path):
+        return "is a directory"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"its folder {folder} does not exist"
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        return "cannot be written (permission denied)"
+    return None
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file: an old file is replaced whole, never half."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".diffkit-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _save_records(result: Any, out: Optional[str]) -> str:
+    """The run's records in a JSONL file of their own (a new file), for when its report cannot be rendered."""
+    from .harness.results import dumps
+
+    base = (out + ".records") if out else os.path.abspath("diffkit-suite-records")
+    for k in range(1000):
+        path = f"{base}{'' if k == 0 else f'-{k}'}.jsonl"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for rec in result.records:
+                fh.write(dumps(rec) + "\n")
+        return path
+    raise OSError(f"no free file name for the records next to {base}")
 
 
 def _suite_plots(result: Any) -> list[dict[str, str]]:

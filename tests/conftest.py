@@ -24,3 +24,16 @@ def pytest_configure(config):  # type: ignore[no-untyped-def]
 
     if not config.pluginmanager.is_registered(plugin):
         config.pluginmanager.register(plugin, "diffkit")
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    # Tests marked slow (the full fault battery, the full benchmarks) run under -m slow;
+    # each has a small form that runs by default, so CI covers every check in some size.
+    import pytest
+
+    if "slow" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="the full form runs under -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -152,7 +152,7 @@ def test_html_escapes_user_text():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert html.startswith("<!doctype html>") and "<link" not in html and "<script" not in html
     md = rep.to_markdown()
-    assert md.startswith("### derivative of <script>")
+    assert md.startswith("### derivative of &lt;script&gt;alert(1)&lt;/script&gt;") and "<script" not in md
 
 
 # ---------------------------------------------------------------------------

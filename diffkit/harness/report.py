@@ -148,19 +148,41 @@ VERDICT_MARK = {"ok": "ok", "fail": "FAIL", "convention": "convention", "unsuppo
                 "error": "ERROR", "timeout": "TIMEOUT", "expected": "expected"}
 
 
+def _number(v: Any) -> float | None:
+    """``v`` as a float when it is a number (or JSON's "nan"/"inf" strings), else None."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
+        return float(v)
+    return None
+
+
+def _g(v: Any, spec: str = "g") -> str:
+    """A number formatted with ``spec``; anything else (a string read back from JSON) as text."""
+    x = _number(v)
+    if x is None:
+        return "-" if v is None else str(v)
+    if not math.isfinite(x):
+        return str(x)
+    return format(int(v) if isinstance(v, (int, np.integer)) and spec == "g" else x, spec)
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "-"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        return f"{v:.{digits}g}"
+    if isinstance(v, (float, np.floating)) or (isinstance(v, str) and _number(v) is not None):
+        return _g(v, f".{digits}g")
     return str(v)
 
 
-def _time_fmt(t: float | None) -> str:
+def _time_fmt(t: Any) -> str:
+    t = _number(t)
     if t is None:
         return "-"
+    if not math.isfinite(t):
+        return str(t)
     if t < 1e-3:
         return f"{t * 1e6:.1f} us"
     if t < 1:
@@ -171,7 +193,9 @@ def _time_fmt(t: float | None) -> str:
 def _value_fmt(row: Row, limit: int = 4) -> str:
     if row.value is None:
         return "-"
-    vals = [f"{v:.10g}" for v in row.value[:limit]]
+    if not isinstance(row.value, (list, tuple)):
+        return _g(row.value, ".10g")
+    vals = [_g(v, ".10g") for v in row.value[:limit]]
     return ", ".join(vals) + (", ..." if len(row.value) > limit else "")
 
 
@@ -186,19 +210,22 @@ def _cells(r: Row) -> list[str]:
 
 
 def _fmt_point(p: Any) -> str:
-    if isinstance(p, list):
-        s = ", ".join(f"{v:g}" for v in p[:4]) if p and not isinstance(p[0], list) else "..."
+    if isinstance(p, (list, tuple, np.ndarray)):
+        p = list(p)
+        s = ", ".join(_g(v) for v in p[:4]) if p and not isinstance(p[0], (list, tuple, np.ndarray)) else "..."
         return f"[{s}{', ...' if len(p) > 4 else ''}]"
-    return f"{p:g}"
+    return _g(p)
 
 
 def _footer(rep: Report) -> list[str]:
     lines = [f"reference: {rep.reference.kind}" + (f" ({rep.reference.note})" if rep.reference.note else "")]
     if rep.kinks:
         lines.append("kinks at this point: " + "; ".join(rep.kinks))
-    if rep.f_time:
-        ratios = [f"{r.backend} {r.call_time / rep.f_time:.1f}x" for r in rep.rows if r.call_time]
-        lines.append(f"f: {_time_fmt(rep.f_time)}; call time / f time: " + ", ".join(ratios))
+    f_time = _number(rep.f_time)
+    if f_time and math.isfinite(f_time):
+        ratios = [f"{r.backend} {_number(r.call_time) / f_time:.1f}x" for r in rep.rows
+                  if _number(r.call_time) and math.isfinite(_number(r.call_time))]
+        lines.append(f"f: {_time_fmt(f_time)}; call time / f time: " + ", ".join(ratios))
     for r in rep.rows:
         if r.message and r.verdict != "ok":
             lines.append(f"{r.backend}: {r.message}")
@@ -218,8 +245,19 @@ def to_text(rep: Report) -> str:
     return "\n".join(out + _footer(rep))
 
 
-def _md_escape(s: str) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
+_MD_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_",
+               "[": "\\[", "]": "\\]", "|": "\\|", "#": "\\#", "~": "\\~", "!": "\\!", "\r": " ",
+               "\n": " "}
+
+
+def _md_escape(s: Any) -> str:
+    """Text for Markdown: HTML's ``& < >`` as entities, Markdown's punctuation backslash-escaped, one line.
+
+    Example:
+        >>> _md_escape("<script>|`x`*[a](b)")
+        '&lt;script&gt;\\\\|\\\\`x\\\\`\\\\*\\\\[a\\\\](b)'
+    """
+    return "".join(_MD_SPECIAL.get(c, c) for c in str(s))
 
 
 def to_markdown(rep: Report) -> str:
@@ -267,6 +305,7 @@ def to_json(rep: Report) -> str:
 
 
 def _unclean(v: Any) -> Any:
+    """The inverse of the JSON encoding of numbers: "nan", "inf" and "-inf" back to floats (numeric fields only)."""
     if isinstance(v, str) and v in ("nan", "inf", "-inf"):
         return float(v)
     if isinstance(v, list):
@@ -274,17 +313,64 @@ def _unclean(v: Any) -> Any:
     return v
 
 
+ROW_NUMBERS = ("abs_error", "rel_error", "tol_ratio", "rtol", "atol", "setup_time", "call_time", "call_spread",
+               "nfev", "error_estimate", "worst_index", "repeats")
+"""The numeric fields of a row (NaN and inf are the strings "nan", "inf", "-inf" in JSON)."""
+_ROW_TEXT = ("cause", "message", "method")
+
+
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise InvalidArgument(f"not a diffkit cross-check report: {what}")
+
+
+def _numbers(v: Any, what: str) -> Any:
+    """A number or a nested list of them (JSON strings "nan"/"inf" decoded); anything else is refused."""
+    if isinstance(v, list):
+        return [_numbers(x, what) for x in v]
+    x = _number(v)
+    _need(x is not None, f"{what} holds {type(v).__name__} {str(v)[:40]!r}, not a number")
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else x
+
+
 def from_dict(d: dict[str, Any]) -> Report:
-    if d.get("schema") != SCHEMA:
-        raise InvalidArgument(f"not a diffkit cross-check report (schema {d.get('schema')!r}, expected {SCHEMA!r})")
+    """A :class:`Report` from :func:`to_dict`'s dict; a dict of another shape is an InvalidArgument."""
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        schema = d.get("schema") if isinstance(d, dict) else None
+        raise InvalidArgument(f"not a diffkit cross-check report (schema {schema!r}, expected {SCHEMA!r})")
+    for key, kind in (("function", str), ("op", str), ("reference", dict), ("rows", list), ("point", list)):
+        _need(isinstance(d.get(key), kind), f"{key!r} is not a {kind.__name__}")
     ref = d["reference"]
-    reference = Reference(None if ref["value"] is None else np.array(_unclean(ref["value"]), dtype=float),
-                          ref["kind"], ref.get("note", ""),
-                          None if ref.get("error") is None else np.array(_unclean(ref["error"]), dtype=float))
+    _need(isinstance(ref.get("kind"), str), "the reference has no kind")
+    reference = Reference(None if ref.get("value") is None else np.array(_numbers(ref["value"], "reference"),
+                                                                            dtype=float),
+                          ref["kind"], str(ref.get("note") or ""),
+                          None if ref.get("error") is None else np.array(_numbers(ref["error"], "reference error"),
+                                                                         dtype=float))
     fields = Row.__dataclass_fields__
-    rows = [Row(**{k: _unclean(v) for k, v in r.items() if k in fields}) for r in d["rows"]]
-    return Report(d["function"], d["op"], d["argnums"], d["point"], d["shape"], d["labels"], reference, rows,
-                  d.get("kinks", []), d.get("f_time"), d.get("source"))
+    rows = []
+    for k, r in enumerate(d["rows"]):
+        _need(isinstance(r, dict) and isinstance(r.get("backend"), str) and isinstance(r.get("verdict"), str),
+              f"row {k} has no backend and verdict")
+        row = {key: v for key, v in r.items() if key in fields}
+        for key in ROW_NUMBERS:
+            if row.get(key) is not None:
+                row[key] = _numbers(row[key], f"row {k} {key}")
+        if row.get("value") is not None:
+            _need(isinstance(row["value"], list), f"row {k} value is not a list")
+            row["value"] = _numbers(row["value"], f"row {k} value")
+        for key in _ROW_TEXT:
+            if row.get(key) is not None:
+                row[key] = str(row[key])
+        rows.append(Row(**row))
+    kinks = d.get("kinks") or []
+    _need(isinstance(kinks, list), "'kinks' is not a list")
+    f_time = d.get("f_time")
+    return Report(d["function"], d["op"], list(d.get("argnums") or []) if isinstance(d.get("argnums"), list)
+                  else d.get("argnums"), _numbers(d["point"], "point"), d.get("shape") or [],
+                  [str(x) for x in d.get("labels") or []], reference, rows, [str(x) for x in kinks],
+                  None if f_time is None else _numbers(f_time, "f_time"),
+                  None if d.get("source") is None else str(d["source"]))
 
 
 def from_json(text: str) -> Report:
@@ -355,9 +441,12 @@ def suite_summary_lines(summary: dict[str, Any]) -> list[str]:
              f"{summary['with_convention']} cases agree through a convention at a kink"]
     if summary.get("resumed"):
         lines.append(f"{summary['resumed']} cases taken from the results file (resume)")
+    if summary.get("rerun"):
+        lines.append(f"{summary['rerun']} cases run again: their stored records were made for a different case "
+                     "or diffkit version (fingerprint)")
     if summary.get("mean_case_seconds") is not None:
-        lines.append(f"wall time {summary['elapsed']:.1f} s; mean time per case (in its process) "
-                     f"{summary['mean_case_seconds']:.3f} s")
+        lines.append(f"wall time {_g(summary['elapsed'], '.1f')} s; mean time per case (in its process) "
+                     f"{_g(summary['mean_case_seconds'], '.3f')} s")
     return lines
 
 
@@ -386,9 +475,9 @@ def suite_to_markdown(result: Any) -> str:
     out = ["# diffkit suite report", ""] + [f"- {_md_escape(s)}" for s in suite_summary_lines(result.summary())]
     out += ["", "| case | op | verdict | details | seconds |", "|---|---|---|---|---|"]
     for rec in result.records:
-        op = rec.get("case", {}).get("op", "")
-        out.append(f"| {_md_escape(rec['id'])} | {op} | {rec['verdict']} | {_md_escape(_case_line(rec))} | "
-                   f"{rec.get('elapsed', 0):.2f} |")
+        op = (rec.get("case") or {}).get("op", "")
+        out.append(f"| {_md_escape(rec['id'])} | {_md_escape(op)} | {_md_escape(rec['verdict'])} | "
+                   f"{_md_escape(_case_line(rec))} | {_g(rec.get('elapsed', 0), '.2f')} |")
     failing = [rec for rec in result.records if rec["verdict"] == "fail" and rec.get("report")]
     if failing:
         out += ["", "## Disagreements", ""]
@@ -407,5 +496,5 @@ def suite_to_html(result: Any, plots: Sequence[dict[str, str]] = ()) -> str:
                    summary={"total": summary["total"], "ok": counts.get("ok", 0),
                             "bad": summary["total"] - counts.get("ok", 0),
                             "extra": [("agree through a convention", summary["with_convention"]),
-                                      ("wall time (s)", f"{summary['elapsed']:.1f}")]},
+                                      ("wall time (s)", _g(summary['elapsed'], '.1f'))]},
                    extra_items=extra, plots=plots)
