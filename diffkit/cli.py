@@ -125,7 +125,7 @@ def check(
     at: list[str] = typer.Option([], "--at", help="The point: --at x=1 y=2 (vectors: v=1,2,3)."),
     op: str = typer.Option("grad", "--op", help="grad, jacobian, hessian, derivative, jvp or vjp."),
     fmt: str = typer.Option("table", "--format", help="table, markdown, json or html."),
-    out: Optional[str] = typer.Option(None, "--out", help="Also write the report here (.md, .json, .html)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Also write the report here (.md, .json, .html)."),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout",
                                   help="Seconds allowed (> 0); a slow reference or backend gets its share, "
                                   "past the whole limit exit 2."),
@@ -193,7 +193,7 @@ def _write(path: str, text: str) -> None:
 def suite(
     name: str = typer.Argument("standard", help="A built-in suite (standard, seeds, swell) or a .toml file."),
     jobs: int = typer.Option(2, "--jobs", min=1, max=1024, help="Cases run in parallel processes (1 to 1024)."),
-    out: Optional[str] = typer.Option(None, "--out", help="Write a report: .html, .md or .json."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Write a report: .html, .md or .json."),
     results: Optional[str] = typer.Option(
         None, "--results", help="Write each case's record to this JSONL file as the case ends. The file must be "
         "new or empty; an existing one is continued only with --resume and never overwritten (exit 2 "
@@ -447,7 +447,7 @@ def graph(
     ctx: typer.Context,
     expression: str = typer.Argument(..., help='A safe expression, e.g. "(x + y)**2".'),
     at: list[str] = typer.Option([], "--at", help="The point: --at x=1 y=2 (vectors: v=1,2,3)."),
-    out: Optional[str] = typer.Option(None, "--out", help="Write the picture here (.svg, .png, .pdf, .dot)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the picture here (.svg, .png, .pdf, .dot)."),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout",
                                   help="Seconds allowed to trace and draw (> 0); past it exit 2."),
 ) -> None:

@@ -222,8 +222,21 @@ class Graph:
 
 
 def renderer() -> str | None:
-    """The Graphviz executable :meth:`Graph.render` uses: the system's ``dot``, else ``graphviz-pure``."""
-    return shutil.which("dot") or shutil.which("graphviz-pure")
+    """The Graphviz executable :meth:`Graph.render` uses: the system's ``dot``, else ``graphviz-pure``.
+
+    Each is looked up on ``PATH`` and then next to the running interpreter (its
+    environment's scripts folder), so an environment used by path, without
+    activating it (``venv/bin/diffkit``, ``pipx``), finds the renderer it installed.
+    """
+    import sys
+    import sysconfig
+
+    here = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    for name in ("dot", "graphviz-pure"):
+        found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(p for p in here if p))
+        if found:
+            return found
+    return None
 
 
 def graph(f: Any, *args: Any, argnums: int | Sequence[int] | None = None, cotangent: Any = None) -> Graph:

@@ -123,7 +123,7 @@ def test_rendered_pictures(tmp_path):
 
 
 def test_rendering_without_graphviz_says_how_to_get_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(graphs.shutil, "which", lambda name: None)
+    monkeypatch.setattr(graphs.shutil, "which", lambda name, path=None: None)
     g = dk.graph(apple, 100.0, 2.0, 1.1)
     with pytest.raises(dk.DiffkitError, match=r"diffkit\[graph\]"):
         g.save(tmp_path / "apple.svg")
@@ -131,6 +131,32 @@ def test_rendering_without_graphviz_says_how_to_get_it(monkeypatch, tmp_path):
     assert g._repr_svg_() is None
     with pytest.raises(ValueError, match="cannot tell the format"):
         g.save(tmp_path / "apple.txt")
+
+
+def test_renderer_next_to_the_interpreter_without_path(monkeypatch, tmp_path):
+    # a virtual environment called by path (not activated): its scripts folder is not on PATH
+    import os
+    import sys
+    import sysconfig
+
+    scripts = tmp_path / "venv-bin"
+    scripts.mkdir()
+    exe = scripts / "graphviz-pure"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(scripts) if name == "scripts" else None)
+    assert graphs.renderer() == str(exe)
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(tmp_path / "empty"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "empty" / "python"))
+    assert graphs.renderer() is None
+    assert os.environ["PATH"] == str(tmp_path / "nowhere")
+
+
+def test_cli_graph_short_out_option(tmp_path):
+    result = CliRunner().invoke(app, ["graph", "x*y", "--at", "x=1", "y=2", "-o", str(tmp_path / "g.dot")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
 
 
 def test_cli_graph(tmp_path):
