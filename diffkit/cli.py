@@ -129,12 +129,18 @@ def check(
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout",
                                   help="Seconds allowed (> 0); a slow reference or backend gets its share, "
                                   "past the whole limit exit 2."),
+    candidate: list[str] = typer.Option(
+        [], "--candidate", help="Also judge your own derivative: [NAME=]module:function, a Python callable "
+        "taking the point's values (in the expression's variable order) and returning what --op returns "
+        "(for grad of several variables a tuple, one per variable). Imported from the current folder or "
+        "sys.path: it is code and runs with your rights. Repeatable."),
 ) -> None:
     """Cross-check the derivative of EXPRESSION on every backend against a 50-digit reference.
 
-    Exits 0 when every backend agrees (a difference explained as a convention at
-    a kink counts as agreement), 1 when one disagrees, 2 on bad usage (an
-    operator that does not fit the function, e.g. grad of a vector output) or
+    Exits 0 when every backend (and every --candidate) agrees (a difference
+    explained as a convention at a kink counts as agreement), 1 when one
+    disagrees, 2 on bad usage (an operator that does not fit the function,
+    e.g. grad of a vector output, or a candidate that cannot be imported) or
     when a time or size limit is hit.
     """
     from .harness.crosscheck import OPS as CHECK_OPS
@@ -150,8 +156,9 @@ def check(
                                  param_hint="EXPRESSION")
     point = parse_point(list(at) + list(ctx.args), F.variables)
     argnums = tuple(range(len(point))) if len(point) != 1 else 0
+    candidates = _candidates(candidate)
     try:
-        report = dk.crosscheck(F, point, op, argnums=argnums, timeout=timeout)
+        report = dk.crosscheck(F, point, op, argnums=argnums, timeout=timeout, candidates=candidates or None)
     except (dk.TimeLimitError, dk.SizeLimitError) as e:
         _stop_on_limit(e, "check")
     except dk.DiffkitError as e:  # a mistake in the call (grad of a vector output, ...), not a disagreement
@@ -168,6 +175,41 @@ def check(
         except OSError as e:
             _stop(f"cannot write the report to {out}: {e}")
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _candidates(refs: list[str]) -> dict[str, Any]:
+    """``[NAME=]module:function`` references imported (the current folder first on the path)."""
+    import importlib
+
+    from .harness.cases import is_callable_ref
+
+    found: dict[str, Any] = {}
+    for ref in refs:
+        name, sep, target = ref.partition("=")
+        if not sep:
+            name, target = "", ref
+        if not is_callable_ref(target.strip()):
+            raise typer.BadParameter(f"{ref!r}: expected [NAME=]module:function, e.g. mygrads:grad_f",
+                                     param_hint="--candidate")
+        module, _, attr = target.strip().partition(":")
+        name = name.strip() or attr
+        if name in found or name in dk.backends():
+            raise typer.BadParameter(f"{ref!r}: the name {name!r} is taken (a backend or another candidate); "
+                                     "give one with NAME=module:function", param_hint="--candidate")
+        sys.path.insert(0, os.getcwd())
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except Exception as e:  # noqa: BLE001 - the user's module: any failure is theirs, reported
+            raise typer.BadParameter(f"{ref!r}: cannot import it ({type(e).__name__}: {e})",
+                                     param_hint="--candidate") from None
+        finally:
+            sys.path.remove(os.getcwd())
+        if not callable(obj):
+            raise typer.BadParameter(f"{ref!r} is a {type(obj).__name__}, not a function", param_hint="--candidate")
+        found[name] = obj
+    return found
 
 
 def _print_report_table(report: Any) -> None:

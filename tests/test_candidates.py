@@ -75,3 +75,60 @@ def test_the_fixture(check_gradient):
 def test_a_candidate_cannot_take_a_backends_name():
     with pytest.raises(InvalidArgument, match="has a backend's name"):
         dk.crosscheck(f, (1.0, 2.0), "grad", candidates={"reverse": good})
+
+
+# --------------------------------------------------------------------------
+# The command line: diffkit check --candidate module:function
+# --------------------------------------------------------------------------
+
+GRADS = '''
+import numpy as np
+
+def good(x, y):
+    return np.cos(x) * y ** 2, 2 * np.sin(x) * y
+
+def slip(x, y):
+    return np.cos(x) * y ** 2, np.sin(x) * y      # d/dy misses the 2
+'''
+
+
+def _check_cli(tmp_path, monkeypatch, *candidates):
+    from typer.testing import CliRunner
+
+    from diffkit.cli import app
+
+    (tmp_path / "mygrads.py").write_text(GRADS)
+    monkeypatch.chdir(tmp_path)  # the current folder is on the import path, without PYTHONPATH
+    args = ["check", "sin(x)*y**2", "--at", "x=0.5", "y=2"]
+    for c in candidates:
+        args += ["--candidate", c]
+    return CliRunner().invoke(app, args)
+
+
+def test_cli_candidate_that_agrees(tmp_path, monkeypatch):
+    result = _check_cli(tmp_path, monkeypatch, "mygrads:good")
+    assert result.exit_code == 0, result.output
+    assert "good" in result.output and "all backends agree" in result.output
+
+
+def test_cli_candidate_with_a_slip_is_caught(tmp_path, monkeypatch):
+    result = _check_cli(tmp_path, monkeypatch, "mine=mygrads:slip", "mygrads:good")
+    assert result.exit_code == 1, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "FAIL" in rows["mine"] and "likely bug" in rows["mine"]
+    assert "ok" in rows["good"] and "FAIL" not in rows["good"]
+    # the element that differs, both values: d/dy = 2 sin(0.5) 2 = 1.9177 against the slip's 0.9589
+    assert "0.95885" in result.output and "1.9177" in result.output
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("mygrads:nowhere", "cannot import it"),
+    ("nosuchmodule:f", "cannot import it"),
+    ("sin(x)", "expected [NAME=]module:function"),
+    ("numeric=mygrads:good", "is taken"),
+    ("mygrads:np", "not a function"),
+])
+def test_cli_candidate_mistakes_are_usage_errors(tmp_path, monkeypatch, ref, message):
+    result = _check_cli(tmp_path, monkeypatch, ref)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.replace("│", " ").split()) and "Traceback" not in result.output
