@@ -158,7 +158,8 @@ def check(
     argnums = tuple(range(len(point))) if len(point) != 1 else 0
     candidates = _candidates(candidate)
     try:
-        report = dk.crosscheck(F, point, op, argnums=argnums, timeout=timeout, candidates=candidates or None)
+        with _working(f"cross-checking {op} of {expression[:60]} (limit {timeout:g} s)"):
+            report = dk.crosscheck(F, point, op, argnums=argnums, timeout=timeout, candidates=candidates or None)
     except (dk.TimeLimitError, dk.SizeLimitError) as e:
         _stop_on_limit(e, "check")
     except dk.DiffkitError as e:  # a mistake in the call (grad of a vector output, ...), not a disagreement
@@ -175,6 +176,19 @@ def check(
         except OSError as e:
             _stop(f"cannot write the report to {out}: {e}")
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _working(what: str) -> Any:
+    """A spinner with the elapsed time on stderr while one long call runs (a reference in
+    50 digits can take seconds); nothing at all when stderr is not a terminal."""
+    from rich.markup import escape
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                   transient=True, disable=not err.is_terminal)
+    bar.add_task(escape(what), total=None)
+    return bar
 
 
 def _candidates(refs: list[str]) -> dict[str, Any]:
@@ -308,7 +322,7 @@ def suite(
     def warn(message: str) -> None:
         err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(escape(f"suite {name}"), total=len(cases))
 
         def progress(rec: dict[str, Any]) -> None:
@@ -462,9 +476,24 @@ def bench(
     if not environment_ok():
         console.print("note: malloc thresholds / thread counts are not set in this process; timings of large "
                       "arrays may include page faults", markup=False, highlight=False)
-    with console.status("benchmarking") as status:
-        result = run(quick=quick, sections=section or None, peers=peers,
-                     progress=lambda what: status.update(f"benchmarking: {what}"))
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    chosen = list(section or SECTIONS)
+    err = Console(stderr=True)
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("benchmarking", total=len(chosen))
+        started: list[str] = []
+
+        def progress(what: str) -> None:
+            if what in chosen:  # a section starts (the runner names it alone); its parts follow
+                bar.update(task, completed=len(started))
+                started.append(what)
+            bar.update(task, description=escape(f"benchmarking: {what}"[:80]))
+
+        result = run(quick=quick, sections=section or None, peers=peers, progress=progress)
     print_run(result, console)
     for name, err in result["errors"].items():
         Console(stderr=True).print(f"section {name} failed: {err}", markup=False, highlight=False)

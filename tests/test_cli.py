@@ -61,3 +61,19 @@ def test_import_diffkit_pulls_in_no_optional_dependency():
     code = ("import sys, diffkit; bad = [m for m in ('typer', 'rich', 'matplotlib', 'dask', 'hypothesis') "
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_progress_on_a_terminal_only():
+    # a spinner with the elapsed time on stderr while `check` works, when stderr is a terminal
+    # (FORCE_COLOR makes rich treat it as one); nothing at all otherwise
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "diffkit.cli", "check", "sin(x)", "--at", "x=1"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")})
+    assert plain.returncode == 0 and plain.stderr == "" and "verdict: all backends agree" in plain.stdout
+    shown = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "FORCE_COLOR": "1"})
+    assert shown.returncode == 0 and "cross-checking grad of sin(x) (limit 60 s)" in shown.stderr
+    assert "cross-checking" not in shown.stdout
