@@ -315,6 +315,22 @@ def test_imports_happen_in_the_case_process_only(code_dir: Path, tmp_path: Path)
     assert set(read_results(str(tmp_path / "r.jsonl"))) == set(verdicts)
 
 
+def test_a_module_in_the_current_folder_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `diffkit suite suites/mine.toml` run from the project folder that holds the module
+    # (neither next to the suite file nor on PYTHONPATH)
+    project, suites = tmp_path / "project", tmp_path / "suites"
+    project.mkdir()
+    suites.mkdir()
+    (project / "here_mod.py").write_text("import numpy as np\n\ndef f(x):\n    return np.sin(x) * x\n")
+    (suites / "mine.toml").write_text('[[case]]\nid = "here"\nf = "here_mod:f"\nargs = [0.5]\n'
+                                      'op = "derivative"\n')
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    result = runner.invoke(app, ["suite", str(suites / "mine.toml"), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "1 ok" in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
 # --------------------------------------------------------------------------
 # Results files
 # --------------------------------------------------------------------------
