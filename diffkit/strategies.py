@@ -422,21 +422,23 @@ def _node(draw: Any, spec: _Spec, arrays: bool, depth: int, shape: tuple[int, ..
     """
     b = _Builder(arrays)
     kinds = []
-    if depth > 0:
-        if spec.unary or spec.composites:
-            kinds.append("unary")
-        if spec.binary or spec.power:
-            kinds.append("binary")
-        if spec.arrays:
-            kinds.append("array")
-        if spec.ternary:
-            kinds.append("where")
+    if spec.unary or spec.composites:
+        kinds.append("unary")
+    if spec.binary or spec.power:
+        kinds.append("binary")
+    if spec.arrays:
+        kinds.append("array")
+    if spec.ternary:
+        kinds.append("where")
     kind = "leaf"
     if kinds:
         # 0 is a leaf (what shrinking aims at); the root is a leaf less often, or most
-        # drawn functions would be a lone variable
+        # drawn functions would be a lone variable. The kind is drawn at every depth, also
+        # where only a leaf may follow: a node's choices then read the same wherever it
+        # sits, so the shrinker can move a deep subtree up in place of its ancestor
+        # (sqrt(1 + log(1 + x**2)**2) -> log(1 + x**2)) instead of stopping there.
         k = draw(st.integers(0, len(kinds) * (2 if root else 1)))
-        kind = "leaf" if k == 0 else kinds[(k - 1) % len(kinds)]
+        kind = "leaf" if k == 0 or depth <= 0 else kinds[(k - 1) % len(kinds)]
 
     def child(sub_shape: tuple[int, ...] = shape) -> _Node:
         node: _Node = draw(_node(spec, arrays, depth - 1, sub_shape))

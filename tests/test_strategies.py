@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -317,3 +318,53 @@ def test_plugin_leaves_other_test_runs_alone(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 passed" in r.stdout
+
+
+# --------------------------------------------------------------------------
+# The docs' property examples, under Hypothesis's default profile
+# --------------------------------------------------------------------------
+
+
+def _docs_property_examples() -> dict[str, Any]:
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "testing.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "def test_hessians_agree" in b)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/testing.md", "exec"), namespace)  # our own docs, as a user copies them
+    return namespace
+
+
+@pytest.mark.parametrize("name", ["test_backends_agree", "test_hessians_agree"])
+def test_docs_property_examples_pass_under_the_default_profile(name):
+    from hypothesis import settings as hsettings
+
+    current = hsettings.get_current_profile_name()
+    # Hypothesis's default profile (not diffkit's: what a user's project has), with fewer
+    # examples to keep this quick; the example's own @settings(deadline=None) applies on top
+    hsettings.register_profile("docs-default", hsettings.get_profile("default"), max_examples=15,
+                               database=None, derandomize=True)
+    hsettings.load_profile("docs-default")
+    try:
+        _docs_property_examples()[name]()
+    finally:
+        hsettings.load_profile(current)
+
+
+def test_logaddexp_false_alarm_is_gone():
+    # Once: numeric 2.68e-11 against an exact 0 with tol 1.89e-11 in the Hessian of
+    # logaddexp(x, x)**2 = (x + log 2)**2 at (0, 2); the exact Hessian is [[2, 0], [0, 0]]
+    f = dk.Function.parse("logaddexp(x, x)**2", variables=("x", "y"))
+    rep = dk.crosscheck(f, (0.0, 2.0), "hessian", argnums=(0, 1), time_budget=0)
+    assert rep.ok, rep
+    np.testing.assert_allclose(rep.reference.value, [2.0, 0.0, 0.0, 0.0], atol=1e-15)
+    numeric = rep.row("numeric")
+    assert numeric.verdict == "ok" and abs(numeric.value[0] - 2.0) < 1e-9
+
+
+def test_shrinking_reaches_the_minimal_expression_small():
+    from diffkit.bench import shrink
+
+    rows = shrink.run(seeds=4, targets={"log": "log(1 + x**2)", "exp": "exp(tanh(x))"})
+    assert shrink.summary(rows) == (8, 8), rows
