@@ -396,7 +396,7 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False,
     return (_finish(out), vjp_fn, _plain(aux)) if has_aux else (_finish(out), vjp_fn)
 
 
-def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
+def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool | str = True,
          method: str = "dag", timeout: float | None = None, op_limit: int | None = None) -> Any:
     """The derivative of ``f`` as a SymPy expression (the symbolic backend).
 
@@ -406,7 +406,15 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
         wrt: the variable: a name, a SymPy symbol or a position; may be
             omitted when ``f`` has one variable.
         order: how many times to differentiate.
-        simplify: run ``sympy.simplify`` on the result.
+        simplify: ``True`` (the default) writes the result as people do, by
+            bounded rewrites: the power rule's guards at a zero base, a point
+            outside the domain of ``log``, are dropped (``x**x`` gives
+            ``x**x*(log(x) + 1)``, not a ``Piecewise``), and on a result of at
+            most :data:`~diffkit.backends.symbolic.TIDY_NODES` nodes powers of
+            a base are merged and common factors pulled out when that
+            shortens it. ``"full"`` runs ``sympy.simplify`` instead on such a
+            small result (which can take seconds); ``False`` gives the raw form
+            the rules build.
         method: ``"dag"`` (symbolic reverse/forward accumulation through the
             primitive table, the default) or ``"naive"`` (SymPy's ``diff`` on
             the traced expression).
@@ -425,10 +433,14 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
         exp(y)*cos(x)
         >>> dk.diff("x**3", order=2)
         6*x
+        >>> dk.diff("x**x")
+        x**x*(log(x) + 1)
+        >>> dk.diff("x**x", simplify=False)
+        x*x**(x - 1) + Piecewise((0, Eq(x, 0)), (x**x*log(Piecewise((1, Eq(x, 0)), (x, True))), True))
     """
     import sympy
 
-    from .backends.symbolic import SIZE_LIMIT, derivative_exprs, integralize, trace_args
+    from .backends.symbolic import SIZE_LIMIT, derivative_exprs, integralize, tidy, trace_args
     from .errors import InvalidType
     from .limits import check_timeout, recursion_as_size_limit, run_limited
 
@@ -437,6 +449,8 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
         raise InvalidType(f"diff: order= is a whole number, not {type(order).__name__} ({order!r})")
     if order < 0:
         raise InvalidArgument(f"diff: order= is 0 or more, got {order}")
+    if simplify not in (True, False, "full") or isinstance(simplify, (int, float)) and not isinstance(simplify, bool):
+        raise InvalidArgument(f"diff: simplify= is True, False or 'full', got {simplify!r}")
     if op_limit is not None and (isinstance(op_limit, bool) or not isinstance(op_limit, (int, np.integer))
                                  or op_limit < 1):
         raise InvalidArgument(f"diff: op_limit= is a positive integer or None, got {op_limit!r}")
@@ -467,7 +481,7 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
             with _context(F, "diff", _SymbolicName):
                 _, (d,) = derivative_exprs(fun, traced, "derivative", (i,), int(order), method)
             d = integralize(d)
-            return sympy.simplify(d) if simplify else d
+            return tidy(d, full=simplify == "full") if simplify is not False else d
 
     return run_limited(work, timeout=limit, what=what)
 

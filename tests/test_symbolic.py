@@ -31,6 +31,54 @@ def test_diff_returns_sympy_expressions():
     assert sympy.simplify(dk.diff("sin(x)**2 + cos(x)**2", simplify=True)) == 0
 
 
+
+@pytest.mark.parametrize("text, wrt, want", [
+    ("x**x", None, x**x * (sympy.log(x) + 1)),                       # x**x = exp(x log x)
+    ("sin(x)**2", None, 2 * sympy.sin(x) * sympy.cos(x)),
+    ("exp(sin(x))", None, sympy.exp(sympy.sin(x)) * sympy.cos(x)),
+    ("log(x**2 + 1)", None, 2 * x / (x**2 + 1)),
+    ("x**y", "y", x**y * sympy.log(x)),
+    ("(x + 1)**y", "y", (x + 1)**y * sympy.log(x + 1)),
+])
+def test_diff_gives_the_hand_derived_form(text, wrt, want):
+    # hand derivations, written as people write them: no Piecewise for the power
+    # rule's convention at x = 0, which is outside the domain of log x
+    got = dk.diff(text, wrt)
+    assert got == want
+    assert not got.has(sympy.Piecewise)
+    raw = dk.diff(text, wrt, simplify=False)
+    for point in (0.3, 1.7):  # the raw form is the same function on the domain
+        at = {x: point, y: 2.5}
+        assert float(raw.subs(at)) == pytest.approx(float(want.subs(at)), rel=1e-13)
+
+
+def test_diff_simplify_false_is_the_raw_form():
+    assert str(dk.diff("x**x", simplify=False)) == (
+        "x*x**(x - 1) + Piecewise((0, Eq(x, 0)), (x**x*log(Piecewise((1, Eq(x, 0)), (x, True))), True))")
+    assert dk.diff("x**y", "y", simplify=False).has(sympy.Piecewise)
+    # the tidy form of a higher derivative has no guard either, and agrees with SymPy's diff
+    d2 = dk.diff("x**x", order=2)
+    assert not d2.has(sympy.Piecewise)
+    assert float(d2.subs(x, 1.3)) == pytest.approx(float(sympy.diff(x**x, x, 2).subs(x, 1.3)), rel=1e-13)
+    # a guard the user wrote is kept: sinc's derivative at 0 is 0
+    sinc = dk.diff(lambda x: np.where(x == 0, 1.0, np.sin(x) / x))
+    assert sinc.has(sympy.Piecewise) and sinc.subs(x, 0) == 0
+    assert dk.diff("sigmoid(x)", simplify="full") == 1 / (4 * sympy.cosh(x / 2)**2)
+    with pytest.raises(dk.InvalidArgument):
+        dk.diff("x", simplify="yes")
+
+
+def test_diff_tidying_is_bounded():
+    # past TIDY_NODES only the linear guard removal runs: no sympy.simplify, no factoring
+    from unittest import mock
+
+    from diffkit.backends import symbolic
+    with mock.patch.object(symbolic, "TIDY_NODES", 5), \
+            mock.patch.object(sympy, "simplify", side_effect=AssertionError("simplify ran")):
+        got = dk.diff("x**x", simplify="full")
+    assert not got.has(sympy.Piecewise)
+    assert got == x * x**(x - 1) + x**x * sympy.log(x)
+
 @pytest.mark.parametrize("text", ["sin(x)*exp(x**2)", "log(1 + x**2)/x", "tanh(x)**3 - sqrt(x)",
                                   "atan(x)*cosh(x)", "x**x", "logaddexp(x, 2*x)", "hypot(x, 3)"])
 @pytest.mark.parametrize("order", [1, 2, 3])

@@ -222,6 +222,111 @@ def integralize(expr: Any) -> Any:
     return memo[root]
 
 
+# dk.diff's default tidying: bounded rewrites, never an open-ended sympy.simplify.
+TIDY_NODES = 400
+"""Largest expression (tree nodes) :func:`tidy` merges powers and factors in, and
+``dk.diff(simplify="full")`` runs ``sympy.simplify`` on; larger results get only
+the linear-time removal of the power rule's guards."""
+
+
+def _small(expr: Any, limit: int) -> bool:
+    """Whether ``expr``'s tree has at most ``limit`` nodes (stops counting past it)."""
+    for n, _ in enumerate(sympy.preorder_traversal(expr), 1):
+        if n > limit:
+            return False
+    return True
+
+
+def _guarded_at_zero(pw: Any) -> tuple[Any, Any, Any] | None:
+    """``(b, special, general)`` for ``Piecewise((special, Eq(b, 0)), (general, True))``."""
+    if not isinstance(pw, sympy.Piecewise) or len(pw.args) != 2 or pw.args[1].cond is not sympy.true:
+        return None
+    (special, cond), (general, _) = pw.args
+    if not isinstance(cond, sympy.Eq):
+        return None
+    return cond.lhs - cond.rhs, special, general
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or a == -b or sympy.expand(a - b) == 0
+
+
+def _drop_guards(expr: Any) -> Any:
+    """``expr`` without the power rule's guards at a zero base.
+
+    The rule for ``d/dy x**y = x**y log x`` is ``np.where(x == 0, 0, out *
+    log(np.where(x == 0, 1, x)))`` (JAX's convention at ``x = 0``); traced into
+    SymPy it is ``Piecewise((0, Eq(x, 0)), (x**y*log(Piecewise((1, Eq(x, 0)), (x,
+    True))), True))``. ``x = 0`` is outside the domain of ``log x``, so on the
+    domain of the formula both guards are the identity: ``log(Piecewise((c,
+    Eq(b, 0)), (b, True)))`` reads ``log(b)``, and a ``Piecewise((v, Eq(b, 0)), (g,
+    True))`` whose ``g`` holds ``log(b)`` (a formula undefined at ``b = 0``)
+    reads ``g``, in which guards of the same condition take their general
+    branch (as in higher derivatives). A guard the user wrote
+    (``np.where(x == 0, 1.0, np.sin(x) / x)``) has no ``log`` of its condition
+    and stays. One walk over the distinct subexpressions; ``g`` is searched
+    through only when it has at most :data:`TIDY_NODES` nodes (else its factors).
+    """
+    memo: dict[Any, Any] = {}
+    root = expr
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        e, expanded = stack.pop()
+        if e in memo:
+            continue
+        if not getattr(e, "args", ()):
+            memo[e] = e
+        elif not expanded:
+            stack.append((e, True))
+            stack.extend((a, False) for a in reversed(e.args) if a not in memo)
+        else:
+            args = tuple(memo[a] for a in e.args)
+            new = e.func(*args) if args != e.args else e
+            if isinstance(new, sympy.log):
+                g = _guarded_at_zero(new.args[0])
+                if g is not None and _same(g[2], g[0]):
+                    new = sympy.log(g[2])
+            else:
+                g = _guarded_at_zero(new)
+                if g is not None:
+                    general = g[2]
+                    if _small(general, TIDY_NODES):  # inside it the condition is false
+                        general = general.xreplace({new.args[0].cond: sympy.false})
+                        logs = general.atoms(sympy.log)
+                    else:
+                        logs = [f for f in sympy.Mul.make_args(general) if isinstance(f, sympy.log)]
+                    if any(_same(f.args[0], g[0]) for f in logs):
+                        new = general
+            memo[e] = new
+    return memo[root]
+
+
+def tidy(expr: Any, full: bool = False) -> Any:
+    """A derivative in the form people write it, within a bounded amount of work.
+
+    Removes the power rule's guards at a zero base (:func:`_drop_guards`); then,
+    on an expression of at most :data:`TIDY_NODES` nodes, merges powers of a
+    common base and pulls out common factors (``x*x**(x - 1) + x**x*log(x)``
+    reads ``x**x*(log(x) + 1)``) when that shortens it, or with ``full=True``
+    runs ``sympy.simplify``. A larger expression keeps its form apart from the guards.
+    """
+    if isinstance(expr, np.ndarray):
+        return np.vectorize(lambda e: tidy(e, full), otypes=[object])(expr) if expr.size else expr
+    if not isinstance(expr, sympy.Basic):
+        return expr
+    expr = _drop_guards(expr)
+    if not _small(expr, TIDY_NODES):
+        return expr
+    if full:
+        return sympy.simplify(expr)
+    merged = sympy.powsimp(expr)
+    if merged != expr:
+        merged = sympy.factor_terms(merged)
+        if sympy.count_ops(merged) < sympy.count_ops(expr):
+            return merged
+    return expr
+
+
 def expr_of(v: Any) -> Any:
     """The SymPy content of a traced result: an expression or an object array of them."""
     v = pack(v)
