@@ -104,6 +104,53 @@ def test_kinks_follow_the_table():
         assert dk.grad(lambda v: np.clip(v, -1.0, 1.0), backend=backend)(1.0) == 0.5
 
 
+
+def test_symbolic_compilation_is_shared_between_operator_calls():
+    # dk.hessian(f, backend="symbolic") makes a backend instance per operator: the
+    # compiled derivative is found again through the function, not rebuilt each time
+    from unittest import mock
+
+    from diffkit.backends import symbolic
+
+    def f(v, scale):
+        return scale * np.sum(np.sin(v) * v**2)
+
+    v = np.array([0.3, -1.2, 2.0])
+    want = 2.0 * np.diag((2 - v**2) * np.sin(v) + 4 * v * np.cos(v))   # by hand: (v^2 sin v)''
+    with mock.patch.object(symbolic, "compile_derivative", wraps=symbolic.compile_derivative) as built:
+        first = dk.hessian(f, backend="symbolic")(v, 2.0)
+        assert built.call_count == 1
+        for _ in range(3):
+            again = dk.hessian(f, backend="symbolic")(v, 2.0)
+            assert np.array_equal(again, first)
+        assert built.call_count == 1
+        dk.hessian(f, backend="symbolic")(v[:2], 2.0)            # another shape: built again
+        assert built.call_count == 2
+        dk.hessian(f, backend=dk.Symbolic(cse=False))(v, 2.0)     # other options: built again
+        assert built.call_count == 3
+        # a number is a symbol of the compiled code, not a constant: no new build
+        np.testing.assert_allclose(dk.hessian(f, backend="symbolic")(v, 3.0), 1.5 * first, rtol=1e-15)
+        assert built.call_count == 3
+    np.testing.assert_allclose(first, want, rtol=1e-14, atol=1e-15)
+
+
+def test_symbolic_compilation_cache_does_not_keep_the_function_alive():
+    import gc
+    import weakref
+
+    from diffkit.backends import symbolic
+
+    def g(x):
+        return x**3
+
+    assert dk.hessian(g, backend="symbolic")(2.0) == 12.0
+    assert g in symbolic._SHARED
+    ref = weakref.ref(g)
+    del g
+    gc.collect()
+    assert ref() is None
+    assert all(k is not None for k in symbolic._SHARED.keys())
+
 def test_every_operator_on_the_symbolic_backend():
     def f(v):
         return np.stack([v[0] * np.sin(v[1]), np.exp(v[0] * v[1])])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -688,6 +689,32 @@ def _map_exprs(tree: Any, fn: Callable[[Any], Any]) -> Any:
 # --------------------------------------------------------------------------
 
 
+_SHARED: weakref.WeakKeyDictionary[Any, dict[Any, Compiled]] = weakref.WeakKeyDictionary()
+"""Compiled derivatives shared by every :class:`Symbolic` instance: function ->
+{(backend options, op, argnums, order, argument shapes and dtypes): Compiled}.
+Weakly keyed: an entry goes with its function, and a :class:`Compiled` holds
+expressions and compiled code, never the function."""
+
+
+def _shared_of(fun: Any) -> dict[Any, Compiled] | None:
+    """``fun``'s entry of :data:`_SHARED` (made on first use); ``None`` for a function that
+    cannot be weakly referenced or hashed (a builtin; its derivatives stay per instance)."""
+    try:
+        return _SHARED.setdefault(fun, {})
+    except TypeError:
+        return None
+
+
+def _static_key(p: Any) -> tuple[Any, ...]:
+    """A non-numeric argument in a cache key: by value when hashable (a constant the trace
+    holds), else by identity, which only the instance's own cache uses."""
+    try:
+        hash(p)
+    except TypeError:
+        return ("static-id", id(p))
+    return ("static", type(p), p)
+
+
 class Symbolic(ADBackend):
     """Symbolic differentiation: SymPy expressions, compiled once per shape.
 
@@ -747,16 +774,34 @@ class Symbolic(ADBackend):
         return (f"Symbolic(simplify={self.simplify}, cse={self.cse}, method={self.method!r}, "
                 f"size_limit={self.size_limit})")
 
+    def _options(self) -> tuple[Any, ...]:
+        """What, besides the function and the arguments' shapes, a compiled derivative depends on."""
+        return (type(self), self.simplify, self.cse, self.method, self.size_limit, self.op_limit,
+                self.matrix_limit)
+
     def compiled(self, fun: Callable[..., Any], primals: Sequence[Any], op: str,
                  argnums: Sequence[int], order: int = 1) -> Compiled:
-        """The cached :class:`Compiled` derivative for these argument shapes (built on first use)."""
-        sig = tuple((np.shape(p), np.asarray(p).dtype.kind) if _is_numeric(p) else ("static", id(p))
+        """The cached :class:`Compiled` derivative for these argument shapes (built on first use).
+
+        Besides this instance's cache, the derivatives are shared through
+        :data:`_SHARED`, weakly keyed by the function, so that the instance an
+        operator makes for ``backend="symbolic"`` (one per ``dk.hessian(f,
+        backend="symbolic")``) finds a derivative built before.
+        """
+        sig = tuple((np.shape(p), np.asarray(p).dtype.kind) if _is_numeric(p) else _static_key(p)
                     for p in primals)
         key = (fun, op, tuple(argnums), order, sig)
         comp = self._cache.get(key)
+        if comp is not None:
+            return comp
+        shared = _shared_of(fun) if all(s[0] != "static-id" for s in sig) else None
+        skey = (self._options(), op, tuple(argnums), order, sig)
+        comp = shared.get(skey) if shared is not None else None
         if comp is None:
             comp = self._build(fun, primals, op, argnums, order)
-            self._cache[key] = comp
+            if shared is not None:
+                shared[skey] = comp
+        self._cache[key] = comp
         return comp
 
     def _build(self, fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
