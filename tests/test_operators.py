@@ -326,3 +326,51 @@ def test_kink_masks_keep_float64_for_python_floats(backend):
     # Python float (NumPy treats Python floats as "weak"), rounding gradients to 3 digits
     g = dk.grad(lambda x, y: np.maximum(x, y) * 1.2345678901234, argnums=(0, 1), backend=backend)(2.0, 1.0)
     assert g == (1.2345678901234, 0.0)
+
+
+def f_kw(x, y=1.0, *, p=2):
+    return np.sum(np.sin(x) * y + x**p)
+
+
+@pytest.mark.parametrize("backend", BACKENDS + ["numeric"])
+def test_keyword_arguments_pass_through_as_constants(backend):
+    # keywords are constants, never differentiated (as in JAX); by hand:
+    # d/dx [sin(x) y + x**p] = y cos(x) + p x**(p-1), d2/dx2 = -y sin(x) + p (p-1) x**(p-2)
+    rel = 1e-7 if backend == "numeric" else 4 * EPS
+    x = 0.5
+    for y, p in ((1.0, 2), (2.0, 2), (3.0, 3), (2.0, 3)):
+        g = y * np.cos(x) + p * x**(p - 1)
+        h = -y * np.sin(x) + p * (p - 1) * x**(p - 2)
+        assert dk.grad(f_kw, backend=backend)(x, y=y, p=p) == pytest.approx(g, rel=rel)
+        value, grad = dk.value_and_grad(f_kw, backend=backend)(x, y=y, p=p)
+        assert (value, grad) == pytest.approx((np.sin(x) * y + x**p, g), rel=rel)
+        assert dk.hessian(f_kw, backend=backend)(x, y=y, p=p) == pytest.approx(h, rel=10 * rel)
+        assert dk.derivative(f_kw, order=2, backend=backend)(x, y=y, p=p) == pytest.approx(h, rel=10 * rel)
+    assert dk.grad(f_kw, backend=backend)(x) == pytest.approx(np.cos(x) + 2 * x, rel=rel)  # the defaults
+    v = np.array([0.5, 1.0])
+    # jacobian, and a keyword that is an array (not hashable)
+    jac = dk.jacobian(lambda x, w=None: np.sin(x) * w, backend=backend)(v, w=np.array([2.0, 3.0]))
+    np.testing.assert_allclose(jac, np.diag(np.cos(v) * [2.0, 3.0]), rtol=rel)
+    # has_aux with keywords
+    (_, aux), g = dk.value_and_grad(lambda x, y=1.0: (x * y, y), has_aux=True, backend=backend)(2.0, y=4.0)
+    assert (g, aux) == pytest.approx((4.0, 4.0), rel=rel)
+    # a keyword never becomes an argnum: only positional arguments are differentiated
+    with pytest.raises(dk.ShapeError):
+        dk.grad(f_kw, argnums=1, backend=backend)(x, y=2.0)
+
+
+def test_keyword_bindings_do_not_keep_the_function_alive():
+    import gc
+    import weakref
+
+    from diffkit import operators
+
+    def h(x, y=1.0):
+        return x * y
+
+    assert dk.grad(h, backend="symbolic")(1.0, y=3.0) == 3.0
+    assert h in operators._BOUND
+    ref = weakref.ref(h)
+    del h
+    gc.collect()
+    assert ref() is None
