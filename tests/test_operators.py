@@ -374,3 +374,34 @@ def test_keyword_bindings_do_not_keep_the_function_alive():
     del h
     gc.collect()
     assert ref() is None
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse", "numeric"])
+def test_builtin_round_of_a_traced_value(backend):
+    # round() is NumPy's rounding (np.rint, halves to even; np.round with digits):
+    # piecewise constant, so by hand d/dx [round(x) * x] = round(x) away from the jumps
+    rel = 1e-9 if backend == "numeric" else 0.0
+    value, g = dk.value_and_grad(lambda x: round(x) * x, backend=backend)(2.3)
+    assert value == pytest.approx(2.0 * 2.3, rel=1e-15) and g == pytest.approx(2.0, rel=rel)
+    assert dk.grad(lambda x: round(x) * x, backend=backend)(2.3) == pytest.approx(2.0, rel=rel)
+    assert dk.grad(lambda x: round(x) * x, backend=backend)(3.5) == pytest.approx(4.0, rel=rel)  # half to even
+    assert dk.grad(lambda x: round(x, 1) * x, backend=backend)(2.34) == pytest.approx(np.round(2.34, 1), rel=rel)
+    assert dk.grad(lambda x: round(x, -1) * x, backend=backend)(23.4) == pytest.approx(20.0, rel=rel)
+    if backend == "numeric":  # it calls f with floats, and Python's round(float) is an int
+        with pytest.raises(dk.InvalidType):
+            dk.grad(lambda x: round(x), backend=backend)(-1.7)
+    else:  # a traced value's round is a float array, as in JAX
+        assert dk.grad(lambda x: round(x), backend=backend)(-1.7) == 0.0
+    with pytest.raises(TypeError):  # as round(2.3, 1.5)
+        dk.grad(lambda x: round(x, 1.5) * x, backend=backend)(2.3)
+
+
+def test_builtin_round_of_traced_arrays_matches_numpy():
+    v = np.array([2.3, 2.5, -1.7, 0.449])
+    for backend in ("forward", "reverse"):
+        out, g = dk.value_and_grad(lambda x: np.sum(round(x) * x), backend=backend)(v)
+        assert out == np.sum(np.round(v) * v)
+        np.testing.assert_array_equal(g, np.round(v))
+        out, g = dk.value_and_grad(lambda x: np.sum(round(x, 1) * x), backend=backend)(v)
+        assert out == np.sum(np.round(v, 1) * v)
+        np.testing.assert_array_equal(g, np.round(v, 1))
