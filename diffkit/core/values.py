@@ -21,7 +21,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..errors import ShapeError, TracingError, UnsupportedOperation
+from ..errors import InvalidType, ShapeError, TracingError, UnsupportedOperation
 from .primitive import P as _P
 from .primitive import Primitive
 
@@ -416,7 +416,7 @@ class Value:
         if ndigits is None:
             return np.rint(self)
         if isinstance(ndigits, bool) or not isinstance(ndigits, (int, np.integer)):
-            raise TypeError(f"round(): ndigits is an integer or None, got {type(ndigits).__name__}")
+            raise InvalidType(f"round(): ndigits is an integer or None, got {type(ndigits).__name__}")
         n = int(ndigits)
         if n >= 0:  # np.round's own steps, so the values agree with it
             scale = 10.0 ** n
