@@ -574,7 +574,7 @@ def diff_command(
     expression: str = typer.Argument(..., help='A safe expression, e.g. "sin(x)*exp(y)".'),
     wrt: Optional[str] = typer.Option(None, "--wrt", help="The variable (needed with several)."),
     order: int = typer.Option(1, "--order", min=1, max=20, help="How many times to differentiate."),
-    simplify: bool = typer.Option(False, "--simplify", help="Simplify the result (slow)."),
+    simplify: bool = typer.Option(False, "--simplify", help="Run sympy.simplify on a small result (slow)."),
     method: str = typer.Option("dag", "--method", help="dag (shared subexpressions) or naive."),
     timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", help="Seconds allowed (> 0); past it exit 2."),
 ) -> None:
@@ -605,7 +605,7 @@ def _diff_text(F: Any, wrt: Optional[str], order: int, simplify: bool, method: s
     """The derivative as text (SymPy's printer recurses: a too deep result is a SizeLimitError)."""
     from .limits import recursion_as_size_limit
 
-    d = dk.diff(F, wrt, order=order, simplify=simplify, method=method)
+    d = dk.diff(F, wrt, order=order, simplify="full" if simplify else True, method=method)
     with recursion_as_size_limit(f"printing the derivative of {F.name[:60]}"):
         return str(d)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -36,6 +37,61 @@ def _argnums_cache(argnums: Argnums, F: Function, op: str) -> Callable[[int], tu
             return res
 
     return nums_of
+
+
+_PLAIN_CONSTANTS = (int, float, complex, bool, str, bytes, type(None), np.number, np.bool_)
+
+
+class _WithKeywords:
+    """A function with its keyword arguments fixed: constants, never differentiated (as in
+    JAX). The backends see a function of the positional arguments only."""
+
+    __slots__ = ("_fn", "kwargs", "variables", "__name__", "__weakref__")
+
+    def __init__(self, fn: Callable[..., Any], kwargs: dict[str, Any], variables: Sequence[str], name: str,
+                 weak: bool) -> None:
+        # held weakly when kept in _BOUND (whose key is fn): the entry must not keep fn alive
+        self._fn = weakref.ref(fn) if weak else (lambda: fn)
+        self.kwargs = kwargs
+        self.variables = tuple(variables)
+        self.__name__ = name
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn()(*args, **self.kwargs)
+
+
+_BOUND: weakref.WeakKeyDictionary[Any, dict[Any, _WithKeywords]] = weakref.WeakKeyDictionary()
+"""function -> {keyword arguments (by value): the function with them fixed}. The same
+keywords give the same object, so caches keyed by the function (the symbolic
+backend's compiled derivatives, the numeric backend's facts) work with keywords too."""
+
+
+def _keywords_key(kwargs: dict[str, Any]) -> Any:
+    """Keyword arguments as a dictionary key: plain constants by type and value, else None."""
+    if not all(isinstance(v, _PLAIN_CONSTANTS) for v in kwargs.values()):
+        return None
+    return tuple(sorted((k, type(v), v) for k, v in kwargs.items()))
+
+
+def _with_keywords(F: Function, kwargs: dict[str, Any]) -> Callable[..., Any]:
+    """``F.fn`` called with ``kwargs``: the keyword arguments of an operator's call are passed
+    through as constants."""
+    if not kwargs:
+        return F.fn
+    key = _keywords_key(kwargs)
+    if key is not None:
+        try:
+            table = _BOUND.setdefault(F.fn, {})
+        except TypeError:  # not weakly referenceable (a NumPy ufunc)
+            table = None
+        if table is not None:
+            bound = table.get(key)
+            if bound is None:
+                if len(table) >= 64:  # a function called with ever new constants
+                    table.clear()
+                bound = table[key] = _WithKeywords(F.fn, dict(kwargs), F.variables, F.name, weak=True)
+            return bound
+    return _WithKeywords(F.fn, dict(kwargs), F.variables, F.name, weak=False)
 
 
 def _plain(aux: Any) -> Any:
@@ -141,16 +197,22 @@ def grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holomorphic: bo
             arguments gets JAX's gradient ``df/dx - 1j * df/dy`` (``z = x + 1j*y``).
         backend: a name from :func:`backends` or a backend instance (default ``"reverse"``).
 
+    Keyword arguments of the call are passed to ``f`` as constants, never
+    differentiated (as in JAX); so on :func:`value_and_grad`, :func:`jacobian`,
+    :func:`hessian` and :func:`derivative`.
+
     Example:
         >>> import numpy as np, diffkit as dk
         >>> dk.grad(lambda x, y: x * y**2, argnums=(0, 1))(3.0, 2.0)
         (np.float64(4.0), np.float64(12.0))
+        >>> dk.grad(lambda x, y=1.0: x * y**2)(3.0, y=2.0)
+        np.float64(4.0)
     """
     vg = value_and_grad(f, argnums, has_aux=has_aux, holomorphic=holomorphic, backend=backend)
     F = as_function(f)
 
-    def grad_f(*args: Any) -> Any:
-        res = vg(*args)
+    def grad_f(*args: Any, **kwargs: Any) -> Any:
+        res = vg(*args, **kwargs)
         return (res[1], res[0][1]) if has_aux else res[1]
 
     return _named(grad_f, "grad", F)
@@ -170,17 +232,18 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holom
     be = get_backend(backend)
     nums_of = _argnums_cache(argnums, F, "grad")
 
-    def value_and_grad_f(*args: Any) -> Any:
+    def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
         nums, single = nums_of(len(args))
         try:
+            fn = _with_keywords(F, kwargs)
             primals = _prepare(args, nums, F, "grad")
             cplx = complex_argnums(primals, nums)
             if holomorphic:
                 check_holomorphic("grad", primals, nums, cplx, F.variables)
             if cplx and not native(be):
-                out, grads, aux = _split_value_and_grad(be, F, primals, nums, cplx, has_aux, holomorphic)
+                out, grads, aux = _split_value_and_grad(be, F, fn, primals, nums, cplx, has_aux, holomorphic)
             else:
-                out, grads, aux = be.value_and_grad(F.fn, primals, nums, has_aux, name=F.name)
+                out, grads, aux = be.value_and_grad(fn, primals, nums, has_aux, name=F.name)
                 check_output_dtype("grad", out, holomorphic)
         except (DiffkitError, TypeError, ValueError, AttributeError) as e:
             _reraise(e, F, "grad", be)
@@ -192,14 +255,14 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holom
     return _named(value_and_grad_f, "value_and_grad", F)
 
 
-def _split_value_and_grad(be: Any, F: Function, primals: list[Any], nums: tuple[int, ...],
+def _split_value_and_grad(be: Any, F: Function, fn: Callable[..., Any], primals: list[Any], nums: tuple[int, ...],
                           cplx: tuple[int, ...], has_aux: bool, holomorphic: bool) -> tuple[Any, Any, Any]:
     """``value_and_grad`` through the real and imaginary parts of the complex arguments
     (a backend without complex arguments of its own: see :mod:`diffkit.backends.complex_args`)."""
-    sp = Split(F.fn, primals, nums, cplx, F.variables, real_part=holomorphic, has_aux=has_aux)
+    sp = Split(fn, primals, nums, cplx, F.variables, real_part=holomorphic, has_aux=has_aux)
     out, grads, aux = be.value_and_grad(sp.fn, sp.primals, sp.nums, has_aux, name=F.name)
     if holomorphic:  # the backend saw Re f: the value is f's own
-        value = F.fn(*primals)
+        value = fn(*primals)
         out = value[0] if has_aux else value
     check_output_dtype("grad", out, holomorphic)
     return out, sp.combine(grads), aux
@@ -268,11 +331,11 @@ def _array_operator(f: Any, argnums: Argnums, backend: Any, op: str,
     be = get_backend(backend)
     nums_of = _argnums_cache(argnums, F, op)
 
-    def operator_f(*args: Any) -> Any:
+    def operator_f(*args: Any, **kwargs: Any) -> Any:
         nums, single = nums_of(len(args))
         try:
             primals = _prepare(args, nums, F, op)
-            result = compute(be, F.fn, primals, nums)
+            result = compute(be, _with_keywords(F, kwargs), primals, nums)
         except (DiffkitError, TypeError, ValueError, AttributeError) as e:
             _reraise(e, F, op, be)
             raise
@@ -294,14 +357,14 @@ def derivative(f: Any, order: int = 1, *, backend: Any = None) -> Callable[[Any]
     if int(order) != order or order < 0:
         raise InvalidArgument(f"derivative of {F.name}: order must be a non-negative integer, got {order!r}")
 
-    def derivative_f(x: Any) -> Any:
+    def derivative_f(x: Any, **kwargs: Any) -> Any:
         with _context(F, "derivative", be):
             xs = _prepare([x], [0], F, "derivative")[0]
             refuse_complex("derivative", [xs], complex_argnums([xs], (0,)), F.variables)
             if np.shape(xs) != ():
                 raise ShapeError(f"derivative of {F.name}: the argument must be a scalar, got shape "
                                  f"{np.shape(xs)}; use dk.jacobian or dk.grad for arrays")
-            return _finish(be.derivative(F.fn, xs, int(order)))
+            return _finish(be.derivative(_with_keywords(F, kwargs), xs, int(order)))
 
     return _named(derivative_f, "derivative", F)
 
@@ -396,7 +459,7 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False,
     return (_finish(out), vjp_fn, _plain(aux)) if has_aux else (_finish(out), vjp_fn)
 
 
-def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
+def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool | str = True,
          method: str = "dag", timeout: float | None = None, op_limit: int | None = None) -> Any:
     """The derivative of ``f`` as a SymPy expression (the symbolic backend).
 
@@ -406,7 +469,15 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
         wrt: the variable: a name, a SymPy symbol or a position; may be
             omitted when ``f`` has one variable.
         order: how many times to differentiate.
-        simplify: run ``sympy.simplify`` on the result.
+        simplify: ``True`` (the default) writes the result as people do, by
+            bounded rewrites: the power rule's guards at a zero base, a point
+            outside the domain of ``log``, are dropped (``x**x`` gives
+            ``x**x*(log(x) + 1)``, not a ``Piecewise``), and on a result of at
+            most :data:`~diffkit.backends.symbolic.TIDY_NODES` nodes powers of
+            a base are merged and common factors pulled out when that
+            shortens it. ``"full"`` runs ``sympy.simplify`` instead on such a
+            small result (which can take seconds); ``False`` gives the raw form
+            the rules build.
         method: ``"dag"`` (symbolic reverse/forward accumulation through the
             primitive table, the default) or ``"naive"`` (SymPy's ``diff`` on
             the traced expression).
@@ -425,10 +496,14 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
         exp(y)*cos(x)
         >>> dk.diff("x**3", order=2)
         6*x
+        >>> dk.diff("x**x")
+        x**x*(log(x) + 1)
+        >>> dk.diff("x**x", simplify=False)
+        x*x**(x - 1) + Piecewise((0, Eq(x, 0)), (x**x*log(Piecewise((1, Eq(x, 0)), (x, True))), True))
     """
     import sympy
 
-    from .backends.symbolic import SIZE_LIMIT, derivative_exprs, integralize, trace_args
+    from .backends.symbolic import SIZE_LIMIT, derivative_exprs, integralize, tidy, trace_args
     from .errors import InvalidType
     from .limits import check_timeout, recursion_as_size_limit, run_limited
 
@@ -437,6 +512,8 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
         raise InvalidType(f"diff: order= is a whole number, not {type(order).__name__} ({order!r})")
     if order < 0:
         raise InvalidArgument(f"diff: order= is 0 or more, got {order}")
+    if simplify not in (True, False, "full") or isinstance(simplify, (int, float)) and not isinstance(simplify, bool):
+        raise InvalidArgument(f"diff: simplify= is True, False or 'full', got {simplify!r}")
     if op_limit is not None and (isinstance(op_limit, bool) or not isinstance(op_limit, (int, np.integer))
                                  or op_limit < 1):
         raise InvalidArgument(f"diff: op_limit= is a positive integer or None, got {op_limit!r}")
@@ -467,7 +544,7 @@ def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool = False,
             with _context(F, "diff", _SymbolicName):
                 _, (d,) = derivative_exprs(fun, traced, "derivative", (i,), int(order), method)
             d = integralize(d)
-            return sympy.simplify(d) if simplify else d
+            return tidy(d, full=simplify == "full") if simplify is not False else d
 
     return run_limited(work, timeout=limit, what=what)
 

@@ -326,3 +326,82 @@ def test_kink_masks_keep_float64_for_python_floats(backend):
     # Python float (NumPy treats Python floats as "weak"), rounding gradients to 3 digits
     g = dk.grad(lambda x, y: np.maximum(x, y) * 1.2345678901234, argnums=(0, 1), backend=backend)(2.0, 1.0)
     assert g == (1.2345678901234, 0.0)
+
+
+def f_kw(x, y=1.0, *, p=2):
+    return np.sum(np.sin(x) * y + x**p)
+
+
+@pytest.mark.parametrize("backend", BACKENDS + ["numeric"])
+def test_keyword_arguments_pass_through_as_constants(backend):
+    # keywords are constants, never differentiated (as in JAX); by hand:
+    # d/dx [sin(x) y + x**p] = y cos(x) + p x**(p-1), d2/dx2 = -y sin(x) + p (p-1) x**(p-2)
+    rel = 1e-7 if backend == "numeric" else 4 * EPS
+    x = 0.5
+    for y, p in ((1.0, 2), (2.0, 2), (3.0, 3), (2.0, 3)):
+        g = y * np.cos(x) + p * x**(p - 1)
+        h = -y * np.sin(x) + p * (p - 1) * x**(p - 2)
+        assert dk.grad(f_kw, backend=backend)(x, y=y, p=p) == pytest.approx(g, rel=rel)
+        value, grad = dk.value_and_grad(f_kw, backend=backend)(x, y=y, p=p)
+        assert (value, grad) == pytest.approx((np.sin(x) * y + x**p, g), rel=rel)
+        assert dk.hessian(f_kw, backend=backend)(x, y=y, p=p) == pytest.approx(h, rel=10 * rel)
+        assert dk.derivative(f_kw, order=2, backend=backend)(x, y=y, p=p) == pytest.approx(h, rel=10 * rel)
+    assert dk.grad(f_kw, backend=backend)(x) == pytest.approx(np.cos(x) + 2 * x, rel=rel)  # the defaults
+    v = np.array([0.5, 1.0])
+    # jacobian, and a keyword that is an array (not hashable)
+    jac = dk.jacobian(lambda x, w=None: np.sin(x) * w, backend=backend)(v, w=np.array([2.0, 3.0]))
+    np.testing.assert_allclose(jac, np.diag(np.cos(v) * [2.0, 3.0]), rtol=rel)
+    # has_aux with keywords
+    (_, aux), g = dk.value_and_grad(lambda x, y=1.0: (x * y, y), has_aux=True, backend=backend)(2.0, y=4.0)
+    assert (g, aux) == pytest.approx((4.0, 4.0), rel=rel)
+    # a keyword never becomes an argnum: only positional arguments are differentiated
+    with pytest.raises(dk.ShapeError):
+        dk.grad(f_kw, argnums=1, backend=backend)(x, y=2.0)
+
+
+def test_keyword_bindings_do_not_keep_the_function_alive():
+    import gc
+    import weakref
+
+    from diffkit import operators
+
+    def h(x, y=1.0):
+        return x * y
+
+    assert dk.grad(h, backend="symbolic")(1.0, y=3.0) == 3.0
+    assert h in operators._BOUND
+    ref = weakref.ref(h)
+    del h
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse", "numeric"])
+def test_builtin_round_of_a_traced_value(backend):
+    # round() is NumPy's rounding (np.rint, halves to even; np.round with digits):
+    # piecewise constant, so by hand d/dx [round(x) * x] = round(x) away from the jumps
+    rel = 1e-9 if backend == "numeric" else 0.0
+    value, g = dk.value_and_grad(lambda x: round(x) * x, backend=backend)(2.3)
+    assert value == pytest.approx(2.0 * 2.3, rel=1e-15) and g == pytest.approx(2.0, rel=rel)
+    assert dk.grad(lambda x: round(x) * x, backend=backend)(2.3) == pytest.approx(2.0, rel=rel)
+    assert dk.grad(lambda x: round(x) * x, backend=backend)(3.5) == pytest.approx(4.0, rel=rel)  # half to even
+    assert dk.grad(lambda x: round(x, 1) * x, backend=backend)(2.34) == pytest.approx(np.round(2.34, 1), rel=rel)
+    assert dk.grad(lambda x: round(x, -1) * x, backend=backend)(23.4) == pytest.approx(20.0, rel=rel)
+    if backend == "numeric":  # it calls f with floats, and Python's round(float) is an int
+        with pytest.raises(dk.InvalidType):
+            dk.grad(lambda x: round(x), backend=backend)(-1.7)
+    else:  # a traced value's round is a float array, as in JAX
+        assert dk.grad(lambda x: round(x), backend=backend)(-1.7) == 0.0
+    with pytest.raises(TypeError):  # as round(2.3, 1.5)
+        dk.grad(lambda x: round(x, 1.5) * x, backend=backend)(2.3)
+
+
+def test_builtin_round_of_traced_arrays_matches_numpy():
+    v = np.array([2.3, 2.5, -1.7, 0.449])
+    for backend in ("forward", "reverse"):
+        out, g = dk.value_and_grad(lambda x: np.sum(round(x) * x), backend=backend)(v)
+        assert out == np.sum(np.round(v) * v)
+        np.testing.assert_array_equal(g, np.round(v))
+        out, g = dk.value_and_grad(lambda x: np.sum(round(x, 1) * x), backend=backend)(v)
+        assert out == np.sum(np.round(v, 1) * v)
+        np.testing.assert_array_equal(g, np.round(v, 1))

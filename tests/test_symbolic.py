@@ -31,6 +31,54 @@ def test_diff_returns_sympy_expressions():
     assert sympy.simplify(dk.diff("sin(x)**2 + cos(x)**2", simplify=True)) == 0
 
 
+
+@pytest.mark.parametrize("text, wrt, want", [
+    ("x**x", None, x**x * (sympy.log(x) + 1)),                       # x**x = exp(x log x)
+    ("sin(x)**2", None, 2 * sympy.sin(x) * sympy.cos(x)),
+    ("exp(sin(x))", None, sympy.exp(sympy.sin(x)) * sympy.cos(x)),
+    ("log(x**2 + 1)", None, 2 * x / (x**2 + 1)),
+    ("x**y", "y", x**y * sympy.log(x)),
+    ("(x + 1)**y", "y", (x + 1)**y * sympy.log(x + 1)),
+])
+def test_diff_gives_the_hand_derived_form(text, wrt, want):
+    # hand derivations, written as people write them: no Piecewise for the power
+    # rule's convention at x = 0, which is outside the domain of log x
+    got = dk.diff(text, wrt)
+    assert got == want
+    assert not got.has(sympy.Piecewise)
+    raw = dk.diff(text, wrt, simplify=False)
+    for point in (0.3, 1.7):  # the raw form is the same function on the domain
+        at = {x: point, y: 2.5}
+        assert float(raw.subs(at)) == pytest.approx(float(want.subs(at)), rel=1e-13)
+
+
+def test_diff_simplify_false_is_the_raw_form():
+    assert str(dk.diff("x**x", simplify=False)) == (
+        "x*x**(x - 1) + Piecewise((0, Eq(x, 0)), (x**x*log(Piecewise((1, Eq(x, 0)), (x, True))), True))")
+    assert dk.diff("x**y", "y", simplify=False).has(sympy.Piecewise)
+    # the tidy form of a higher derivative has no guard either, and agrees with SymPy's diff
+    d2 = dk.diff("x**x", order=2)
+    assert not d2.has(sympy.Piecewise)
+    assert float(d2.subs(x, 1.3)) == pytest.approx(float(sympy.diff(x**x, x, 2).subs(x, 1.3)), rel=1e-13)
+    # a guard the user wrote is kept: sinc's derivative at 0 is 0
+    sinc = dk.diff(lambda x: np.where(x == 0, 1.0, np.sin(x) / x))
+    assert sinc.has(sympy.Piecewise) and sinc.subs(x, 0) == 0
+    assert dk.diff("sigmoid(x)", simplify="full") == 1 / (4 * sympy.cosh(x / 2)**2)
+    with pytest.raises(dk.InvalidArgument):
+        dk.diff("x", simplify="yes")
+
+
+def test_diff_tidying_is_bounded():
+    # past TIDY_NODES only the linear guard removal runs: no sympy.simplify, no factoring
+    from unittest import mock
+
+    from diffkit.backends import symbolic
+    with mock.patch.object(symbolic, "TIDY_NODES", 5), \
+            mock.patch.object(sympy, "simplify", side_effect=AssertionError("simplify ran")):
+        got = dk.diff("x**x", simplify="full")
+    assert not got.has(sympy.Piecewise)
+    assert got == x * x**(x - 1) + x**x * sympy.log(x)
+
 @pytest.mark.parametrize("text", ["sin(x)*exp(x**2)", "log(1 + x**2)/x", "tanh(x)**3 - sqrt(x)",
                                   "atan(x)*cosh(x)", "x**x", "logaddexp(x, 2*x)", "hypot(x, 3)"])
 @pytest.mark.parametrize("order", [1, 2, 3])
@@ -55,6 +103,53 @@ def test_kinks_follow_the_table():
         assert g == (0.5, 0.5)
         assert dk.grad(lambda v: np.clip(v, -1.0, 1.0), backend=backend)(1.0) == 0.5
 
+
+
+def test_symbolic_compilation_is_shared_between_operator_calls():
+    # dk.hessian(f, backend="symbolic") makes a backend instance per operator: the
+    # compiled derivative is found again through the function, not rebuilt each time
+    from unittest import mock
+
+    from diffkit.backends import symbolic
+
+    def f(v, scale):
+        return scale * np.sum(np.sin(v) * v**2)
+
+    v = np.array([0.3, -1.2, 2.0])
+    want = 2.0 * np.diag((2 - v**2) * np.sin(v) + 4 * v * np.cos(v))   # by hand: (v^2 sin v)''
+    with mock.patch.object(symbolic, "compile_derivative", wraps=symbolic.compile_derivative) as built:
+        first = dk.hessian(f, backend="symbolic")(v, 2.0)
+        assert built.call_count == 1
+        for _ in range(3):
+            again = dk.hessian(f, backend="symbolic")(v, 2.0)
+            assert np.array_equal(again, first)
+        assert built.call_count == 1
+        dk.hessian(f, backend="symbolic")(v[:2], 2.0)            # another shape: built again
+        assert built.call_count == 2
+        dk.hessian(f, backend=dk.Symbolic(cse=False))(v, 2.0)     # other options: built again
+        assert built.call_count == 3
+        # a number is a symbol of the compiled code, not a constant: no new build
+        np.testing.assert_allclose(dk.hessian(f, backend="symbolic")(v, 3.0), 1.5 * first, rtol=1e-15)
+        assert built.call_count == 3
+    np.testing.assert_allclose(first, want, rtol=1e-14, atol=1e-15)
+
+
+def test_symbolic_compilation_cache_does_not_keep_the_function_alive():
+    import gc
+    import weakref
+
+    from diffkit.backends import symbolic
+
+    def g(x):
+        return x**3
+
+    assert dk.hessian(g, backend="symbolic")(2.0) == 12.0
+    assert g in symbolic._SHARED
+    ref = weakref.ref(g)
+    del g
+    gc.collect()
+    assert ref() is None
+    assert all(k is not None for k in symbolic._SHARED.keys())
 
 def test_every_operator_on_the_symbolic_backend():
     def f(v):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import inspect
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -220,6 +221,111 @@ def integralize(expr: Any) -> Any:
             args = tuple(memo[a] for a in e.args)
             memo[e] = e.func(*args) if args != e.args else e
     return memo[root]
+
+
+# dk.diff's default tidying: bounded rewrites, never an open-ended sympy.simplify.
+TIDY_NODES = 400
+"""Largest expression (tree nodes) :func:`tidy` merges powers and factors in, and
+``dk.diff(simplify="full")`` runs ``sympy.simplify`` on; larger results get only
+the linear-time removal of the power rule's guards."""
+
+
+def _small(expr: Any, limit: int) -> bool:
+    """Whether ``expr``'s tree has at most ``limit`` nodes (stops counting past it)."""
+    for n, _ in enumerate(sympy.preorder_traversal(expr), 1):
+        if n > limit:
+            return False
+    return True
+
+
+def _guarded_at_zero(pw: Any) -> tuple[Any, Any, Any] | None:
+    """``(b, special, general)`` for ``Piecewise((special, Eq(b, 0)), (general, True))``."""
+    if not isinstance(pw, sympy.Piecewise) or len(pw.args) != 2 or pw.args[1].cond is not sympy.true:
+        return None
+    (special, cond), (general, _) = pw.args
+    if not isinstance(cond, sympy.Eq):
+        return None
+    return cond.lhs - cond.rhs, special, general
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or a == -b or sympy.expand(a - b) == 0
+
+
+def _drop_guards(expr: Any) -> Any:
+    """``expr`` without the power rule's guards at a zero base.
+
+    The rule for ``d/dy x**y = x**y log x`` is ``np.where(x == 0, 0, out *
+    log(np.where(x == 0, 1, x)))`` (JAX's convention at ``x = 0``); traced into
+    SymPy it is ``Piecewise((0, Eq(x, 0)), (x**y*log(Piecewise((1, Eq(x, 0)), (x,
+    True))), True))``. ``x = 0`` is outside the domain of ``log x``, so on the
+    domain of the formula both guards are the identity: ``log(Piecewise((c,
+    Eq(b, 0)), (b, True)))`` reads ``log(b)``, and a ``Piecewise((v, Eq(b, 0)), (g,
+    True))`` whose ``g`` holds ``log(b)`` (a formula undefined at ``b = 0``)
+    reads ``g``, in which guards of the same condition take their general
+    branch (as in higher derivatives). A guard the user wrote
+    (``np.where(x == 0, 1.0, np.sin(x) / x)``) has no ``log`` of its condition
+    and stays. One walk over the distinct subexpressions; ``g`` is searched
+    through only when it has at most :data:`TIDY_NODES` nodes (else its factors).
+    """
+    memo: dict[Any, Any] = {}
+    root = expr
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        e, expanded = stack.pop()
+        if e in memo:
+            continue
+        if not getattr(e, "args", ()):
+            memo[e] = e
+        elif not expanded:
+            stack.append((e, True))
+            stack.extend((a, False) for a in reversed(e.args) if a not in memo)
+        else:
+            args = tuple(memo[a] for a in e.args)
+            new = e.func(*args) if args != e.args else e
+            if isinstance(new, sympy.log):
+                g = _guarded_at_zero(new.args[0])
+                if g is not None and _same(g[2], g[0]):
+                    new = sympy.log(g[2])
+            else:
+                g = _guarded_at_zero(new)
+                if g is not None:
+                    general = g[2]
+                    if _small(general, TIDY_NODES):  # inside it the condition is false
+                        general = general.xreplace({new.args[0].cond: sympy.false})
+                        logs = general.atoms(sympy.log)
+                    else:
+                        logs = [f for f in sympy.Mul.make_args(general) if isinstance(f, sympy.log)]
+                    if any(_same(f.args[0], g[0]) for f in logs):
+                        new = general
+            memo[e] = new
+    return memo[root]
+
+
+def tidy(expr: Any, full: bool = False) -> Any:
+    """A derivative in the form people write it, within a bounded amount of work.
+
+    Removes the power rule's guards at a zero base (:func:`_drop_guards`); then,
+    on an expression of at most :data:`TIDY_NODES` nodes, merges powers of a
+    common base and pulls out common factors (``x*x**(x - 1) + x**x*log(x)``
+    reads ``x**x*(log(x) + 1)``) when that shortens it, or with ``full=True``
+    runs ``sympy.simplify``. A larger expression keeps its form apart from the guards.
+    """
+    if isinstance(expr, np.ndarray):
+        return np.vectorize(lambda e: tidy(e, full), otypes=[object])(expr) if expr.size else expr
+    if not isinstance(expr, sympy.Basic):
+        return expr
+    expr = _drop_guards(expr)
+    if not _small(expr, TIDY_NODES):
+        return expr
+    if full:
+        return sympy.simplify(expr)
+    merged = sympy.powsimp(expr)
+    if merged != expr:
+        merged = sympy.factor_terms(merged)
+        if sympy.count_ops(merged) < sympy.count_ops(expr):
+            return merged
+    return expr
 
 
 def expr_of(v: Any) -> Any:
@@ -583,6 +689,32 @@ def _map_exprs(tree: Any, fn: Callable[[Any], Any]) -> Any:
 # --------------------------------------------------------------------------
 
 
+_SHARED: weakref.WeakKeyDictionary[Any, dict[Any, Compiled]] = weakref.WeakKeyDictionary()
+"""Compiled derivatives shared by every :class:`Symbolic` instance: function ->
+{(backend options, op, argnums, order, argument shapes and dtypes): Compiled}.
+Weakly keyed: an entry goes with its function, and a :class:`Compiled` holds
+expressions and compiled code, never the function."""
+
+
+def _shared_of(fun: Any) -> dict[Any, Compiled] | None:
+    """``fun``'s entry of :data:`_SHARED` (made on first use); ``None`` for a function that
+    cannot be weakly referenced or hashed (a builtin; its derivatives stay per instance)."""
+    try:
+        return _SHARED.setdefault(fun, {})
+    except TypeError:
+        return None
+
+
+def _static_key(p: Any) -> tuple[Any, ...]:
+    """A non-numeric argument in a cache key: by value when hashable (a constant the trace
+    holds), else by identity, which only the instance's own cache uses."""
+    try:
+        hash(p)
+    except TypeError:
+        return ("static-id", id(p))
+    return ("static", type(p), p)
+
+
 class Symbolic(ADBackend):
     """Symbolic differentiation: SymPy expressions, compiled once per shape.
 
@@ -642,16 +774,34 @@ class Symbolic(ADBackend):
         return (f"Symbolic(simplify={self.simplify}, cse={self.cse}, method={self.method!r}, "
                 f"size_limit={self.size_limit})")
 
+    def _options(self) -> tuple[Any, ...]:
+        """What, besides the function and the arguments' shapes, a compiled derivative depends on."""
+        return (type(self), self.simplify, self.cse, self.method, self.size_limit, self.op_limit,
+                self.matrix_limit)
+
     def compiled(self, fun: Callable[..., Any], primals: Sequence[Any], op: str,
                  argnums: Sequence[int], order: int = 1) -> Compiled:
-        """The cached :class:`Compiled` derivative for these argument shapes (built on first use)."""
-        sig = tuple((np.shape(p), np.asarray(p).dtype.kind) if _is_numeric(p) else ("static", id(p))
+        """The cached :class:`Compiled` derivative for these argument shapes (built on first use).
+
+        Besides this instance's cache, the derivatives are shared through
+        :data:`_SHARED`, weakly keyed by the function, so that the instance an
+        operator makes for ``backend="symbolic"`` (one per ``dk.hessian(f,
+        backend="symbolic")``) finds a derivative built before.
+        """
+        sig = tuple((np.shape(p), np.asarray(p).dtype.kind) if _is_numeric(p) else _static_key(p)
                     for p in primals)
         key = (fun, op, tuple(argnums), order, sig)
         comp = self._cache.get(key)
+        if comp is not None:
+            return comp
+        shared = _shared_of(fun) if all(s[0] != "static-id" for s in sig) else None
+        skey = (self._options(), op, tuple(argnums), order, sig)
+        comp = shared.get(skey) if shared is not None else None
         if comp is None:
             comp = self._build(fun, primals, op, argnums, order)
-            self._cache[key] = comp
+            if shared is not None:
+                shared[skey] = comp
+        self._cache[key] = comp
         return comp
 
     def _build(self, fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
