@@ -3,8 +3,10 @@
 Commands: ``check`` (cross-check one derivative), ``suite`` (the main job: a
 cross-validation report over a suite), ``diff`` (a symbolic derivative),
 ``swell`` (the expression-swell table), ``bench``, ``graph`` (the computational graph)
-and ``backends``. Typer and rich are imported here,
-never by ``import diffkit``.
+and ``backends``. Typer is imported here, rich when a command prints (and by
+typer's ``--help``), neither by ``import diffkit``; the commands import the
+parts of diffkit they use when they run, so ``diffkit --help`` imports
+neither SymPy nor mpmath.
 """
 
 from __future__ import annotations
@@ -17,15 +19,35 @@ from typing import Any, Optional
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.table import Table
 
 import diffkit as dk
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Differentiate one function with symbolic, numeric and automatic differentiation.")
-# Wide enough for the report tables when the output is a file or a pipe (rich assumes 80).
-console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _rich_console(**kwargs: Any) -> Any:
+    """A rich ``Console``: rich is imported when a command first prints."""
+    from rich.console import Console as RichConsole
+
+    return RichConsole(**kwargs)
+
+
+def _rich_table(*args: Any, **kwargs: Any) -> Any:
+    from rich.table import Table as RichTable
+
+    return RichTable(*args, **kwargs)
+
+
+_CONSOLE: list[Any] = []
+
+
+def _console() -> Any:
+    """The standard-output console, made when a command first prints."""
+    if not _CONSOLE:
+        # Wide enough for the report tables when the output is a file or a pipe (rich assumes 80).
+        _CONSOLE.append(_rich_console(width=None if sys.stdout.isatty() else 160))
+    return _CONSOLE[0]
 
 
 
@@ -99,7 +121,7 @@ def _check_timeout(timeout: float) -> float:
 
 def _stop(message: str) -> None:
     """Bad usage or a limit hit: the message on stderr, exit status 2."""
-    Console(stderr=True).print(f"Error: {message}", markup=False, highlight=False, soft_wrap=True)
+    _rich_console(stderr=True).print(f"Error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -173,15 +195,15 @@ def check(
 def _print_report_table(report: Any) -> None:
     from .harness.report import HEADERS, _cells, _footer
 
-    table = Table(title=report.title)
+    table = _rich_table(title=report.title)
     for h in HEADERS:
         table.add_column(h)
     style = {"ok": "green", "fail": "red", "error": "red", "convention": "yellow", "unsupported": "yellow"}
     for r in report.rows:
         table.add_row(*_cells(r), style=style.get(r.verdict))
-    console.print(table)
+    _console().print(table)
     for line in _footer(report):
-        console.print(line, markup=False, highlight=False)
+        _console().print(line, markup=False, highlight=False)
 
 
 def _write(path: str, text: str) -> None:
@@ -233,7 +255,7 @@ def suite(
     from .harness.runner import refused_imports, run_suite
     from .harness.suites import suite as load_suite
 
-    err = Console(stderr=True)
+    err = _rich_console(stderr=True)
     try:
         cases = load_suite(name)
     except (dk.DiffkitError, OSError) as e:
@@ -281,7 +303,7 @@ def suite(
             _usage_error(err, f"the run stopped: {e}")
     failures: list[str] = []
     try:  # from here on the records exist: a rendering error must not lose them
-        table = Table(title=Text(f"suite {name}: cases that did not simply agree"))
+        table = _rich_table(title=Text(f"suite {name}: cases that did not simply agree"))
         for h in ("case", "op", "verdict", "details", "s"):
             table.add_column(h)
         for rec in result.records:
@@ -293,9 +315,9 @@ def suite(
                               Text(f"{elapsed:.2f}" if isinstance(elapsed, (int, float)) else str(elapsed)),
                               style="yellow" if rec["verdict"] == "ok" else "red")
         if table.row_count:
-            console.print(table)
+            _console().print(table)
         for line in suite_summary_lines(result.summary()):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+            _console().print(line, markup=False, highlight=False, soft_wrap=True)
     except Exception as e:
         failures.append(f"the summary: {type(e).__name__}: {e}")
     if out:
@@ -306,7 +328,7 @@ def suite(
             else:
                 text = {"md": suite_to_markdown, "json": suite_to_json}[kind](result)
             _write_atomic(out, text)
-            console.print(f"report written to {out}", markup=False, highlight=False, soft_wrap=True)
+            _console().print(f"report written to {out}", markup=False, highlight=False, soft_wrap=True)
         except Exception as e:
             failures.append(f"the report {out}: {type(e).__name__}: {e}")
     if failures:
@@ -319,7 +341,7 @@ def suite(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _usage_error(err: Console, message: str) -> None:
+def _usage_error(err: Any, message: str) -> None:
     err.print(f"Error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
@@ -379,7 +401,7 @@ def _suite_plots(result: Any) -> list[dict[str, str]]:
     try:
         return suite_plots(result)
     except Exception as e:  # a plot must never cost the report of a long run
-        Console(stderr=True).print(f"the report's plots were left out: {type(e).__name__}: {e}", markup=False,
+        _rich_console(stderr=True).print(f"the report's plots were left out: {type(e).__name__}: {e}", markup=False,
                                    highlight=False)
         return []
 
@@ -418,15 +440,15 @@ def bench(
     if bad:
         raise typer.BadParameter(f"{', '.join(bad)}; choose from {', '.join(SECTIONS)}", param_hint="--section")
     if not environment_ok():
-        console.print("note: malloc thresholds / thread counts are not set in this process; timings of large "
-                      "arrays may include page faults", markup=False, highlight=False)
-    with console.status("benchmarking") as status:
+        _console().print("note: malloc thresholds / thread counts are not set in this process; timings of large "
+                          "arrays may include page faults", markup=False, highlight=False)
+    with _console().status("benchmarking") as status:
         result = run(quick=quick, sections=section or None, peers=peers,
                      progress=lambda what: status.update(f"benchmarking: {what}"))
-    print_run(result, console)
+    print_run(result, _console())
     for name, err in result["errors"].items():
-        Console(stderr=True).print(f"section {name} failed: {err}", markup=False, highlight=False)
-    console.print(f"run took {result['seconds']:.0f} s", markup=False, highlight=False)
+        _rich_console(stderr=True).print(f"section {name} failed: {err}", markup=False, highlight=False)
+    _console().print(f"run took {result['seconds']:.0f} s", markup=False, highlight=False)
     if json_out:
         _write(json_out, _json.dumps(result, indent=1, default=float) + "\n")
     figure = None
@@ -477,19 +499,19 @@ def graph(
     except dk.DiffkitError as e:
         _stop(str(e))
     header, *rows = g.rows()
-    table = Table(title=f"graph of {F.name}")
+    table = _rich_table(title=f"graph of {F.name}")
     for h in header:
         table.add_column(h, justify="right" if h in ("node", "value", "gradient") else "left")
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    _console().print(table)
     if out is not None:
         try:
             with open(out, "wb") as fh:
                 fh.write(picture)
         except OSError as e:
             _stop(f"cannot write {out}: {e}")
-        console.print(f"wrote {out}", markup=False, highlight=False)
+        _console().print(f"wrote {out}", markup=False, highlight=False)
 
 
 def _graph_and_picture(F: Any, point: list[Any], out: Optional[str]) -> tuple[Any, bytes | None]:
@@ -564,7 +586,7 @@ def swell(
             raise typer.BadParameter(str(e), param_hint="--plot") from None
         if plot.rsplit(".", 1)[-1].lower() not in formats or "." not in plot:
             raise typer.BadParameter(f"{plot!r}: use one of the extensions .png, .svg, .pdf", param_hint="--plot")
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    with Progress(console=_rich_console(stderr=True), transient=True) as bar:
         task = bar.add_task("swell", total=n * len(STEPS))
 
         def progress(k: int, step: str) -> None:
@@ -576,17 +598,17 @@ def swell(
     elif fmt == "markdown":
         print(to_markdown(rows))
     else:
-        table = Table(title=f"Expression swell, logistic map (each step limited to {timeout:g} s)")
+        table = _rich_table(title=f"Expression swell, logistic map (each step limited to {timeout:g} s)")
         for _, head in COLUMNS:
             table.add_column(head, justify="right")
         for r in rows:
             table.add_row(*[cell(r, k) for k, _ in COLUMNS])
-        console.print(table)
+        _console().print(table)
     if plot is not None:
         from .plots import swell as plot_swell
 
         plot_swell(rows).savefig(plot)
-        Console(stderr=True).print(f"plot written to {plot}", markup=False, highlight=False)
+        _rich_console(stderr=True).print(f"plot written to {plot}", markup=False, highlight=False)
 
 
 @app.command("backends")
