@@ -433,7 +433,7 @@ def bench(
         # malloc reads its thresholds at process start: restart with them set
         os.environ.update(ENV, DIFFKIT_BENCH_REEXEC="1")
         os.execv(sys.executable, [sys.executable, "-m", "diffkit.cli", *sys.argv[1:]])
-    from .bench.report import print_run, to_markdown
+    from .bench.report import kept_part, print_run, to_markdown
     from .bench.runner import SECTIONS, run
 
     bad = [s for s in section if s not in SECTIONS]
@@ -459,7 +459,12 @@ def bench(
         fig.savefig(plot, dpi=110, bbox_inches="tight")
         figure = os.path.relpath(plot, os.path.dirname(os.path.abspath(markdown))) if markdown else plot
     if markdown:
-        _write(markdown, to_markdown(result, figure=figure))
+        try:
+            with open(markdown, encoding="utf-8") as fh:
+                kept = kept_part(fh.read())  # the hand-written start-up section stays
+        except OSError:
+            kept = ""
+        _write(markdown, to_markdown(result, figure=figure) + kept)
     if result["errors"]:
         raise typer.Exit(1)
 
