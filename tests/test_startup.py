@@ -139,7 +139,7 @@ def test_lazy_helpers():
 def test_each_lazily_loaded_module_imports_first():
     """The package used to import everything in one fixed order; now any module
     may be the first one imported, and none may meet a half-initialised module."""
-    first = sorted(set(m.lstrip(".") for m in dk._LAZY.values()) | dk._SUBMODULES
+    first = sorted({m.lstrip(".") for m in dk._LAZY.values()} | dk._SUBMODULES
                    | {"testing", "swell", "graphs", "cli", "bench", "plots", "pytest_plugin"})
     for name in first:
         proc = _run(f"import diffkit.{name}")

@@ -22,7 +22,7 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LazyModule", "LazySympy", "lazy_sympy", "resolve", "sympy", "mpmath"]
+__all__ = ["LazyModule", "LazySympy", "lazy_sympy", "mpmath", "resolve", "sympy"]
 
 
 class LazyModule:
