@@ -207,7 +207,8 @@ define("sign", np.sign, sympy=lazy_sympy("sign"), elementwise=True,
        jvp=(lambda t, out, x: _zero(t),), vjp=(lambda ct, out, x: _zero(ct),),
        complex_safe=False, kink="derivative 0 everywhere, also at the jump at 0",
        kink_gap=lambda x: x, domain=((-INF, INF),), saves=((),))
-define("sqrt", np.sqrt, sympy=lazy_sympy("sqrt"), partials=(lambda out, x: 0.5 / out,), domain=((0.0, INF),), saves=((OUT,),))
+define("sqrt", np.sqrt, sympy=lazy_sympy("sqrt"), partials=(lambda out, x: 0.5 / out,),
+       domain=((0.0, INF),), saves=((OUT,),))
 define("cbrt", np.cbrt, sympy=lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3),
        partials=(lambda out, x: 1.0 / (3.0 * out * out),), domain=((0.0, INF),),
        complex_safe=False, doc="the real cube root; its complex continuation differs for x < 0", saves=((OUT,),))
@@ -343,8 +344,10 @@ define("logaddexp2", np.logaddexp2, sympy=lambda x, y: sympy.log(2**x + 2**y, 2)
 # --------------------------------------------------------------------------
 # Elementwise: trigonometric and hyperbolic
 # --------------------------------------------------------------------------
-define("sin", np.sin, sympy=lazy_sympy("sin"), partials=(lambda out, x: _f.cos(x),), domain=((-INF, INF),), saves=((0,),))
-define("cos", np.cos, sympy=lazy_sympy("cos"), partials=(lambda out, x: -_f.sin(x),), domain=((-INF, INF),), saves=((0,),))
+define("sin", np.sin, sympy=lazy_sympy("sin"), partials=(lambda out, x: _f.cos(x),),
+       domain=((-INF, INF),), saves=((0,),))
+define("cos", np.cos, sympy=lazy_sympy("cos"), partials=(lambda out, x: -_f.sin(x),),
+       domain=((-INF, INF),), saves=((0,),))
 define("tan", np.tan, sympy=lazy_sympy("tan"), partials=(lambda out, x: 1.0 + out * out,),
        domain=((-1.5, 1.5),), saves=((OUT,),))
 define("arcsin", np.arcsin, sympy=lazy_sympy("asin"), partials=(lambda out, x: 1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
@@ -363,8 +366,10 @@ define("hypot", np.hypot, sympy=lambda x, y: sympy.sqrt(x**2 + y**2),
        kink="not differentiable at the origin: NaN there (0/0), as SymPy",
        kink_gap=lambda x, y: np.hypot(x, y) / math.sqrt(2.0),
        doc="sqrt(x**2 + y**2); not differentiable at the origin (NaN there, as SymPy)", saves=((OUT, 0), (OUT, 1)))
-define("sinh", np.sinh, sympy=lazy_sympy("sinh"), partials=(lambda out, x: _f.cosh(x),), domain=((-INF, INF),), saves=((0,),))
-define("cosh", np.cosh, sympy=lazy_sympy("cosh"), partials=(lambda out, x: _f.sinh(x),), domain=((-INF, INF),), saves=((0,),))
+define("sinh", np.sinh, sympy=lazy_sympy("sinh"), partials=(lambda out, x: _f.cosh(x),),
+       domain=((-INF, INF),), saves=((0,),))
+define("cosh", np.cosh, sympy=lazy_sympy("cosh"), partials=(lambda out, x: _f.sinh(x),),
+       domain=((-INF, INF),), saves=((0,),))
 
 
 def _one_minus_square(y: Any) -> Any:
