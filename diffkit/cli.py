@@ -3,13 +3,14 @@
 Commands: ``check`` (cross-check one derivative), ``suite`` (the main job: a
 cross-validation report over a suite), ``diff`` (a symbolic derivative),
 ``swell`` (the expression-swell table), ``bench``, ``graph`` (the computational graph)
-and ``backends``. Typer and rich are imported here,
-never by ``import diffkit``.
+and ``backends``. Typer is imported here, rich when a command prints (and by
+typer's ``--help``), neither by ``import diffkit``; the commands import the
+parts of diffkit they use when they run, so ``diffkit --help`` imports
+neither SymPy nor mpmath.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -17,15 +18,35 @@ from typing import Any, Optional
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.table import Table
 
 import diffkit as dk
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Differentiate one function with symbolic, numeric and automatic differentiation.")
-# Wide enough for the report tables when the output is a file or a pipe (rich assumes 80).
-console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _rich_console(**kwargs: Any) -> Any:
+    """A rich ``Console``: rich is imported when a command first prints."""
+    from rich.console import Console as RichConsole
+
+    return RichConsole(**kwargs)
+
+
+def _rich_table(*args: Any, **kwargs: Any) -> Any:
+    from rich.table import Table as RichTable
+
+    return RichTable(*args, **kwargs)
+
+
+_CONSOLE: list[Any] = []
+
+
+def _console() -> Any:
+    """The standard-output console, made when a command first prints."""
+    if not _CONSOLE:
+        # Wide enough for the report tables when the output is a file or a pipe (rich assumes 80).
+        _CONSOLE.append(_rich_console(width=None if sys.stdout.isatty() else 160))
+    return _CONSOLE[0]
 
 
 
@@ -99,7 +120,7 @@ def _check_timeout(timeout: float) -> float:
 
 def _stop(message: str) -> None:
     """Bad usage or a limit hit: the message on stderr, exit status 2."""
-    Console(stderr=True).print(f"Error: {message}", markup=False, highlight=False, soft_wrap=True)
+    _rich_console(stderr=True).print(f"Error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -184,7 +205,7 @@ def _working(what: str) -> Any:
     from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    err = Console(stderr=True)
+    err = _rich_console(stderr=True)
     bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                    transient=True, disable=not err.is_terminal)
     bar.add_task(escape(what), total=None)
@@ -229,15 +250,15 @@ def _candidates(refs: list[str]) -> dict[str, Any]:
 def _print_report_table(report: Any) -> None:
     from .harness.report import HEADERS, _cells, _footer
 
-    table = Table(title=report.title)
+    table = _rich_table(title=report.title)
     for h in HEADERS:
         table.add_column(h)
     style = {"ok": "green", "fail": "red", "error": "red", "convention": "yellow", "unsupported": "yellow"}
     for r in report.rows:
         table.add_row(*_cells(r), style=style.get(r.verdict))
-    console.print(table)
+    _console().print(table)
     for line in _footer(report):
-        console.print(line, markup=False, highlight=False)
+        _console().print(line, markup=False, highlight=False)
 
 
 def _write(path: str, text: str) -> None:
@@ -289,7 +310,7 @@ def suite(
     from .harness.runner import refused_imports, run_suite
     from .harness.suites import suite as load_suite
 
-    err = Console(stderr=True)
+    err = _rich_console(stderr=True)
     try:
         cases = load_suite(name)
     except (dk.DiffkitError, OSError) as e:
@@ -337,7 +358,7 @@ def suite(
             _usage_error(err, f"the run stopped: {e}")
     failures: list[str] = []
     try:  # from here on the records exist: a rendering error must not lose them
-        table = Table(title=Text(f"suite {name}: cases that did not simply agree"))
+        table = _rich_table(title=Text(f"suite {name}: cases that did not simply agree"))
         for h in ("case", "op", "verdict", "details", "s"):
             table.add_column(h)
         for rec in result.records:
@@ -349,9 +370,9 @@ def suite(
                               Text(f"{elapsed:.2f}" if isinstance(elapsed, (int, float)) else str(elapsed)),
                               style="yellow" if rec["verdict"] == "ok" else "red")
         if table.row_count:
-            console.print(table)
+            _console().print(table)
         for line in suite_summary_lines(result.summary()):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+            _console().print(line, markup=False, highlight=False, soft_wrap=True)
     except Exception as e:
         failures.append(f"the summary: {type(e).__name__}: {e}")
     if out:
@@ -362,7 +383,7 @@ def suite(
             else:
                 text = {"md": suite_to_markdown, "json": suite_to_json}[kind](result)
             _write_atomic(out, text)
-            console.print(f"report written to {out}", markup=False, highlight=False, soft_wrap=True)
+            _console().print(f"report written to {out}", markup=False, highlight=False, soft_wrap=True)
         except Exception as e:
             failures.append(f"the report {out}: {type(e).__name__}: {e}")
     if failures:
@@ -375,7 +396,7 @@ def suite(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _usage_error(err: Console, message: str) -> None:
+def _usage_error(err: Any, message: str) -> None:
     err.print(f"Error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
@@ -435,7 +456,7 @@ def _suite_plots(result: Any) -> list[dict[str, str]]:
     try:
         return suite_plots(result)
     except Exception as e:  # a plot must never cost the report of a long run
-        Console(stderr=True).print(f"the report's plots were left out: {type(e).__name__}: {e}", markup=False,
+        _rich_console(stderr=True).print(f"the report's plots were left out: {type(e).__name__}: {e}", markup=False,
                                    highlight=False)
         return []
 
@@ -467,20 +488,20 @@ def bench(
         # malloc reads its thresholds at process start: restart with them set
         os.environ.update(ENV, DIFFKIT_BENCH_REEXEC="1")
         os.execv(sys.executable, [sys.executable, "-m", "diffkit.cli", *sys.argv[1:]])
-    from .bench.report import print_run, to_markdown
+    from .bench.report import kept_part, print_run, to_markdown
     from .bench.runner import SECTIONS, run
 
     bad = [s for s in section if s not in SECTIONS]
     if bad:
         raise typer.BadParameter(f"{', '.join(bad)}; choose from {', '.join(SECTIONS)}", param_hint="--section")
     if not environment_ok():
-        console.print("note: malloc thresholds / thread counts are not set in this process; timings of large "
-                      "arrays may include page faults", markup=False, highlight=False)
+        _console().print("note: malloc thresholds / thread counts are not set in this process; timings of large "
+                          "arrays may include page faults", markup=False, highlight=False)
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     chosen = list(section or SECTIONS)
-    err = Console(stderr=True)
+    err = _rich_console(stderr=True)
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -494,10 +515,10 @@ def bench(
             bar.update(task, description=escape(f"benchmarking: {what}"[:80]))
 
         result = run(quick=quick, sections=section or None, peers=peers, progress=progress)
-    print_run(result, console)
+    print_run(result, _console())
     for name, err in result["errors"].items():
-        Console(stderr=True).print(f"section {name} failed: {err}", markup=False, highlight=False)
-    console.print(f"run took {result['seconds']:.0f} s", markup=False, highlight=False)
+        _rich_console(stderr=True).print(f"section {name} failed: {err}", markup=False, highlight=False)
+    _console().print(f"run took {result['seconds']:.0f} s", markup=False, highlight=False)
     if json_out:
         _write(json_out, _json.dumps(result, indent=1, default=float) + "\n")
     figure = None
@@ -508,7 +529,12 @@ def bench(
         fig.savefig(plot, dpi=110, bbox_inches="tight")
         figure = os.path.relpath(plot, os.path.dirname(os.path.abspath(markdown))) if markdown else plot
     if markdown:
-        _write(markdown, to_markdown(result, figure=figure))
+        try:
+            with open(markdown, encoding="utf-8") as fh:
+                kept = kept_part(fh.read())  # the hand-written start-up section stays
+        except OSError:
+            kept = ""
+        _write(markdown, to_markdown(result, figure=figure) + kept)
     if result["errors"]:
         raise typer.Exit(1)
 
@@ -548,19 +574,19 @@ def graph(
     except dk.DiffkitError as e:
         _stop(str(e))
     header, *rows = g.rows()
-    table = Table(title=f"graph of {F.name}")
+    table = _rich_table(title=f"graph of {F.name}")
     for h in header:
         table.add_column(h, justify="right" if h in ("node", "value", "gradient") else "left")
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    _console().print(table)
     if out is not None:
         try:
             with open(out, "wb") as fh:
                 fh.write(picture)
         except OSError as e:
             _stop(f"cannot write {out}: {e}")
-        console.print(f"wrote {out}", markup=False, highlight=False)
+        _console().print(f"wrote {out}", markup=False, highlight=False)
 
 
 def _graph_and_picture(F: Any, point: list[Any], out: Optional[str]) -> tuple[Any, bytes | None]:
@@ -635,7 +661,8 @@ def swell(
             raise typer.BadParameter(str(e), param_hint="--plot") from None
         if plot.rsplit(".", 1)[-1].lower() not in formats or "." not in plot:
             raise typer.BadParameter(f"{plot!r}: use one of the extensions .png, .svg, .pdf", param_hint="--plot")
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    err = _rich_console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("swell", total=n * len(STEPS))
 
         def progress(k: int, step: str) -> None:
@@ -647,17 +674,17 @@ def swell(
     elif fmt == "markdown":
         print(to_markdown(rows))
     else:
-        table = Table(title=f"Expression swell, logistic map (each step limited to {timeout:g} s)")
+        table = _rich_table(title=f"Expression swell, logistic map (each step limited to {timeout:g} s)")
         for _, head in COLUMNS:
             table.add_column(head, justify="right")
         for r in rows:
             table.add_row(*[cell(r, k) for k, _ in COLUMNS])
-        console.print(table)
+        _console().print(table)
     if plot is not None:
         from .plots import swell as plot_swell
 
         plot_swell(rows).savefig(plot)
-        Console(stderr=True).print(f"plot written to {plot}", markup=False, highlight=False)
+        _rich_console(stderr=True).print(f"plot written to {plot}", markup=False, highlight=False)
 
 
 @app.command("backends")

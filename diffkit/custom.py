@@ -19,7 +19,6 @@ import numpy as np
 from .core.values import concrete, pack, top_trace
 from .errors import DiffkitError
 from .core.primitive import Primitive
-from .backends.base import unbroadcast
 
 
 class custom_jvp:
@@ -159,6 +158,10 @@ def custom_reverse_record(fn: Any, vals: Sequence[Any], new_tape: Callable[[], A
     def transpose_i(i: int, ct: Any, value: Any, *args: Any) -> Any:
         # The JVP rule is linear in the tangents: its transpose is the gradient of
         # <ct, jvp(t)> with respect to t, taken on a fresh tape.
+        # (imported here: the backends import this module, and importing
+        # diffkit.custom first must not run the backends' package half-way)
+        from .backends.base import unbroadcast
+
         inner = new_tape()
         leaves = [inner.leaf(z) for z in zeros]
         _, t_out = fn.jvp_rule(tuple(args), tuple(leaves))

@@ -42,8 +42,8 @@ import math
 from typing import Any, Callable
 
 import numpy as np
-import sympy
 
+from .core.lazy import lazy_sympy, sympy
 from .core.primitive import OUT, PRIMITIVES, P, Primitive, Rule, define, vjp_from_partial
 from .core.values import bind, concrete, is_complex, register_array_methods
 from .errors import SizeLimitError
@@ -198,16 +198,17 @@ def _abs_vjp(ct: Any, out: Any, x: Any) -> Any:
     return ct * _f.sign(x)
 
 
-define("absolute", np.absolute, sympy=sympy.Abs, elementwise=True, nargs=1,
+define("absolute", np.absolute, sympy=lazy_sympy("Abs"), elementwise=True, nargs=1,
        jvp=(_abs_jvp,), vjp=(_abs_vjp,),
        complex_safe=False, kink="d|x|/dx at 0 is sign(0) = 0, as SymPy",
        kink_gap=lambda x: x, domain=((-INF, INF),), aliases=("abs", "fabs"), saves=((0,),),
        doc="for complex z: d|z| = Re(conj(z) dz) / |z|, and the VJP ct conj(z) / |z| (JAX's)")
-define("sign", np.sign, sympy=sympy.sign, elementwise=True,
+define("sign", np.sign, sympy=lazy_sympy("sign"), elementwise=True,
        jvp=(lambda t, out, x: _zero(t),), vjp=(lambda ct, out, x: _zero(ct),),
        complex_safe=False, kink="derivative 0 everywhere, also at the jump at 0",
        kink_gap=lambda x: x, domain=((-INF, INF),), saves=((),))
-define("sqrt", np.sqrt, sympy=sympy.sqrt, partials=(lambda out, x: 0.5 / out,), domain=((0.0, INF),), saves=((OUT,),))
+define("sqrt", np.sqrt, sympy=lazy_sympy("sqrt"), partials=(lambda out, x: 0.5 / out,),
+       domain=((0.0, INF),), saves=((OUT,),))
 define("cbrt", np.cbrt, sympy=lambda x: sympy.sign(x) * sympy.Abs(x) ** sympy.Rational(1, 3),
        partials=(lambda out, x: 1.0 / (3.0 * out * out),), domain=((0.0, INF),),
        complex_safe=False, doc="the real cube root; its complex continuation differs for x < 0", saves=((OUT,),))
@@ -235,8 +236,8 @@ define("reciprocal", np.reciprocal, sympy=lambda x: 1 / x, partials=(lambda out,
 # --------------------------------------------------------------------------
 
 
-_OBJECT_RE = np.frompyfunc(sympy.re, 1, 1)
-_OBJECT_IM = np.frompyfunc(sympy.im, 1, 1)
+_OBJECT_RE = np.frompyfunc(lazy_sympy("re"), 1, 1)
+_OBJECT_IM = np.frompyfunc(lazy_sympy("im"), 1, 1)
 
 
 def _re(v: Any) -> Any:
@@ -272,15 +273,15 @@ def _complex_cotangent(ct: Any) -> Any:
     return ct  # a traced cotangent (nested derivatives) or a SymPy value: its type stays
 
 
-define("real", np.real, sympy=sympy.re, elementwise=True, nargs=1,
+define("real", np.real, sympy=lazy_sympy("re"), elementwise=True, nargs=1,
        jvp=(lambda t, out, x: _re(t),), vjp=(lambda ct, out, x: _complex_cotangent(ct),),
        complex_safe=False, domain=((-INF, INF),), saves=((),), linearity="linear",
        doc="the real part; not complex-analytic; the VJP gives ct back as a complex number")
-define("imag", np.imag, sympy=sympy.im, elementwise=True, nargs=1,
+define("imag", np.imag, sympy=lazy_sympy("im"), elementwise=True, nargs=1,
        jvp=(lambda t, out, x: _im(t),), vjp=(lambda ct, out, x: ct * -1j,),
        complex_safe=False, domain=((-INF, INF),), saves=((),), linearity="linear",
        doc="the imaginary part; not complex-analytic; the VJP is -1j * ct (JAX's)")
-define("conj", np.conjugate, sympy=sympy.conjugate, elementwise=True, nargs=1,
+define("conj", np.conjugate, sympy=lazy_sympy("conjugate"), elementwise=True, nargs=1,
        jvp=(lambda t, out, x: np.conjugate(t),), vjp=(lambda ct, out, x: np.conjugate(ct),),
        complex_safe=False, domain=((-INF, INF),), saves=((),), linearity="linear",
        aliases=("conjugate",), doc="the complex conjugate; not complex-analytic")
@@ -303,7 +304,7 @@ def _angle_vjp(ct: Any, out: Any, x: Any) -> Any:
     return ct * (-1j * _inverse_or_zero(x))  # the transpose: -1j ct / z
 
 
-define("angle", np.angle, sympy=sympy.arg, elementwise=True, nargs=1,
+define("angle", np.angle, sympy=lazy_sympy("arg"), elementwise=True, nargs=1,
        jvp=(_angle_jvp,), vjp=(_angle_vjp,), complex_safe=False, domain=((-INF, INF),),
        kink="not differentiable at 0: the derivative there is 0 (of a real number, 0 everywhere)",
        kink_gap=lambda x: np.absolute(x), saves=((0,),),
@@ -319,12 +320,12 @@ define("to_complex", lambda x: x, sympy=lambda x: x,
 # Elementwise: exponentials and logarithms
 # --------------------------------------------------------------------------
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
-define("exp", np.exp, sympy=sympy.exp, partials=(lambda out, x: out,), domain=((-INF, INF),), saves=((OUT,),))
+define("exp", np.exp, sympy=lazy_sympy("exp"), partials=(lambda out, x: out,), domain=((-INF, INF),), saves=((OUT,),))
 define("exp2", np.exp2, sympy=lambda x: 2**x, partials=(lambda out, x: out * _LN2,),
        domain=((-INF, INF),), saves=((OUT,),))
 define("expm1", np.expm1, sympy=lambda x: sympy.exp(x) - 1, partials=(lambda out, x: out + 1.0,),
        domain=((-INF, INF),), saves=((OUT,),))
-define("log", np.log, sympy=sympy.log, partials=(lambda out, x: 1.0 / x,), domain=((0.0, INF),),
+define("log", np.log, sympy=lazy_sympy("log"), partials=(lambda out, x: 1.0 / x,), domain=((0.0, INF),),
        aliases=("ln",), saves=((0,),))
 define("log2", np.log2, sympy=lambda x: sympy.log(x, 2), partials=(lambda out, x: 1.0 / (x * _LN2),),
        domain=((0.0, INF),), saves=((0,),))
@@ -343,15 +344,17 @@ define("logaddexp2", np.logaddexp2, sympy=lambda x, y: sympy.log(2**x + 2**y, 2)
 # --------------------------------------------------------------------------
 # Elementwise: trigonometric and hyperbolic
 # --------------------------------------------------------------------------
-define("sin", np.sin, sympy=sympy.sin, partials=(lambda out, x: _f.cos(x),), domain=((-INF, INF),), saves=((0,),))
-define("cos", np.cos, sympy=sympy.cos, partials=(lambda out, x: -_f.sin(x),), domain=((-INF, INF),), saves=((0,),))
-define("tan", np.tan, sympy=sympy.tan, partials=(lambda out, x: 1.0 + out * out,),
+define("sin", np.sin, sympy=lazy_sympy("sin"), partials=(lambda out, x: _f.cos(x),),
+       domain=((-INF, INF),), saves=((0,),))
+define("cos", np.cos, sympy=lazy_sympy("cos"), partials=(lambda out, x: -_f.sin(x),),
+       domain=((-INF, INF),), saves=((0,),))
+define("tan", np.tan, sympy=lazy_sympy("tan"), partials=(lambda out, x: 1.0 + out * out,),
        domain=((-1.5, 1.5),), saves=((OUT,),))
-define("arcsin", np.arcsin, sympy=sympy.asin, partials=(lambda out, x: 1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
+define("arcsin", np.arcsin, sympy=lazy_sympy("asin"), partials=(lambda out, x: 1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
        domain=((-1.0, 1.0),), aliases=("asin",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1", saves=((0,),))
-define("arccos", np.arccos, sympy=sympy.acos, partials=(lambda out, x: -1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
+define("arccos", np.arccos, sympy=lazy_sympy("acos"), partials=(lambda out, x: -1.0 / _f.sqrt((1.0 - x) * (1.0 + x)),),
        domain=((-1.0, 1.0),), aliases=("acos",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1", saves=((0,),))
-define("arctan", np.arctan, sympy=sympy.atan, partials=(lambda out, x: 1.0 / (1.0 + x * x),),
+define("arctan", np.arctan, sympy=lazy_sympy("atan"), partials=(lambda out, x: 1.0 / (1.0 + x * x),),
        domain=((-INF, INF),), aliases=("atan",), saves=((0,),))
 define("arctan2", np.arctan2, sympy=lambda y, x: sympy.atan2(y, x),
        partials=(lambda out, y, x: x / (x * x + y * y), lambda out, y, x: -y / (x * x + y * y)),
@@ -363,8 +366,10 @@ define("hypot", np.hypot, sympy=lambda x, y: sympy.sqrt(x**2 + y**2),
        kink="not differentiable at the origin: NaN there (0/0), as SymPy",
        kink_gap=lambda x, y: np.hypot(x, y) / math.sqrt(2.0),
        doc="sqrt(x**2 + y**2); not differentiable at the origin (NaN there, as SymPy)", saves=((OUT, 0), (OUT, 1)))
-define("sinh", np.sinh, sympy=sympy.sinh, partials=(lambda out, x: _f.cosh(x),), domain=((-INF, INF),), saves=((0,),))
-define("cosh", np.cosh, sympy=sympy.cosh, partials=(lambda out, x: _f.sinh(x),), domain=((-INF, INF),), saves=((0,),))
+define("sinh", np.sinh, sympy=lazy_sympy("sinh"), partials=(lambda out, x: _f.cosh(x),),
+       domain=((-INF, INF),), saves=((0,),))
+define("cosh", np.cosh, sympy=lazy_sympy("cosh"), partials=(lambda out, x: _f.sinh(x),),
+       domain=((-INF, INF),), saves=((0,),))
 
 
 def _one_minus_square(y: Any) -> Any:
@@ -375,14 +380,14 @@ def _one_minus_square(y: Any) -> Any:
     return 1.0 - y * y
 
 
-define("tanh", np.tanh, sympy=sympy.tanh, partials=(lambda out, x: _one_minus_square(out),),
+define("tanh", np.tanh, sympy=lazy_sympy("tanh"), partials=(lambda out, x: _one_minus_square(out),),
        domain=((-INF, INF),), saves=((OUT,),))
-define("arcsinh", np.arcsinh, sympy=sympy.asinh, partials=(lambda out, x: 1.0 / _f.sqrt(x * x + 1.0),),
+define("arcsinh", np.arcsinh, sympy=lazy_sympy("asinh"), partials=(lambda out, x: 1.0 / _f.sqrt(x * x + 1.0),),
        domain=((-INF, INF),), aliases=("asinh",), saves=((0,),))
-define("arccosh", np.arccosh, sympy=sympy.acosh,
+define("arccosh", np.arccosh, sympy=lazy_sympy("acosh"),
        partials=(lambda out, x: 1.0 / (_f.sqrt(x - 1.0) * _f.sqrt(x + 1.0)),),
        domain=((1.0, INF),), aliases=("acosh",), saves=((0,),))
-define("arctanh", np.arctanh, sympy=sympy.atanh, partials=(lambda out, x: 1.0 / ((1.0 - x) * (1.0 + x)),),
+define("arctanh", np.arctanh, sympy=lazy_sympy("atanh"), partials=(lambda out, x: 1.0 / ((1.0 - x) * (1.0 + x)),),
        domain=((-1.0, 1.0),), aliases=("atanh",), doc="(1 - x)(1 + x), not 1 - x*x: exact near |x| = 1", saves=((0,),))
 
 # --------------------------------------------------------------------------
@@ -400,11 +405,11 @@ def _half_difference(x: Any, y: Any) -> Any:
 
 
 _TIE = "ties give 1/2 to each argument, as SymPy Heaviside(0) = 1/2"
-define("maximum", np.maximum, sympy=sympy.Max,
+define("maximum", np.maximum, sympy=lazy_sympy("Max"),
        partials=(lambda out, x, y: _wins(x, y), lambda out, x, y: _wins(y, x)),
        complex_safe=False, kink=_TIE, kink_gap=_half_difference, domain=((-INF, INF),) * 2,
        aliases=("fmax",), saves=((0, 1), (0, 1)))
-define("minimum", np.minimum, sympy=sympy.Min,
+define("minimum", np.minimum, sympy=lazy_sympy("Min"),
        partials=(lambda out, x, y: _wins(y, x), lambda out, x, y: _wins(x, y)),
        complex_safe=False, kink=_TIE, kink_gap=_half_difference, domain=((-INF, INF),) * 2,
        aliases=("fmin",), saves=((0, 1), (0, 1)))
@@ -425,10 +430,11 @@ define("where", np.where, sympy=_where_sympy, nargs=3, elementwise=True,
 # name: SymPy counterpart. On the symbolic backend comparisons become
 # relationals, which np.where turns into a Piecewise.
 _PIECEWISE_CONSTANT: dict[str, Callable[..., Any] | None] = {
-    "greater": sympy.Gt, "greater_equal": sympy.Ge, "less": sympy.Lt, "less_equal": sympy.Le,
-    "equal": sympy.Eq, "not_equal": sympy.Ne,
-    "logical_and": sympy.And, "logical_or": sympy.Or, "logical_xor": sympy.Xor,
-    "logical_not": sympy.Not, "floor": sympy.floor, "ceil": sympy.ceiling,
+    "greater": lazy_sympy("Gt"), "greater_equal": lazy_sympy("Ge"),
+    "less": lazy_sympy("Lt"), "less_equal": lazy_sympy("Le"),
+    "equal": lazy_sympy("Eq"), "not_equal": lazy_sympy("Ne"),
+    "logical_and": lazy_sympy("And"), "logical_or": lazy_sympy("Or"), "logical_xor": lazy_sympy("Xor"),
+    "logical_not": lazy_sympy("Not"), "floor": lazy_sympy("floor"), "ceil": lazy_sympy("ceiling"),
     "trunc": lambda x: sympy.sign(x) * sympy.floor(sympy.Abs(x)),
     "rint": None, "isfinite": None, "isnan": None, "isinf": None,
     "signbit": None, "floor_divide": lambda x, y: sympy.floor(x / y),
@@ -577,8 +583,8 @@ def _object_reduce(op: Callable[..., Any], x: Any, axis: tuple[int, ...], keepdi
     return out
 
 
-_define_extreme("max", np.max, sympy.Max)
-_define_extreme("min", np.min, sympy.Min)
+_define_extreme("max", np.max, lazy_sympy("Max"))
+_define_extreme("min", np.min, lazy_sympy("Min"))
 
 
 def _cumsum_vjp(ct: Any, out: Any, x: Any, axis: int) -> Any:

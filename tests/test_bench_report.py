@@ -73,6 +73,7 @@ def test_a_failing_section_is_recorded_and_the_run_goes_on(monkeypatch):
 
 def test_cli_bench_writes_json_and_markdown(tmp_path):
     js, md = tmp_path / "run.json", tmp_path / "benchmarks.md"
+    md.write_text("# an older run\n\n" + report.KEPT + "\n\n## Start-up\n\nhand-written\n")
     result = CliRunner().invoke(app, ["bench", "--quick", "--section", "numeric", "--no-peers",
                                       "--json", str(js), "--markdown", str(md)])
     assert result.exit_code == 0, result.output
@@ -80,5 +81,7 @@ def test_cli_bench_writes_json_and_markdown(tmp_path):
     assert run["schema"] == "diffkit.bench/1" and set(run["sections"]) == {"numeric"}
     assert [r["method"] for r in run["sections"]["numeric"]] == ["diffkit (default)", "plain central"]
     assert "numeric: median digits" in md.read_text() and "Numeric accuracy" in result.output
+    page = md.read_text()  # the generated part replaced, the hand-written section kept
+    assert "an older run" not in page and page.endswith(report.KEPT + "\n\n## Start-up\n\nhand-written\n")
     bad = CliRunner().invoke(app, ["bench", "--section", "nope"])
     assert bad.exit_code == 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata
 import warnings
 from typing import Any
 
@@ -36,6 +35,8 @@ DEFAULT_BACKEND = "reverse"
 @functools.lru_cache(maxsize=1)
 def _registry() -> dict[str, Any]:
     """Backend name -> entry point (or ``"module:attr"`` for a built-in without metadata)."""
+    import importlib.metadata  # not at import: it costs more than the rest of ``import diffkit``
+
     found: dict[str, Any] = dict(_BUILTIN)
     for ep in importlib.metadata.entry_points(group=GROUP):
         if ep.name in _BUILTIN and ep.value != _BUILTIN[ep.name]:

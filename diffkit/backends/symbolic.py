@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import sympy
+from ..core.lazy import sympy
 
 from ..core.values import Value, is_complex, new_level, pack
 from ..errors import (
@@ -180,7 +180,8 @@ class SymbolicTrace:
 _REAL_VALUED = frozenset({"real", "imag", "absolute", "angle"})
 """Primitives whose value is real also for complex arguments."""
 
-_COMPLEX_NODES = (sympy.I, sympy.re, sympy.im, sympy.arg, sympy.conjugate)
+def _complex_nodes() -> tuple[Any, ...]:
+    return (sympy.I, sympy.re, sympy.im, sympy.arg, sympy.conjugate)
 """What makes an expression need complex arithmetic to evaluate."""
 
 
@@ -670,7 +671,7 @@ def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str,
     spec = (_flatten(value, leaves), _flatten(deriv, leaves))
     comp = Compiled(value, deriv, traced.symbols, traced.shapes, cse, trace_time=t1 - t0,
                     derivative_time=t2 - t1, _spec=spec, _leaves=leaves)
-    if any(isinstance(e, sympy.Basic) and e.has(*_COMPLEX_NODES) for e in leaves):
+    if any(isinstance(e, sympy.Basic) and e.has(*_complex_nodes()) for e in leaves):
         comp.scalar_module = "numpy"
     comp._compiled(comp.scalar_module)
     return comp

@@ -207,6 +207,24 @@ def _md_table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+KEPT = "<!-- written by hand: kept when the page is regenerated -->"
+"""Marks the end of ``docs/benchmarks.md``'s generated part (the start-up figures
+come from ``bench/bench_startup.py``, not from ``diffkit bench``)."""
+
+
+def kept_part(old_page: str) -> str:
+    r"""The hand-written end of a benchmarks page, from :data:`KEPT` on ("" without it).
+
+    Example:
+        >>> kept_part("# Benchmarks\n...\n" + KEPT + "\n## Start-up\n")
+        '\n<!-- written by hand: kept when the page is regenerated -->\n## Start-up\n'
+        >>> kept_part("# Benchmarks\n")
+        ''
+    """
+    at = old_page.find(KEPT)
+    return "" if at < 0 else "\n" + old_page[at:]
+
+
 def to_markdown(run: dict[str, Any], figure: str | None = None) -> str:
     """The ``docs/benchmarks.md`` page of a run (``figure``: a scaling plot to show, relative to docs/)."""
     m = run.get("machine", {})

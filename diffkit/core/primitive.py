@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InvalidArgument
+from .lazy import LazySympy
 
 Rule = Callable[..., Any]
 
@@ -37,6 +38,23 @@ OUT = -1
 """In ``saves``: the primitive's output (arguments are 0, 1, ...)."""
 
 LINEARITIES = ("nonlinear", "linear", "multilinear")
+
+
+class _SympyForm:
+    """The ``sympy`` field: a :class:`~diffkit.core.lazy.LazySympy` given to
+    :func:`define` is resolved (SymPy imported) the first time the field is read,
+    so building the table does not import SymPy."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return None  # the field's default
+        value = obj.__dict__["_sympy_form"]
+        if isinstance(value, LazySympy):
+            value = obj.__dict__["_sympy_form"] = value.resolve()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["_sympy_form"] = value
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +115,7 @@ class Primitive:
 
     name: str
     numpy: Callable[..., Any]
-    sympy: Callable[..., Any] | None = None
+    sympy: Callable[..., Any] | None = _SympyForm()  # type: ignore[assignment]
     nargs: int | None = 1
     jvp: tuple[Rule, ...] = ()
     vjp: tuple[Rule, ...] = ()

@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import sympy
+from ..core.lazy import sympy
 
 from ..core.function import Function
 from ..core.observe import ObservingTrace, Observed

@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import sympy
+from ..core.lazy import sympy
 
 from ..core.function import Function
 from ..errors import DiffkitError, SizeLimitError, TimeLimitError, UnsupportedOperation
@@ -59,7 +59,8 @@ class NoSymbolicForm(DiffkitError):
 
 # Derivatives of piecewise-constant functions: 0 where they exist, and 0 at the
 # jump too (the conventions of API §7: sign' = 0 everywhere).
-_STEP_FUNCTIONS = (sympy.sign, sympy.floor, sympy.ceiling, sympy.Heaviside, sympy.frac)
+def _step_functions() -> tuple[Any, ...]:
+    return (sympy.sign, sympy.floor, sympy.ceiling, sympy.Heaviside, sympy.frac)
 
 
 def _is_real(e: Any) -> bool:
@@ -124,7 +125,7 @@ class DagDerivative:
             keys = sorted({k for pair in e.args for k in memo[pair.expr]})
             return {k: sympy.Piecewise(*[(memo[p.expr].get(k, sympy.S.Zero), p.cond) for p in e.args])
                     for k in keys}
-        if isinstance(e, _STEP_FUNCTIONS):
+        if isinstance(e, _step_functions()):
             return {}
         (a, *_) = e.args
         if len(e.args) == 1 and not _is_real(a) and isinstance(e, (sympy.re, sympy.im, sympy.conjugate,
@@ -168,7 +169,7 @@ def _clean(partial: Any) -> Any:
     if partial.has(sympy.DiracDelta):
         partial = partial.replace(lambda n: isinstance(n, sympy.DiracDelta), lambda n: sympy.S.Zero)
     if partial.has(sympy.Derivative):
-        partial = partial.replace(lambda n: isinstance(n, sympy.Derivative) and isinstance(n.expr, _STEP_FUNCTIONS),
+        partial = partial.replace(lambda n: isinstance(n, sympy.Derivative) and isinstance(n.expr, _step_functions()),
                                   lambda n: sympy.S.Zero)
         if partial.has(sympy.Derivative):
             raise NoSymbolicForm(f"SymPy leaves the derivative unevaluated: {str(partial)[:80]}")
