@@ -671,7 +671,9 @@ def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str,
     spec = (_flatten(value, leaves), _flatten(deriv, leaves))
     comp = Compiled(value, deriv, traced.symbols, traced.shapes, cse, trace_time=t1 - t0,
                     derivative_time=t2 - t1, _spec=spec, _leaves=leaves)
-    if any(isinstance(e, sympy.Basic) and e.has(*_complex_nodes()) for e in leaves):
+    from ..core.sympy_eval import dag_has
+
+    if dag_has(leaves, *_complex_nodes()):
         comp.scalar_module = "numpy"
     comp._compiled(comp.scalar_module)
     return comp

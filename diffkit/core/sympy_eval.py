@@ -68,6 +68,38 @@ def _distinct_postorder(expr: Any) -> list[Any]:
     return order
 
 
+def dag_has(exprs: Sequence[Any], *patterns: Any) -> bool:
+    """Whether any of ``exprs`` contains a node of one of ``patterns`` (a class, or an
+    expression such as ``sympy.I``, as ``Basic.has`` takes), each distinct
+    subexpression visited once across all of them.
+
+    ``Basic.has`` walks the tree: a derivative built by the chain rule shares its
+    subexpressions, and a tree walk of it can take minutes where this takes
+    milliseconds.
+
+    Example:
+        >>> x = sympy.Symbol("x")
+        >>> e = sympy.sin(x)
+        >>> for _ in range(60):          # 2**60 paths through 61 distinct nodes
+        ...     e = e * e + e
+        >>> dag_has([e], sympy.cos), dag_has([e, sympy.cos(x)], sympy.cos)
+        (False, True)
+    """
+    types = tuple(p for p in patterns if isinstance(p, type))
+    nodes = {p for p in patterns if not isinstance(p, type)}
+    seen: set[int] = set()
+    stack = [e for e in exprs if isinstance(e, sympy.Basic)]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, types) or node in nodes:
+            return True
+        stack.extend(a for a in node.args if id(a) not in seen)
+    return False
+
+
 def sympy_evaluator(expr: sympy.Basic, symbols: Sequence[sympy.Symbol]) -> Callable[..., Any]:
     """A callable ``f(*args)`` that evaluates ``expr`` with NumPy, ``args`` bound to ``symbols``."""
     table = sympy_to_numpy()

@@ -178,7 +178,9 @@ def _clean(partial: Any) -> Any:
 
 def _heaviside_as_piecewise(e: Any) -> Any:
     """Heaviside(x, h0) as a Piecewise mpmath can evaluate (h0 = 1/2 by default, as SymPy)."""
-    if not e.has(sympy.Heaviside):
+    from ..core.sympy_eval import dag_has
+
+    if not dag_has([e], sympy.Heaviside):
         return e
 
     def pw(*args: Any) -> Any:
@@ -273,7 +275,9 @@ def _symbolic_derivative(F: Function, args: Sequence[Any], op: str, argnums: Seq
     else:
         raise UnsupportedOperation(f"symbolic reference of op {op!r}")
     leaves = [_heaviside_as_piecewise(sympy.sympify(e, strict=True)) for e in leaves]
-    if any(e.has(sympy.Derivative, sympy.Subs) for e in leaves):
+    from ..core.sympy_eval import dag_has
+
+    if dag_has(leaves, sympy.Derivative, sympy.Subs):
         raise NoSymbolicForm("a derivative stays unevaluated in SymPy")
     with mpmath.workdps(dps):
         fn = lambdify(wrt, leaves, "mpmath")
