@@ -509,6 +509,24 @@ SYMBOLIC_UNSUPPORTED = {"eigh-eigenvalues", "eigh-sum-w-c", "eigh-vectors-square
 stacks (a stack of right-hand sides is fine); these must fail with a clear error."""
 
 
+SYMBOLIC_SLOW = {"cholesky"}
+"""Cases whose symbolic second derivatives take SymPy 10-20 s (a 3x3 Cholesky factor's
+nested square roots): they run under ``-m slow``; the first order runs by default."""
+
+
+def test_symbolic_cholesky_small_form() -> None:
+    # the default run's symbolic Cholesky (the 3x3 second orders run under -m slow): a 2x2
+    # factor's Jacobian and Hessian against the reverse backend and differences of it
+    a = _spd(2, 7)
+    g = lambda m: np.sum(np.linalg.cholesky(_sym(m)) * np.array([[1.0, 0.0], [0.5, -2.0]]))  # noqa: E731
+    jac = dk.jacobian(lambda m: np.linalg.cholesky(_sym(m)), backend="symbolic")(a)
+    np.testing.assert_allclose(jac, dk.jacobian(lambda m: np.linalg.cholesky(_sym(m)), backend="reverse")(a),
+                               rtol=1e-12, atol=1e-14)
+    hess = dk.hessian(g, backend="symbolic")(a)
+    fd = fd_jacobian(dk.grad(g, backend="reverse"), (a,), 0)
+    np.testing.assert_allclose(hess, fd, rtol=0, atol=FD_RTOL * max(1.0, float(np.max(np.abs(fd)))))
+
+
 def _second_order(kind: str, g: Callable[..., Any], args: tuple[np.ndarray, ...]) -> np.ndarray:
     if kind.startswith("hessian-"):
         return dk.hessian(g, argnums=0, backend=kind.removeprefix("hessian-"))(*args)
@@ -524,6 +542,8 @@ def _second_order_params() -> list[Any]:
                 continue
             reason = KNOWN_BUGS.get((f"second-order-{kind}", c.id))
             marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+            if "symbolic" in kind and c.id in SYMBOLIC_SLOW:
+                marks.append(pytest.mark.slow)
             params.append(pytest.param(c, kind, id=f"{c.id}-{kind}", marks=marks))
     return params
 
@@ -804,6 +824,8 @@ def _f32_case_params() -> list[Any]:
                 if b == "symbolic" and c.id in SYMBOLIC_UNSUPPORTED:
                     continue
                 marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+                if b == "symbolic" and c.id in SYMBOLIC_SLOW:
+                    marks.append(pytest.mark.slow)  # the float64 case runs by default
                 params.append(pytest.param(c, b, id=f"{c.id}-{b}", marks=marks))
     return params
 
