@@ -69,6 +69,7 @@ def test_numeric_vs_reverse_plot(tmp_path, capsys):
     assert str(out) in text and "reverse" in text
 
 
+@pytest.mark.slow  # 13 s, most of it the cross-check that test_example_runs[mlp_digits] runs too
 def test_mlp_digits_epochs_option(capsys):
     _main("mlp_digits.py")(["--epochs", "1"])
     assert "training loss" in capsys.readouterr().out
