@@ -64,6 +64,18 @@ def test_an_installed_backend_is_listed_and_used(install):
     assert sys.modules["dkplugin_a"].Central.calls >= 2
 
 
+def test_the_bench_lists_a_plugin_backend(install):
+    from diffkit.bench import peers
+
+    install("dkplugin_b", "central = dkplugin_b:Central\n", CENTRAL)
+    names = [t.name for t in peers.available_tools(include_peers=False)]
+    assert names == ["diffkit reverse", "diffkit forward", "diffkit numeric", "diffkit central"]
+    tool = peers.get_tool("diffkit central")
+    case = peers.Case("cube", lambda xp, x: xp.sum(x ** 3), (np.array([1.0, 2.0]),), 0)
+    np.testing.assert_allclose(tool.grad(case)(), [3.0, 12.0])
+    np.testing.assert_allclose(tool.jacobian(case, "central")(), [3.0, 12.0])
+
+
 def test_the_builtin_backends_are_entry_points_too():
     import importlib.metadata
 

@@ -396,18 +396,41 @@ _CLASSES: dict[str, type[Tool]] = {c.name: c for c in (DiffkitReverse, DiffkitFo
 _INSTANCES: dict[str, Tool] = {}
 
 
+def _plugin_tools() -> dict[str, type[Tool]]:
+    """A tool per backend a package adds through the ``diffkit.backends`` entry points:
+    gradients and one Jacobian mode, named after the backend."""
+    from ..backends import _BUILTIN, backends as names
+
+    out: dict[str, type[Tool]] = {}
+    for b in names():
+        if b in _BUILTIN:
+            continue
+        cls = type(f"Plugin_{b}", (_Diffkit,), {"name": f"diffkit {b}", "backend": b, "modes": (b,)})
+        out[cls.name] = cls
+    return out
+
+
 def get_tool(name: str) -> Tool:
-    """The adapter called ``name`` (one of :data:`TOOLS`); one instance per process."""
-    if name not in _CLASSES:
-        raise InvalidArgument(f"unknown tool {name!r}; choose from {', '.join(TOOLS)}")
+    """The adapter called ``name`` (one of :data:`TOOLS`, or ``"diffkit NAME"`` for a plug-in
+    backend NAME); one instance per process."""
+    classes = {**_CLASSES, **_plugin_tools()} if name not in _CLASSES else _CLASSES
+    if name not in classes:
+        raise InvalidArgument(f"unknown tool {name!r}; choose from {', '.join(all_tool_names())}")
     if name not in _INSTANCES:
-        _INSTANCES[name] = _CLASSES[name]()
+        _INSTANCES[name] = classes[name]()
     return _INSTANCES[name]
 
 
+def all_tool_names() -> tuple[str, ...]:
+    """:data:`TOOLS` and, after diffkit's own, one ``"diffkit NAME"`` per plug-in backend."""
+    plugins = tuple(_plugin_tools())
+    return TOOLS[:3] + plugins + TOOLS[3:]
+
+
 def tools(names: Sequence[str] | None = None) -> list[Tool]:
-    """The adapters called ``names`` (all of :data:`TOOLS` by default), available or not."""
-    return [get_tool(n) for n in (TOOLS if names is None else names)]
+    """The adapters called ``names`` (all tools, plug-in backends included, by default),
+    available or not."""
+    return [get_tool(n) for n in (all_tool_names() if names is None else names)]
 
 
 def available_tools(include_peers: bool = True) -> list[Tool]:
