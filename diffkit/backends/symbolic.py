@@ -204,23 +204,33 @@ def integralize(expr: Any) -> Any:
     this gives :func:`diffkit.diff` the exact look SymPy users expect. It walks
     each distinct subexpression once, so shared (DAG) expressions stay cheap.
     """
+    def exact(e: Any) -> Any:
+        if isinstance(e, sympy.Float) and (float(e) * 1024).is_integer() and abs(float(e)) < 2**43:
+            return sympy.Rational(int(float(e) * 1024), 1024)
+        return e
+
+    # a traced result: a SymPy object or a number, never text
+    return _rebuild(_sympified(expr), leaf=exact, node=lambda e: e)
+
+
+def _rebuild(root: Any, leaf: Callable[[Any], Any], node: Callable[[Any], Any]) -> Any:
+    """``root`` rebuilt bottom-up: ``leaf`` of each atom, ``node`` of each compound
+    expression once its arguments are rebuilt. Each distinct subexpression is visited
+    once (a DAG stays cheap), iteratively (no nesting depth reaches the recursion limit)."""
     memo: dict[Any, Any] = {}
-    root = _sympified(expr)  # a traced result: a SymPy object or a number, never text
     stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:  # iterative postorder: no nesting depth reaches the recursion limit
+    while stack:
         e, expanded = stack.pop()
         if e in memo:
             continue
-        if isinstance(e, sympy.Float) and (float(e) * 1024).is_integer() and abs(float(e)) < 2**43:
-            memo[e] = sympy.Rational(int(float(e) * 1024), 1024)
-        elif not getattr(e, "args", ()):
-            memo[e] = e
+        if not getattr(e, "args", ()):
+            memo[e] = leaf(e)
         elif not expanded:
             stack.append((e, True))
             stack.extend((a, False) for a in reversed(e.args) if a not in memo)
         else:
             args = tuple(memo[a] for a in e.args)
-            memo[e] = e.func(*args) if args != e.args else e
+            memo[e] = node(e.func(*args) if args != e.args else e)
     return memo[root]
 
 
@@ -269,38 +279,25 @@ def _drop_guards(expr: Any) -> Any:
     and stays. One walk over the distinct subexpressions; ``g`` is searched
     through only when it has at most :data:`TIDY_NODES` nodes (else its factors).
     """
-    memo: dict[Any, Any] = {}
-    root = expr
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        e, expanded = stack.pop()
-        if e in memo:
-            continue
-        if not getattr(e, "args", ()):
-            memo[e] = e
-        elif not expanded:
-            stack.append((e, True))
-            stack.extend((a, False) for a in reversed(e.args) if a not in memo)
-        else:
-            args = tuple(memo[a] for a in e.args)
-            new = e.func(*args) if args != e.args else e
-            if isinstance(new, sympy.log):
-                g = _guarded_at_zero(new.args[0])
-                if g is not None and _same(g[2], g[0]):
-                    new = sympy.log(g[2])
+    def unguard(new: Any) -> Any:
+        if isinstance(new, sympy.log):
+            g = _guarded_at_zero(new.args[0])
+            if g is not None and _same(g[2], g[0]):
+                return sympy.log(g[2])
+            return new
+        g = _guarded_at_zero(new)
+        if g is not None:
+            general = g[2]
+            if _small(general, TIDY_NODES):  # inside it the condition is false
+                general = general.xreplace({new.args[0].cond: sympy.false})
+                logs = general.atoms(sympy.log)
             else:
-                g = _guarded_at_zero(new)
-                if g is not None:
-                    general = g[2]
-                    if _small(general, TIDY_NODES):  # inside it the condition is false
-                        general = general.xreplace({new.args[0].cond: sympy.false})
-                        logs = general.atoms(sympy.log)
-                    else:
-                        logs = [f for f in sympy.Mul.make_args(general) if isinstance(f, sympy.log)]
-                    if any(_same(f.args[0], g[0]) for f in logs):
-                        new = general
-            memo[e] = new
-    return memo[root]
+                logs = [f for f in sympy.Mul.make_args(general) if isinstance(f, sympy.log)]
+            if any(_same(f.args[0], g[0]) for f in logs):
+                return general
+        return new
+
+    return _rebuild(expr, leaf=lambda e: e, node=unguard)
 
 
 def tidy(expr: Any, full: bool = False) -> Any:
