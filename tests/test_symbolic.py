@@ -128,9 +128,12 @@ def test_symbolic_compilation_is_shared_between_operator_calls():
         assert built.call_count == 2
         dk.hessian(f, backend=dk.Symbolic(cse=False))(v, 2.0)     # other options: built again
         assert built.call_count == 3
-        # a number is a symbol of the compiled code, not a constant: no new build
+        # an argument that is not differentiated stays a number in the trace (int(n), range(n)
+        # work on it): another value is another derivative, the same value finds the first
         np.testing.assert_allclose(dk.hessian(f, backend="symbolic")(v, 3.0), 1.5 * first, rtol=1e-15)
-        assert built.call_count == 3
+        assert built.call_count == 4
+        dk.hessian(f, backend="symbolic")(v + 0.5, 3.0)           # another point, same branches
+        assert built.call_count == 4
     np.testing.assert_allclose(first, want, rtol=1e-14, atol=1e-15)
 
 
@@ -189,7 +192,7 @@ def test_compiled_once_per_shape_and_setup_reported():
     assert len(be._cache) == 1  # same shape: no new trace
     g(np.ones(3))
     assert len(be._cache) == 2
-    comp = next(iter(be._cache.values()))
+    (comp,) = next(iter(be._cache.values()))  # one variant: the function has no branches
     assert comp.setup_time > 0 and comp.setup_time == comp.trace_time + comp.derivative_time + comp.compile_time
 
 
@@ -202,13 +205,55 @@ def test_compiled_evaluation_is_vectorized_over_points():
     np.testing.assert_allclose(value, logistic(pts, 6), rtol=1e-13)
 
 
-def test_control_flow_on_a_symbolic_value_is_a_clear_error():
+def test_control_flow_without_a_point_is_a_clear_error():
     def relu(v):
         return v if v > 0 else 0.0 * v
 
     with pytest.raises(dk.TracingError, match="np.where"):
-        dk.grad(relu, backend="symbolic")(1.0)
+        dk.diff(relu)           # an expression for every x: the branch is not known
     assert dk.grad(relu, backend="reverse")(1.0) == 1.0  # the AD backends compare values
+
+
+def test_control_flow_follows_the_point_and_is_guarded():
+    from unittest import mock
+
+    from diffkit.backends import symbolic
+
+    def f(x, y):
+        if x * y > 1.0:          # value-dependent branch
+            return np.sin(x) * y
+        while x < 4.0:           # a loop whose trip count depends on x
+            x = x * 2.0
+        return x ** 2 + y
+
+    be = dk.Symbolic()
+    g = dk.grad(f, argnums=(0, 1), backend=be)
+    with mock.patch.object(symbolic, "compile_derivative", wraps=symbolic.compile_derivative) as built:
+        # (2, 3): first branch; by hand (y cos x, sin x)
+        np.testing.assert_allclose(g(2.0, 3.0), (3.0 * np.cos(2.0), np.sin(2.0)), rtol=1e-15)
+        np.testing.assert_allclose(g(1.5, 2.0), (2.0 * np.cos(1.5), np.sin(1.5)), rtol=1e-15)
+        assert built.call_count == 1            # same branch: the guarded derivative serves
+        # (0.3, 1): the loop doubles x four times (0.3 -> 4.8): f = (16 x)^2 + y, df/dx = 512 x
+        np.testing.assert_allclose(g(0.3, 1.0), (512 * 0.3, 1.0), rtol=1e-15)
+        # (0.6, 1): three doublings (0.6 -> 4.8): f = (8 x)^2 + y, df/dx = 128 x
+        np.testing.assert_allclose(g(0.6, 1.0), (128 * 0.6, 1.0), rtol=1e-15)
+        assert built.call_count == 3            # each new branch traced once, at its point
+        np.testing.assert_allclose(g(0.31, 1.0), (512 * 0.31, 1.0), rtol=1e-15)
+        assert built.call_count == 3
+    for point in [(2.0, 3.0), (0.3, 1.0), (0.6, 1.0)]:
+        np.testing.assert_allclose(g(*point), dk.grad(f, argnums=(0, 1), backend="reverse")(*point), rtol=1e-15)
+
+
+def test_integer_and_undifferentiated_arguments_stay_numbers():
+    def power_sum(x, n, c):
+        return sum(x ** k for k in range(int(n))) * float(c)
+
+    g = dk.grad(power_sum, argnums=0, backend="symbolic")
+    assert g(2.0, 4, np.float64(0.5)) == pytest.approx((1 + 2 * 2.0 + 3 * 2.0 ** 2) * 0.5, rel=1e-15)
+    assert g(2.0, 3, 1.0) == pytest.approx(1 + 2 * 2.0, rel=1e-15)
+    # differentiated, the same argument is a symbol: int() of it has no derivative
+    with pytest.raises(dk.TracingError, match="int"):
+        dk.grad(power_sum, argnums=1, backend="symbolic")(2.0, 4.0, 1.0)
 
 
 def test_size_limit_is_a_clear_error():

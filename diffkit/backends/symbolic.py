@@ -97,10 +97,15 @@ class Sym(Value):
         return self._complex
 
     def __bool__(self) -> bool:
-        raise TracingError(
-            f"Python control flow on a symbolic value (if/while on {_short(self.primal)}): which "
-            "branch runs depends on the value, which the symbolic backend does not know; write the "
-            "choice with np.where(condition, a, b), or use an AD backend (backend='reverse')")
+        cond = self.primal
+        if isinstance(cond, np.ndarray):
+            if cond.size != 1:
+                raise TracingError(f"the truth value of a symbolic array of {cond.size} elements is ambiguous "
+                                   "(as in NumPy); use np.all, np.any or np.where")
+            cond = cond.reshape(())[()]
+        if isinstance(cond, sympy.logic.boolalg.BooleanAtom):
+            return bool(cond)
+        return self._trace.decide(cond)
 
     def __repr__(self) -> str:
         return f"Sym({_short(self.primal)})"
@@ -128,6 +133,43 @@ class SymbolicTrace:
         self.op_limit = op_limit
         self.matrix_limit = matrix_limit
         self.ops = 0
+        self.point: tuple[list[Any], list[float]] | None = None
+        """The symbols and the numbers of the point traced at (``None``: no point, as ``dk.diff``)."""
+        self.guards: list[tuple[Any, bool]] = []
+        """Each condition Python control flow asked about, and the branch the point took."""
+
+    def number(self, expr: Any) -> Any:
+        """``expr`` (an expression or object array of them) evaluated at the point, or ``None``."""
+        if self.point is None:
+            return None
+        from ..core.sympy_eval import sympy_evaluator
+
+        symbols, values = self.point
+        with np.errstate(all="ignore"):
+            if isinstance(expr, np.ndarray):
+                return np.array([float(sympy_evaluator(sympy.sympify(e, strict=True), symbols)(*values))
+                                 for e in expr.ravel()]).reshape(expr.shape)
+            return float(sympy_evaluator(sympy.sympify(expr, strict=True), symbols)(*values))
+
+    def decide(self, cond: Any) -> bool:
+        """The branch the point takes on ``cond`` (``if x > 0``, ``while x < 10``), kept as a guard."""
+        if self.point is None:
+            raise TracingError(
+                f"Python control flow on a symbolic value (if/while on {_short(cond)}): which "
+                "branch runs depends on the value, which an expression without a point does not know; "
+                "write the choice with np.where(condition, a, b), differentiate at a point "
+                "(dk.grad(f, backend='symbolic')(x)), or use an AD backend (backend='reverse')")
+        if not isinstance(cond, (sympy.core.relational.Relational, sympy.logic.boolalg.Boolean)):
+            cond = sympy.Ne(cond, 0)  # `if x:` is `if x != 0:`
+        from ..core.sympy_eval import sympy_evaluator
+
+        symbols, values = self.point
+        with np.errstate(all="ignore"):
+            taken = sympy_evaluator(cond, symbols)(*values)
+        if np.ndim(taken) or not isinstance(taken, (bool, np.bool_)):
+            raise TracingError(f"control flow on {_short(cond)}: not a condition on numbers")
+        self.guards.append((cond, bool(taken)))
+        return bool(taken)
 
     def charge(self, prim: Primitive, args: tuple[Any, ...]) -> None:
         """Count the scalar operations ``prim`` is about to build; refuse past the limits."""
@@ -386,11 +428,16 @@ class Traced:
 
 
 def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int, op_limit: int | None = None,
-               matrix_limit: int | None = None) -> Traced:
+               matrix_limit: int | None = None, at_point: bool = False,
+               constants: Sequence[int] = ()) -> Traced:
     """Replace each numeric argument by symbols (``x``, or ``x_0, x_1, ...`` for arrays).
 
     ``op_limit`` and ``matrix_limit`` bound what the trace may build (default
-    :data:`OP_LIMIT`, :data:`MATRIX_LIMIT`).
+    :data:`OP_LIMIT`, :data:`MATRIX_LIMIT`). ``at_point``: the trace knows the
+    point ``primals`` is, so Python control flow on a traced value takes the
+    branch the point takes (recorded in ``trace.guards``). The arguments
+    ``constants`` (not differentiated) stay the numbers they are: ``int(n)``,
+    ``range(n)`` and indexing by them work as in plain Python.
     """
     trace = SymbolicTrace(OP_LIMIT if op_limit is None else op_limit,
                           MATRIX_LIMIT if matrix_limit is None else matrix_limit)
@@ -410,7 +457,7 @@ def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int, op_l
             raise UnsupportedOperation(f"the symbolic backend differentiates real arguments; argument "
                                        f"'{name}' is complex (dtype {np.asarray(p).dtype}); use backend='reverse' "
                                        "or 'forward' for complex arguments")
-        if not _is_numeric(p):
+        if not _is_numeric(p) or len(args) in constants:
             args.append(p)
             shapes.append(None)
             continue
@@ -424,6 +471,10 @@ def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int, op_l
             symbols.extend(flat)
             args.append(Sym(trace, np.array(flat, dtype=object).reshape(shape)))
         shapes.append(shape)
+    if at_point:
+        values = [float(v) for p, shape in zip(primals, shapes) if shape is not None
+                  for v in np.ravel(np.asarray(p, dtype=float))]
+        trace.point = (symbols, values)
     return Traced(args, symbols, shapes, trace)
 
 
@@ -581,6 +632,20 @@ class Compiled:
     _fns: dict[str, Callable[..., Any]] = field(default_factory=dict)
     _cse: Any = None
     """The cse of the leaves, when it was computed elsewhere (a time-limited child process)."""
+    guards: list[tuple[Any, bool]] = field(default_factory=list)
+    """The conditions Python control flow took at the traced point, and their outcomes:
+    the expressions hold wherever every guard has the same outcome."""
+    _guard_fn: Any = None
+
+    def holds(self, primals: Sequence[Any]) -> bool:
+        """Whether the point ``primals`` takes the branches this derivative was traced with."""
+        if not self.guards:
+            return True
+        if self._guard_fn is None:
+            self._guard_fn = sympy.lambdify(self.symbols, [g for g, _ in self.guards], modules="numpy")
+        with np.errstate(all="ignore"):
+            taken = self._guard_fn(*self.flat_args(primals))
+        return all(bool(t) == want for t, (_, want) in zip(taken, self.guards))
 
     @property
     def setup_time(self) -> float:
@@ -650,10 +715,16 @@ def lambdify(symbols: Sequence[Any], exprs: Any, module: str, cse: Any = True) -
 def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
                        order: int = 1, method: str = "dag", cse: bool = True, simplify: bool = False,
                        size_limit: int = SIZE_LIMIT, op_limit: int | None = None,
-                       matrix_limit: int | None = None) -> Compiled:
-    """Trace ``fun`` at the shapes of ``primals``, differentiate and compile (see :class:`Compiled`)."""
+                       matrix_limit: int | None = None, at_point: bool = False,
+                       constants: Sequence[int] = ()) -> Compiled:
+    """Trace ``fun`` at the shapes of ``primals``, differentiate and compile (see :class:`Compiled`).
+
+    ``at_point``: trace at the point ``primals`` (see :func:`trace_args`): control
+    flow follows it, and the result holds the guards under which it is valid
+    (:meth:`Compiled.holds`). The arguments ``constants`` stay numbers.
+    """
     t0 = time.perf_counter()
-    traced = trace_args(fun, primals, size_limit, op_limit, matrix_limit)
+    traced = trace_args(fun, primals, size_limit, op_limit, matrix_limit, at_point=at_point, constants=constants)
     for i in argnums:
         if traced.shapes[i] is None:
             raise InvalidType(f"argument {i} of {getattr(fun, '__name__', 'f')} is not numeric "
@@ -667,7 +738,7 @@ def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str,
     leaves: list[Any] = []
     spec = (_flatten(value, leaves), _flatten(deriv, leaves))
     comp = Compiled(value, deriv, traced.symbols, traced.shapes, cse, trace_time=t1 - t0,
-                    derivative_time=t2 - t1, _spec=spec, _leaves=leaves)
+                    derivative_time=t2 - t1, _spec=spec, _leaves=leaves, guards=list(traced.trace.guards))
     from ..core.sympy_eval import dag_has
 
     if dag_has(leaves, *_complex_nodes()):
@@ -713,6 +784,14 @@ def _static_key(p: Any) -> tuple[Any, ...]:
     except TypeError:
         return ("static-id", id(p))
     return ("static", type(p), p)
+
+
+def _constant_key(p: Any) -> tuple[Any, ...]:
+    """A numeric argument that stays a number (not differentiated) in a cache key: by value."""
+    import hashlib
+
+    a = np.ascontiguousarray(p)
+    return ("constant", a.shape, a.dtype.str, hashlib.sha1(a.tobytes()).hexdigest())
 
 
 class Symbolic(ADBackend):
@@ -768,7 +847,7 @@ class Symbolic(ADBackend):
         self.timeout = check_timeout(timeout)
         self.op_limit = op_limit
         self.matrix_limit = matrix_limit
-        self._cache: dict[Any, Compiled] = {}
+        self._cache: dict[Any, list[Compiled]] = {}
 
     def __repr__(self) -> str:
         return (f"Symbolic(simplify={self.simplify}, cse={self.cse}, method={self.method!r}, "
@@ -780,32 +859,44 @@ class Symbolic(ADBackend):
                 self.matrix_limit)
 
     def compiled(self, fun: Callable[..., Any], primals: Sequence[Any], op: str,
-                 argnums: Sequence[int], order: int = 1) -> Compiled:
-        """The cached :class:`Compiled` derivative for these argument shapes (built on first use).
+                 argnums: Sequence[int], order: int = 1, constants: Sequence[int] | None = None,
+                 at_point: bool = True) -> Compiled:
+        """The cached :class:`Compiled` derivative at ``primals`` (built on first use).
+
+        The derivative is traced at the point: Python control flow takes the
+        point's branch, and the arguments ``constants`` (by default the numeric
+        ones not in ``argnums``) stay numbers. A cached derivative serves every
+        point with the same shapes, the same constants and the same branches
+        (its guards); a point that takes another branch gets a derivative of its
+        own, traced there and cached beside the first.
 
         Besides this instance's cache, the derivatives are shared through
         :data:`_SHARED`, weakly keyed by the function, so that the instance an
         operator makes for ``backend="symbolic"`` (one per ``dk.hessian(f,
         backend="symbolic")``) finds a derivative built before.
         """
-        sig = tuple((np.shape(p), np.asarray(p).dtype.kind) if _is_numeric(p) else _static_key(p)
-                    for p in primals)
-        key = (fun, op, tuple(argnums), order, sig)
-        comp = self._cache.get(key)
-        if comp is not None:
-            return comp
+        if constants is None:
+            constants = [i for i, p in enumerate(primals) if i not in argnums and _is_numeric(p)]
+        sig = tuple(_constant_key(p) if i in constants else
+                    (np.shape(p), np.asarray(p).dtype.kind) if _is_numeric(p) else _static_key(p)
+                    for i, p in enumerate(primals))
+        key = (fun, op, tuple(argnums), order, sig, at_point)
+        variants = self._cache.setdefault(key, [])
+        for comp in variants:
+            if comp.holds(primals):
+                return comp
         shared = _shared_of(fun) if all(s[0] != "static-id" for s in sig) else None
-        skey = (self._options(), op, tuple(argnums), order, sig)
-        comp = shared.get(skey) if shared is not None else None
+        skey = (self._options(), op, tuple(argnums), order, sig, at_point)
+        found = shared.setdefault(skey, []) if shared is not None else []
+        comp = next((c for c in found if c.holds(primals)), None)
         if comp is None:
-            comp = self._build(fun, primals, op, argnums, order)
-            if shared is not None:
-                shared[skey] = comp
-        self._cache[key] = comp
+            comp = self._build(fun, primals, op, argnums, order, constants, at_point)
+            found.append(comp)
+        variants.append(comp)
         return comp
 
     def _build(self, fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
-               order: int) -> Compiled:
+               order: int, constants: Sequence[int] = (), at_point: bool = True) -> Compiled:
         """compile_derivative under the backend's limits: in a child process when it has a timeout."""
         import os
 
@@ -814,7 +905,8 @@ class Symbolic(ADBackend):
         def build() -> Compiled:
             with recursion_as_size_limit(what):
                 return compile_derivative(fun, primals, op, argnums, order, self.method, self.cse,
-                                          self.simplify, self.size_limit, self.op_limit, self.matrix_limit)
+                                          self.simplify, self.size_limit, self.op_limit, self.matrix_limit,
+                                          at_point=at_point, constants=constants)
 
         if self.timeout is None:
             return build()
@@ -841,8 +933,14 @@ class Symbolic(ADBackend):
         # through the table (no compilation), so the outer transformation sees every step.
         from ..core.sympy_eval import sympy_evaluator
 
-        concrete_like = [np.zeros(np.shape(p)) if isinstance(p, Value) else p for p in primals]
-        comp = self.compiled(fun, concrete_like, op, argnums, order)
+        # the branches follow the outer values' numbers, when the outer transformation knows them
+        numbers = [_number_of(p) for p in primals]
+        known = all(n is not None for n in numbers)
+        point = [n if known else np.zeros(np.shape(p)) if isinstance(p, Value) else p
+                 for n, p in zip(numbers, primals)]
+        constants = [i for i, p in enumerate(primals)
+                     if i not in argnums and _is_numeric(p) and not isinstance(p, Value)]
+        comp = self.compiled(fun, point, op, argnums, order, constants, at_point=known)
         flat: list[Any] = []
         for p, shape in zip(primals, comp.shapes):
             if shape is None:
@@ -905,6 +1003,16 @@ class Symbolic(ADBackend):
                          for jac in jacs)
 
         return value, vjp_fn, aux
+
+
+def _number_of(p: Any) -> Any:
+    """The number a (possibly nested) traced value holds; ``None`` when a symbolic trace
+    without a point holds it (its value is an expression of unknown numbers)."""
+    while isinstance(p, Value):
+        if isinstance(p, Sym):
+            return p._trace.number(p.primal)
+        p = p.primal
+    return p
 
 
 def _portable_build(build: Callable[[], Compiled], parent: int) -> Compiled:

@@ -227,7 +227,10 @@ def _symbolic_derivative(F: Function, args: Sequence[Any], op: str, argnums: Seq
     primals = [float(a) if np.ndim(a) == 0 and _numeric(a) else
                (np.asarray(a, dtype=float) if _numeric(a) else a) for a in args]
     try:
-        traced = trace_args(F.fn, primals, SIZE_LIMIT)
+        # at the point: Python control flow takes the point's branch (the derivative is the
+        # branch's, valid there), and the arguments not differentiated stay numbers
+        constants = [i for i, a in enumerate(args) if i not in argnums and _numeric(a)]
+        traced = trace_args(F.fn, primals, SIZE_LIMIT, at_point=True, constants=constants)
         out = _array(expr_of(F.fn(*traced.args)))
     except (SizeLimitError, NoSymbolicForm):
         raise
