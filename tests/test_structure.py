@@ -127,3 +127,15 @@ def test_the_table_imports_only_core():
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_coverage_page_is_the_tables():
+    # docs/coverage.md is generated from the table: regenerate it after adding a primitive
+    # or a NumPy function (python -m diffkit.coverage docs/coverage.md)
+    import pathlib
+
+    from diffkit.coverage import coverage_markdown
+
+    page = pathlib.Path(__file__).parent.parent / "docs" / "coverage.md"
+    assert page.read_text(encoding="utf-8") == coverage_markdown(), \
+        "docs/coverage.md is stale: run python -m diffkit.coverage docs/coverage.md"
