@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -644,10 +645,13 @@ def lambdify(symbols: Sequence[Any], exprs: Any, module: str, cse: Any = True) -
     ``use_imps=False`` skips SymPy's search for user-implemented functions, a
     tree walk without memory; the cse runs without canonical ordering.
     """
+    modules: Any = module
+    if "diffkit.scipy_special" in sys.modules:  # SciPy's entries: their SymPy functions compile to SciPy
+        modules = [module, sys.modules["diffkit.scipy_special"].sympy_namespace()]
     if isinstance(cse, tuple):  # a cse computed before: (replacements, reduced expressions)
         done = cse
-        return sympy.lambdify(symbols, exprs, modules=module, cse=lambda _: done, use_imps=False)
-    return sympy.lambdify(symbols, exprs, modules=module, cse=_dag_cse if cse else False, use_imps=False)
+        return sympy.lambdify(symbols, exprs, modules=modules, cse=lambda _: done, use_imps=False)
+    return sympy.lambdify(symbols, exprs, modules=modules, cse=_dag_cse if cse else False, use_imps=False)
 
 
 def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
