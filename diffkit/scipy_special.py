@@ -150,6 +150,57 @@ _entry("betaln", sc.betaln, (sc.betaln,), sympy=lambda a, b: sympy.log(sympy.bet
        domain=((0.0, INF),) * 2, saves=((0, 1), (0, 1)),
        doc="log|beta(a, b)|; d/da = digamma(a) - digamma(a + b), likewise d/db")
 
+
+# Regularized incomplete gamma and beta functions, Student's t distribution function: in
+# x only (the shape parameters are not differentiated), what the distributions' cdf need.
+def _gammainc_density(a: Any, x: Any) -> Any:
+    """x^(a-1) exp(-x) / Gamma(a): d/dx of the regularized lower incomplete gamma."""
+    return np.exp((a - 1.0) * np.log(x) - x - _p("gammaln", a))
+
+
+def _betainc_density(a: Any, b: Any, x: Any) -> Any:
+    """x^(a-1) (1-x)^(b-1) / B(a, b): d/dx of the regularized incomplete beta."""
+    return np.exp((a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - _p("betaln", a, b))
+
+
+def _t_density(df: Any, t: Any) -> Any:
+    """Student's t density with df degrees of freedom: d/dt of stdtr."""
+    return np.exp(_p("gammaln", 0.5 * (df + 1.0)) - _p("gammaln", 0.5 * df) - 0.5 * np.log(df * math.pi)
+                  - 0.5 * (df + 1.0) * np.log1p(t * t / df))
+
+
+def _stdtr_sympy(df: Any, t: Any) -> Any:
+    half = sympy.Rational(1, 2)
+    tail = half * sympy.betainc_regularized(df / 2, half, 0, df / (df + t**2))
+    return sympy.Piecewise((1 - tail, t >= 0), (tail, True))
+
+
+_entry("gammainc", sc.gammainc, (sc.gammainc,), sympy=lambda a, x: sympy.lowergamma(a, x) / sympy.gamma(a),
+       nargs=2, elementwise=True, nondiff_args=frozenset({0}),
+       jvp=(None, lambda t, out, a, x: t * _gammainc_density(a, x)),  # type: ignore[arg-type]
+       vjp=(None, lambda ct, out, a, x: ct * _gammainc_density(a, x)),  # type: ignore[arg-type]
+       domain=((0.0, INF), (0.0, INF)), saves=((), (0, 1)),
+       doc="the regularized lower incomplete gamma P(a, x); d/dx = x^(a-1) exp(-x) / Gamma(a); a not differentiated")
+_entry("gammaincc", sc.gammaincc, (sc.gammaincc,), sympy=lambda a, x: sympy.uppergamma(a, x) / sympy.gamma(a),
+       nargs=2, elementwise=True, nondiff_args=frozenset({0}),
+       jvp=(None, lambda t, out, a, x: -t * _gammainc_density(a, x)),  # type: ignore[arg-type]
+       vjp=(None, lambda ct, out, a, x: -ct * _gammainc_density(a, x)),  # type: ignore[arg-type]
+       domain=((0.0, INF), (0.0, INF)), saves=((), (0, 1)),
+       doc="the regularized upper incomplete gamma Q(a, x) = 1 - P(a, x); a not differentiated")
+_entry("betainc", sc.betainc, (sc.betainc,),
+       sympy=lambda a, b, x: sympy.betainc_regularized(a, b, 0, x), nargs=3, elementwise=True,
+       nondiff_args=frozenset({0, 1}),
+       jvp=(None, None, lambda t, out, a, b, x: t * _betainc_density(a, b, x)),  # type: ignore[arg-type]
+       vjp=(None, None, lambda ct, out, a, b, x: ct * _betainc_density(a, b, x)),  # type: ignore[arg-type]
+       domain=((0.0, INF), (0.0, INF), (0.0, 1.0)), saves=((), (), (0, 1, 2)),
+       doc="the regularized incomplete beta I_x(a, b); d/dx = x^(a-1) (1-x)^(b-1) / B(a, b); a, b not differentiated")
+_entry("stdtr", sc.stdtr, (sc.stdtr,), sympy=_stdtr_sympy, nargs=2, elementwise=True,
+       nondiff_args=frozenset({0}),
+       jvp=(None, lambda t, out, df, x: t * _t_density(df, x)),  # type: ignore[arg-type]
+       vjp=(None, lambda ct, out, df, x: ct * _t_density(df, x)),  # type: ignore[arg-type]
+       domain=((0.0, INF), (-INF, INF)), saves=((), (0, 1)),
+       doc="Student's t distribution function; d/dt = the t density; df not differentiated")
+
 # --------------------------------------------------------------------------
 # Logistic functions and x log y
 # --------------------------------------------------------------------------
@@ -258,7 +309,10 @@ def sympy_namespace() -> dict[str, Any]:
     """
     return {"erf": sc.erf, "erfc": sc.erfc, "erfinv": sc.erfinv, "erfcinv": sc.erfcinv, "gamma": sc.gamma,
             "loggamma": sc.gammaln, "digamma": sc.psi, "polygamma": _polygamma_np, "beta": sc.beta,
-            "besseli": sc.iv, "besselj": sc.jv, "bessely": sc.yv, "zeta": _zeta_np}
+            "besseli": sc.iv, "besselj": sc.jv, "bessely": sc.yv, "zeta": _zeta_np,
+            "lowergamma": lambda a, x: sc.gammainc(a, x) * sc.gamma(a),
+            "uppergamma": lambda a, x: sc.gammaincc(a, x) * sc.gamma(a),
+            "betainc_regularized": lambda a, b, x1, x2: sc.betainc(a, b, x2) - sc.betainc(a, b, x1)}
 
 
 def supported() -> list[str]:

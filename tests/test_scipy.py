@@ -58,6 +58,11 @@ CASES = {
     "iv": (lambda x: sc.iv(1.5, x), lambda x: mpmath.besseli(1.5, x), (0.8,), 0),
     "ive": (lambda x: sc.ive(1, x), lambda x: mpmath.besseli(1, x) * mpmath.exp(-abs(x)), (1.4,), 0),
     "zeta": (lambda q: sc.zeta(3.0, q), lambda q: mpmath.zeta(3, q), (1.7,), 0),
+    "gammainc": (lambda x: sc.gammainc(2.5, x), lambda x: mpmath.gammainc(2.5, 0, x, regularized=True), (1.3,), 0),
+    "gammaincc": (lambda x: sc.gammaincc(0.7, x), lambda x: mpmath.gammainc(0.7, x, mpmath.inf, regularized=True),
+                  (2.1,), 0),
+    "betainc": (lambda x: sc.betainc(2.5, 1.5, x), lambda x: mpmath.betainc(2.5, 1.5, 0, x, regularized=True),
+                (0.3,), 0),
 }
 
 
@@ -207,3 +212,165 @@ print("ok")
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------------------
+# diffkit.scipy: logsumexp and scipy.stats' distributions on the table's primitives
+# ---------------------------------------------------------------------------
+
+st = pytest.importorskip("scipy.stats")
+BACKENDS4 = ["forward", "reverse", "symbolic", "numeric"]
+
+
+def _tol(backend):
+    return {"rtol": 1e-6, "atol": 1e-8} if backend == "numeric" else {"rtol": 1e-11, "atol": 1e-13}
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse", "numeric"])
+def test_logsumexp_gradient_is_the_softmax(backend):
+    from diffkit.scipy import logsumexp
+
+    x = np.array([[0.3, -1.2, 2.0], [1000.0, 999.0, 998.0]])
+    v, g = dk.value_and_grad(lambda a: np.sum(logsumexp(a, axis=1)), backend=backend)(x)
+    np.testing.assert_allclose(float(v), np.sum(sc.logsumexp(x, axis=1)), rtol=1e-15)
+    soft = np.exp(x - sc.logsumexp(x, axis=1, keepdims=True))
+    np.testing.assert_allclose(g, soft, **_tol(backend))
+    b = np.array([0.5, 2.0, 1.0])
+    gb = dk.grad(lambda bb: logsumexp(x[0], b=bb), backend=backend)(b)
+    np.testing.assert_allclose(gb, np.exp(x[0] - sc.logsumexp(x[0], b=b)), **_tol(backend))
+    k = dk.grad(lambda a: np.sum(logsumexp(a, axis=0, keepdims=True) ** 2), backend=backend)(x)
+    assert k.shape == x.shape
+
+
+def test_logsumexp_symbolic_and_plain_values():
+    from diffkit.scipy import logsumexp
+
+    x = np.array([0.3, -1.2, 2.0])
+    g = dk.grad(logsumexp, backend="symbolic")(x)
+    np.testing.assert_allclose(g, np.exp(x - sc.logsumexp(x)), rtol=1e-13)
+    assert logsumexp(x) == sc.logsumexp(x)
+    with pytest.raises(dk.UnsupportedOperation):
+        dk.grad(lambda a: logsumexp(a, return_sign=True)[0])(x)
+
+
+def _mp_logpdf(name):
+    lg, log = mpmath.loggamma, mpmath.log
+    return {
+        "norm": lambda x, loc, s: -((x - loc) / s) ** 2 / 2 - log(s) - log(2 * mpmath.pi) / 2,
+        "t": lambda x, df, loc, s: (lg((df + 1) / 2) - lg(df / 2) - log(df * mpmath.pi) / 2 - log(s)
+                                    - (df + 1) / 2 * log(1 + ((x - loc) / s) ** 2 / df)),
+        "gamma": lambda x, a, loc, s: (a - 1) * log((x - loc) / s) - (x - loc) / s - lg(a) - log(s),
+        "beta": lambda x, a, b, loc, s: ((a - 1) * log((x - loc) / s) + (b - 1) * log(1 - (x - loc) / s)
+                                         + lg(a + b) - lg(a) - lg(b) - log(s)),
+    }[name]
+
+
+LOGPDF_POINTS = {
+    "norm": (0.4, -0.3, 1.7),
+    "t": (0.9, 3.5, 0.2, 1.3),
+    "gamma": (2.1, 2.5, 0.3, 1.4),
+    "beta": (0.45, 2.5, 1.5, 0.1, 0.8),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS4)
+@pytest.mark.parametrize("dist", sorted(LOGPDF_POINTS))
+def test_logpdf_in_every_continuous_argument_matches_mpmath(dist, backend):
+    from diffkit import scipy as dks
+
+    point = LOGPDF_POINTS[dist]
+    f = getattr(dks.stats, dist).logpdf
+    np.testing.assert_allclose(float(f(*point)), getattr(st, dist).logpdf(*point), rtol=1e-13)
+    args = tuple(range(len(point)))
+    got = dk.grad(f, argnums=args, backend=backend)(*point)
+    mpf = _mp_logpdf(dist)
+    with mpmath.workdps(30):
+        mp_point = [mpmath.mpf(p) for p in point]
+        want = [float(mpmath.diff(mpf, mp_point, tuple(int(i == j) for i in args))) for j in args]
+    np.testing.assert_allclose(np.array(got, dtype=float), want, **_tol(backend))
+    pdf = dk.grad(getattr(dks.stats, dist).pdf, backend=backend)(*point)
+    np.testing.assert_allclose(float(pdf), want[0] * getattr(st, dist).pdf(*point), **_tol(backend))
+
+
+CDF_POINTS = {  # (x, shape parameters..., loc, scale)
+    "norm": ((0.4, -0.3, 1.7), 0),
+    "t": ((0.9, 3.5, 0.2, 1.3), 1),
+    "gamma": ((2.1, 2.5, 0.3, 1.4), 1),
+    "beta": ((0.45, 2.5, 1.5, 0.1, 0.8), 2),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS4)
+@pytest.mark.parametrize("dist", sorted(CDF_POINTS))
+def test_cdf_in_x_loc_scale_is_the_density(dist, backend):
+    from diffkit import scipy as dks
+
+    point, nshape = CDF_POINTS[dist]
+    f = getattr(dks.stats, dist).cdf
+    np.testing.assert_allclose(float(f(*point)), getattr(st, dist).cdf(*point), rtol=1e-13)
+    loc_i, scale_i = 1 + nshape, 2 + nshape
+    gx, gloc, gscale = dk.grad(f, argnums=(0, loc_i, scale_i), backend=backend)(*point)
+    pdf = getattr(st, dist).pdf(*point)
+    z = (point[0] - point[loc_i]) / point[scale_i]
+    np.testing.assert_allclose([float(gx), float(gloc), float(gscale)], [pdf, -pdf, -pdf * z], **_tol(backend))
+
+
+def test_cdf_shape_parameters_are_not_differentiated():
+    from diffkit import scipy as dks
+
+    with pytest.raises(dk.UnsupportedOperation, match="not differentiable in a"):
+        dk.grad(lambda a: dks.stats.gamma.cdf(1.0, a))(2.0)
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse", "symbolic"])
+def test_norm_logcdf_sf_and_poisson(backend):
+    from diffkit import scipy as dks
+
+    g = dk.grad(dks.stats.norm.logcdf, backend=backend)(-0.7)
+    np.testing.assert_allclose(float(g), st.norm.pdf(-0.7) / st.norm.cdf(-0.7), rtol=1e-12)
+    s = dk.grad(dks.stats.norm.sf, backend=backend)(0.2)
+    np.testing.assert_allclose(float(s), -st.norm.pdf(0.2), rtol=1e-12)
+    k = np.array([0, 3, 7])
+    mu = np.array([0.5, 2.5, 6.0])
+    np.testing.assert_allclose(dks.stats.poisson.logpmf(k, mu), st.poisson.logpmf(k, mu), rtol=1e-13)
+    if backend != "symbolic":  # arrays of points: the symbolic backend's cost grows with them
+        gm = dk.grad(lambda m: np.sum(dks.stats.poisson.logpmf(k, m)), backend=backend)(mu)
+        np.testing.assert_allclose(gm, k / mu - 1.0, rtol=1e-13)
+        gp = dk.grad(lambda m: np.sum(dks.stats.poisson.pmf(k, m)), backend=backend)(mu)
+        np.testing.assert_allclose(gp, st.poisson.pmf(k, mu) * (k / mu - 1.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse"])
+def test_multivariate_normal_logpdf(backend):
+    from diffkit import scipy as dks
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(3, 3))
+    cov = a @ a.T + 3.0 * np.eye(3)
+    mean = rng.normal(size=3)
+    xs = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(dks.stats.multivariate_normal.logpdf(xs, mean, cov),
+                               st.multivariate_normal.logpdf(xs, mean, cov), rtol=1e-12)
+    x = xs[0]
+    np.testing.assert_allclose(dks.stats.multivariate_normal.logpdf(x, mean, cov),
+                               st.multivariate_normal.logpdf(x, mean, cov), rtol=1e-12)
+    gx, gm, gc = dk.grad(dks.stats.multivariate_normal.logpdf, argnums=(0, 1, 2), backend=backend)(x, mean, cov)
+    inv = np.linalg.inv(cov)
+    r = x - mean
+    np.testing.assert_allclose(gx, -inv @ r, rtol=1e-11)
+    np.testing.assert_allclose(gm, inv @ r, rtol=1e-11)
+    np.testing.assert_allclose(gc, 0.5 * (inv @ np.outer(r, r) @ inv - inv), rtol=1e-10, atol=1e-13)
+    gs = dk.grad(lambda X: np.sum(dks.stats.multivariate_normal.logpdf(X, mean, cov)), backend=backend)(xs)
+    np.testing.assert_allclose(gs, -(xs - mean) @ inv, rtol=1e-11)
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse", "symbolic"])
+def test_dirichlet_logpdf(backend):
+    from diffkit import scipy as dks
+
+    x = np.array([0.2, 0.5, 0.3])
+    alpha = np.array([1.5, 2.0, 0.7])
+    np.testing.assert_allclose(dks.stats.dirichlet.logpdf(x, alpha), st.dirichlet.logpdf(x, alpha), rtol=1e-13)
+    gx, ga = dk.grad(dks.stats.dirichlet.logpdf, argnums=(0, 1), backend=backend)(x, alpha)
+    np.testing.assert_allclose(gx, (alpha - 1.0) / x, rtol=1e-12)
+    np.testing.assert_allclose(ga, np.log(x) + sc.digamma(alpha.sum()) - sc.digamma(alpha), rtol=1e-12)

@@ -646,12 +646,21 @@ def lambdify(symbols: Sequence[Any], exprs: Any, module: str, cse: Any = True) -
     tree walk without memory; the cse runs without canonical ordering.
     """
     modules: Any = module
-    if "diffkit.scipy_special" in sys.modules:  # SciPy's entries: their SymPy functions compile to SciPy
+    kw: dict[str, Any] = {}
+    if "diffkit.scipy_special" in sys.modules and module in ("math", "numpy"):
+        # SciPy's entries: their SymPy functions (erfinv, polygamma, lowergamma ...) compile
+        # to SciPy's, by name; the printer leaves names it has no code for as calls
         modules = [module, sys.modules["diffkit.scipy_special"].sympy_namespace()]
+        from sympy.printing.numpy import NumPyPrinter
+        from sympy.printing.pycode import PythonCodePrinter
+
+        kw["printer"] = (NumPyPrinter if module == "numpy" else PythonCodePrinter)(
+            {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
+             "user_functions": {}, "strict": False})
     if isinstance(cse, tuple):  # a cse computed before: (replacements, reduced expressions)
         done = cse
-        return sympy.lambdify(symbols, exprs, modules=modules, cse=lambda _: done, use_imps=False)
-    return sympy.lambdify(symbols, exprs, modules=modules, cse=_dag_cse if cse else False, use_imps=False)
+        return sympy.lambdify(symbols, exprs, modules=modules, cse=lambda _: done, use_imps=False, **kw)
+    return sympy.lambdify(symbols, exprs, modules=modules, cse=_dag_cse if cse else False, use_imps=False, **kw)
 
 
 def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],
