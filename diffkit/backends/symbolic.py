@@ -649,14 +649,16 @@ def lambdify(symbols: Sequence[Any], exprs: Any, module: str, cse: Any = True) -
     kw: dict[str, Any] = {}
     if "diffkit.scipy_special" in sys.modules and module in ("math", "numpy"):
         # SciPy's entries: their SymPy functions (erfinv, polygamma, lowergamma ...) compile
-        # to SciPy's, by name; the printer leaves names it has no code for as calls
-        modules = [module, sys.modules["diffkit.scipy_special"].sympy_namespace()]
+        # to SciPy's, called by name; lambdify's own printer settings, except that the
+        # functions SymPy's printers refuse (lowergamma, uppergamma) are printed as calls too
+        names = sys.modules["diffkit.scipy_special"].sympy_namespace()
+        modules = [module, names]
         from sympy.printing.numpy import NumPyPrinter
         from sympy.printing.pycode import PythonCodePrinter
 
         kw["printer"] = (NumPyPrinter if module == "numpy" else PythonCodePrinter)(
             {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
-             "user_functions": {}, "strict": False})
+             "user_functions": {k: k for k in names}, "strict": False})
     if isinstance(cse, tuple):  # a cse computed before: (replacements, reduced expressions)
         done = cse
         return sympy.lambdify(symbols, exprs, modules=modules, cse=lambda _: done, use_imps=False, **kw)
