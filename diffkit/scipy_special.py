@@ -71,6 +71,8 @@ def _int_order(n: Any) -> Any:
 
 
 def _entry(name: str, fn: Any, ufuncs: tuple[Any, ...], **fields: Any) -> Primitive:
+    # the names are not NumPy's (np.i0 exists: SciPy's i0 is the entry "bessel_i0"), since
+    # expression strings call the table's entries by their NumPy names
     fields.setdefault("complex_safe", False)
     prim = define(name, fn, **fields)
     SCIPY_PRIMITIVES[name] = prim
@@ -234,13 +236,13 @@ _entry("xlog1py", sc.xlog1py, (sc.xlog1py,), sympy=lambda x, y: x * sympy.log(1 
 def _i1_prime(out: Any, x: Any) -> Any:
     # I1'(x) = I0(x) - I1(x)/x, with its limit 1/2 at 0
     safe = np.where(x == 0, 1.0, x)
-    return np.where(x == 0, 0.5, _p("i0", x) - out / safe)
+    return np.where(x == 0, 0.5, _p("bessel_i0", x) - out / safe)
 
 
-_entry("i0", sc.i0, (sc.i0,), sympy=lambda x: sympy.besseli(0, x),
-       partials=(lambda out, x: _p("i1", x),), domain=((-INF, INF),), saves=((0,),),
+_entry("bessel_i0", sc.i0, (sc.i0,), sympy=lambda x: sympy.besseli(0, x),
+       partials=(lambda out, x: _p("bessel_i1", x),), domain=((-INF, INF),), saves=((0,),),
        doc="the modified Bessel function I0; d/dx = I1(x)")
-_entry("i1", sc.i1, (sc.i1,), sympy=lambda x: sympy.besseli(1, x),
+_entry("bessel_i1", sc.i1, (sc.i1,), sympy=lambda x: sympy.besseli(1, x),
        partials=(_i1_prime,), domain=((-INF, INF),), saves=((OUT, 0),),
        doc="the modified Bessel function I1; d/dx = I0(x) - I1(x)/x, and its limit 1/2 at x = 0")
 

@@ -374,3 +374,16 @@ def test_dirichlet_logpdf(backend):
     gx, ga = dk.grad(dks.stats.dirichlet.logpdf, argnums=(0, 1), backend=backend)(x, alpha)
     np.testing.assert_allclose(gx, (alpha - 1.0) / x, rtol=1e-12)
     np.testing.assert_allclose(ga, np.log(x) + sc.digamma(alpha.sum()) - sc.digamma(alpha), rtol=1e-12)
+
+
+def test_scipy_entries_do_not_change_what_expression_strings_call():
+    # expression strings and diffkit.strategies call the table's entries by their NumPy
+    # names: no SciPy entry may take one (np.i0 exists; SciPy's i0 is "bessel_i0")
+    from diffkit.core.function import expression_functions
+    from diffkit.scipy_special import SCIPY_PRIMITIVES
+
+    for name, prim in SCIPY_PRIMITIVES.items():
+        for n in (name,) + prim.aliases:
+            assert not hasattr(np, n), n
+    assert not set(SCIPY_PRIMITIVES) & set(expression_functions())
+    assert dk.grad(sc.i0)(0.5) == pytest.approx(sc.i1(0.5), rel=1e-15)
