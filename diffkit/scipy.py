@@ -9,7 +9,8 @@ in the function you differentiate, SciPy's everywhere else; on plain arrays
 they give SciPy's values. Imported by the user only: ``import diffkit`` does
 not import it (nor SciPy).
 
-* :func:`logsumexp` (``axis``, ``b``, ``keepdims``);
+* :func:`logsumexp` (``axis``, ``b``, ``keepdims``), also as ``special.logsumexp``, with
+  ``special.polygamma`` and ``special.zeta`` (Python functions in SciPy, not ufuncs);
 * ``stats.norm``: ``logpdf``, ``pdf``, ``cdf``, ``logcdf``, ``sf`` (in x, loc, scale);
 * ``stats.t``: ``logpdf``, ``pdf`` (in x, df, loc, scale); ``cdf`` (in x, loc, scale: not df);
 * ``stats.gamma``: ``logpdf``, ``pdf`` (in x, a, loc, scale); ``cdf`` (in x, loc, scale: not a);
@@ -37,11 +38,11 @@ from typing import Any
 import numpy as np
 import scipy.special as sc
 
-from . import scipy_special  # noqa: F401 (defines SciPy's entries of the table)
+from . import scipy_special  # defines SciPy's entries of the table
 from .core.values import Value, concrete
 from .errors import UnsupportedOperation
 
-__all__ = ["logsumexp", "stats"]
+__all__ = ["logsumexp", "special", "stats"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _SQRT2 = math.sqrt(2.0)
@@ -181,6 +182,11 @@ def _log_of(f: Any) -> Any:
 
     return logf
 
+
+special = SimpleNamespace(logsumexp=logsumexp, polygamma=scipy_special.polygamma, zeta=scipy_special.zeta)
+"""``scipy.special``'s Python functions (not ufuncs) for traced values: ``special.logsumexp``,
+``special.polygamma``, ``special.zeta``. SciPy's ufuncs (``erf``, ``gammaln`` ...) need no
+stand-in: call SciPy's."""
 
 stats = SimpleNamespace(
     norm=SimpleNamespace(logpdf=_norm_logpdf, pdf=_exp_of(_norm_logpdf), cdf=_norm_cdf, logcdf=_log_of(_norm_cdf),

@@ -387,3 +387,11 @@ def test_scipy_entries_do_not_change_what_expression_strings_call():
             assert not hasattr(np, n), n
     assert not set(SCIPY_PRIMITIVES) & set(expression_functions())
     assert dk.grad(sc.i0)(0.5) == pytest.approx(sc.i1(0.5), rel=1e-15)
+
+
+def test_diffkit_scipy_special_namespace():
+    from diffkit import scipy as dks
+
+    assert dks.special.logsumexp is dks.logsumexp
+    g = dk.grad(lambda x: dks.special.polygamma(1, x) + dks.special.zeta(2.0, x), backend="forward")(1.5)
+    np.testing.assert_allclose(float(g), sc.polygamma(2, 1.5) - 2.0 * sc.zeta(3.0, 1.5), rtol=1e-13)
