@@ -19,8 +19,9 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, is_complex, pack, register_function,
-                          register_index, register_reduce, register_ufunc, shape_of)
+from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, is_complex, pack,
+                          register_foreign_ufuncs, register_function, register_index, register_reduce, register_ufunc,
+                          shape_of)
 from .errors import InvalidArgument, TracingError, UnsupportedOperation
 from .primitives import PRIMITIVES, P
 
@@ -53,6 +54,22 @@ for _prim in PRIMITIVES.values():
         _u = getattr(np, _alias, None)
         if isinstance(_u, np.ufunc) and _u not in UFUNC_HANDLERS:
             register_ufunc(_u, _ufunc_handler(_prim, _alias), _prim)
+
+
+def _scipy_ufunc(ufunc: Any) -> Any:
+    """SciPy's special functions: their entries are defined (diffkit.scipy_special) the
+    first time one of SciPy's ufuncs reaches the dispatch, so ``import diffkit`` never
+    imports SciPy. A SciPy ufunc without an entry raises, naming ``scipy.special``."""
+    import sys
+
+    if "scipy.special" not in sys.modules:  # SciPy was never imported: the ufunc is not its
+        return None
+    from . import scipy_special
+
+    return scipy_special.lookup(ufunc)
+
+
+register_foreign_ufuncs(_scipy_ufunc)
 
 
 def _scaled(factor: float) -> Callable[[Any], Any]:

@@ -21,7 +21,7 @@ import diffkit as dk
 from diffkit.core.lazy import LazyModule, LazySympy, lazy_sympy, resolve
 
 ROOT = pathlib.Path(dk.__file__).resolve().parent.parent
-HEAVY = ("sympy", "mpmath", "matplotlib", "dask", "typer", "rich", "hypothesis")
+HEAVY = ("sympy", "mpmath", "matplotlib", "dask", "typer", "rich", "hypothesis", "scipy")
 
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -706,10 +707,24 @@ def lambdify(symbols: Sequence[Any], exprs: Any, module: str, cse: Any = True) -
     ``use_imps=False`` skips SymPy's search for user-implemented functions, a
     tree walk without memory; the cse runs without canonical ordering.
     """
+    modules: Any = module
+    kw: dict[str, Any] = {}
+    if "diffkit.scipy_special" in sys.modules and module in ("math", "numpy"):
+        # SciPy's entries: their SymPy functions (erfinv, polygamma, lowergamma ...) compile
+        # to SciPy's, called by name; lambdify's own printer settings, except that the
+        # functions SymPy's printers refuse (lowergamma, uppergamma) are printed as calls too
+        names = sys.modules["diffkit.scipy_special"].sympy_namespace()
+        modules = [module, names]
+        from sympy.printing.numpy import NumPyPrinter
+        from sympy.printing.pycode import PythonCodePrinter
+
+        kw["printer"] = (NumPyPrinter if module == "numpy" else PythonCodePrinter)(
+            {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True,
+             "user_functions": {k: k for k in names}, "strict": False})
     if isinstance(cse, tuple):  # a cse computed before: (replacements, reduced expressions)
         done = cse
-        return sympy.lambdify(symbols, exprs, modules=module, cse=lambda _: done, use_imps=False)
-    return sympy.lambdify(symbols, exprs, modules=module, cse=_dag_cse if cse else False, use_imps=False)
+        return sympy.lambdify(symbols, exprs, modules=modules, cse=lambda _: done, use_imps=False, **kw)
+    return sympy.lambdify(symbols, exprs, modules=modules, cse=_dag_cse if cse else False, use_imps=False, **kw)
 
 
 def compile_derivative(fun: Callable[..., Any], primals: Sequence[Any], op: str, argnums: Sequence[int],

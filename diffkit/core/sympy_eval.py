@@ -17,15 +17,21 @@ import sympy
 from ..errors import InvalidType, UnsupportedOperation
 
 
-@functools.lru_cache(maxsize=1)
 def sympy_to_numpy() -> dict[Any, Callable[..., Any]]:
     """SymPy function class -> NumPy callable, read from the primitive table."""
+    from .primitive import PRIMITIVES
+
+    return _sympy_to_numpy(len(PRIMITIVES))  # read again when entries were added (SciPy's)
+
+
+@functools.lru_cache(maxsize=2)
+def _sympy_to_numpy(size: int) -> dict[Any, Callable[..., Any]]:
     from .primitive import PRIMITIVES
 
     table: dict[Any, Callable[..., Any]] = {}
     for prim in PRIMITIVES.values():
         if prim.elementwise and isinstance(prim.sympy, type) and issubclass(prim.sympy, sympy.Basic):
-            table[prim.sympy] = getattr(np, prim.name)
+            table[prim.sympy] = getattr(np, prim.name, prim.numpy)
     table[sympy.Add] = lambda *a: functools.reduce(np.add, a)
     table[sympy.Mul] = lambda *a: functools.reduce(np.multiply, a)
     table[sympy.Pow] = np.power

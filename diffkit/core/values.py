@@ -78,6 +78,27 @@ def register_index(handler: Callable[..., Any]) -> None:
     _INDEX["getitem"] = handler
 
 
+FOREIGN_UFUNC_LOOKUPS: list[Callable[[Any], Primitive | None]] = []
+"""Look-ups of ufuncs that are not NumPy's (SciPy's special functions): each returns the
+table's entry of a ufunc, ``None`` when the ufunc is not its package's, or raises an
+:class:`~diffkit.errors.UnsupportedOperation` naming that package. They may define
+entries (and route the ufunc) on first use; :mod:`diffkit.numpy_api` registers SciPy's."""
+
+
+def register_foreign_ufuncs(lookup: Callable[[Any], Primitive | None]) -> None:
+    """Add a look-up of ufuncs that are not NumPy's (see :data:`FOREIGN_UFUNC_LOOKUPS`)."""
+    FOREIGN_UFUNC_LOOKUPS.append(lookup)
+
+
+def _foreign_ufunc(ufunc: Any) -> Primitive | None:
+    """The table's entry of a ufunc that is not NumPy's, from :data:`FOREIGN_UFUNC_LOOKUPS`."""
+    for lookup in FOREIGN_UFUNC_LOOKUPS:
+        prim = lookup(ufunc)
+        if prim is not None:
+            return prim
+    return None
+
+
 def top_trace(args: tuple[Any, ...] | list[Any]) -> Trace | None:
     """The innermost trace among ``args`` (``None`` when all are constants)."""
     top = None
@@ -272,6 +293,10 @@ class Value:
             handler = REDUCE_HANDLERS.get(ufunc)
         else:
             handler = None
+        if handler is None and method == "__call__" and getattr(np, ufunc.__name__, None) is not ufunc:
+            prim = _foreign_ufunc(ufunc)
+            if prim is not None:
+                return UFUNC_HANDLERS[ufunc](*inputs, **kwargs)
         if handler is None:
             what = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
             raise UnsupportedOperation(

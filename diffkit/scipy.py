@@ -1,0 +1,202 @@
+"""SciPy functions that are Python code, written on the table's primitives (the ``scipy`` extra).
+
+``scipy.special.logsumexp`` and the ``scipy.stats`` distributions are Python
+functions: they turn their arguments into NumPy arrays (``np.asarray``), which
+a traced value cannot be, so they do not reach diffkit's dispatch. This module
+gives the same functions written in NumPy on the primitive table (HIPS
+autograd's ``autograd.scipy`` takes the same route): use ``diffkit.scipy``'s
+in the function you differentiate, SciPy's everywhere else; on plain arrays
+they give SciPy's values. Imported by the user only: ``import diffkit`` does
+not import it (nor SciPy).
+
+* :func:`logsumexp` (``axis``, ``b``, ``keepdims``), also as ``special.logsumexp``, with
+  ``special.polygamma`` and ``special.zeta`` (Python functions in SciPy, not ufuncs);
+* ``stats.norm``: ``logpdf``, ``pdf``, ``cdf``, ``logcdf``, ``sf`` (in x, loc, scale);
+* ``stats.t``: ``logpdf``, ``pdf`` (in x, df, loc, scale); ``cdf`` (in x, loc, scale: not df);
+* ``stats.gamma``: ``logpdf``, ``pdf`` (in x, a, loc, scale); ``cdf`` (in x, loc, scale: not a);
+* ``stats.beta``: ``logpdf``, ``pdf`` (in x, a, b, loc, scale); ``cdf`` (in x, loc, scale: not a, b);
+* ``stats.poisson``: ``logpmf``, ``pmf`` (in mu; k is an integer);
+* ``stats.multivariate_normal``: ``logpdf``, ``pdf`` (in x, mean, cov);
+* ``stats.dirichlet``: ``logpdf``, ``pdf`` (in x, alpha).
+
+Example:
+    >>> import numpy as np, diffkit as dk
+    >>> from diffkit.scipy import logsumexp, stats
+    >>> g = dk.grad(lambda x: logsumexp(x))(np.array([0.0, np.log(3.0)]))
+    >>> np.round(g, 12)                       # the softmax
+    array([0.25, 0.75])
+    >>> float(dk.grad(lambda x: stats.norm.logpdf(x, 1.0, 2.0))(0.0))   # -(x - loc) / scale**2
+    0.25
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import scipy.special as sc
+
+from . import scipy_special  # defines SciPy's entries of the table
+from .core.values import Value, concrete
+from .errors import UnsupportedOperation
+
+__all__ = ["logsumexp", "special", "stats"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_SQRT2 = math.sqrt(2.0)
+
+
+def _shift(a: Any, axis: Any) -> Any:
+    """The maximum of ``a``'s numbers along ``axis`` (kept), 0 where not finite: a constant,
+    so subtracting and adding it back changes the value's rounding, not its derivative.
+    The symbolic backend's values have no numbers: no shift there."""
+    v = np.asarray(concrete(a))
+    if v.dtype.kind == "c":  # the numeric backend's complex step: shift by the real part
+        v = v.real
+    elif v.dtype.kind not in "fiu":
+        return 0.0
+    m = np.max(v, axis=axis, keepdims=True)
+    return np.where(np.isfinite(m), m, 0.0)
+
+
+def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False, return_sign: bool = False) -> Any:
+    """``scipy.special.logsumexp`` on traced values: ``log(sum(b * exp(a)))`` along ``axis``.
+
+    Its gradient in ``a`` is the softmax (times ``b``); ``b`` may be traced too
+    (taken as non-negative).
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> float(logsumexp(np.array([1.0, 2.0])))
+        2.313261687518223
+        >>> np.round(dk.grad(lambda b: logsumexp(np.zeros(2), b=b))(np.array([1.0, 3.0])), 12)
+        array([0.25, 0.25])
+    """
+    if return_sign:
+        raise UnsupportedOperation("diffkit.scipy.logsumexp(return_sign=True) is not supported; "
+                                   "keep b non-negative")
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return sc.logsumexp(a, axis=axis, b=b, keepdims=keepdims)
+    m = _shift(a, axis)
+    e = np.exp(a - m)
+    if b is not None:
+        e = b * e
+    out = np.log(np.sum(e, axis=axis, keepdims=True)) + m
+    if not keepdims:
+        out = np.squeeze(out, axis=axis) if axis is not None else np.reshape(out, ())
+    return out
+
+
+def _standard(x: Any, loc: Any, scale: Any) -> Any:
+    return (x - loc) / scale
+
+
+# --------------------------------------------------------------------------
+# Distributions
+# --------------------------------------------------------------------------
+
+
+def _norm_logpdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    z = _standard(x, loc, scale)
+    return -0.5 * (z * z) - np.log(scale) - 0.5 * _LOG_2PI
+
+
+def _norm_cdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    return 0.5 * sc.erfc(-_standard(x, loc, scale) / _SQRT2)
+
+
+def _norm_sf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    return 0.5 * sc.erfc(_standard(x, loc, scale) / _SQRT2)
+
+
+def _t_logpdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    z = _standard(x, loc, scale)
+    return (sc.gammaln(0.5 * (df + 1.0)) - sc.gammaln(0.5 * df) - 0.5 * np.log(df * math.pi) - np.log(scale)
+            - 0.5 * (df + 1.0) * np.log1p(z * z / df))
+
+
+def _t_cdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    return sc.stdtr(_constant(df, "t.cdf", "df"), _standard(x, loc, scale))
+
+
+def _gamma_logpdf(x: Any, a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    z = _standard(x, loc, scale)
+    return sc.xlogy(a - 1.0, z) - z - sc.gammaln(a) - np.log(scale)
+
+
+def _gamma_cdf(x: Any, a: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    return sc.gammainc(_constant(a, "gamma.cdf", "a"), _standard(x, loc, scale))
+
+
+def _beta_logpdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    z = _standard(x, loc, scale)
+    return sc.xlogy(a - 1.0, z) + sc.xlog1py(b - 1.0, -z) - sc.betaln(a, b) - np.log(scale)
+
+
+def _beta_cdf(x: Any, a: Any, b: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    return sc.betainc(_constant(a, "beta.cdf", "a"), _constant(b, "beta.cdf", "b"), _standard(x, loc, scale))
+
+
+def _poisson_logpmf(k: Any, mu: Any, loc: Any = 0.0) -> Any:
+    k = _constant(k, "poisson.logpmf", "k") - loc
+    return sc.xlogy(k, mu) - mu - sc.gammaln(np.asarray(k, dtype=float) + 1.0)
+
+
+def _constant(v: Any, where: str, name: str) -> Any:
+    # the symbolic backend traces every argument as a symbol: there the parameter is a
+    # constant of the derivatives (its partial is not in the table)
+    if isinstance(v, Value) and v._trace.backend_name != "symbolic":
+        raise UnsupportedOperation(f"diffkit.scipy.stats.{where} is not differentiable in {name}; "
+                                   f"pass {name} as a constant")
+    return v
+
+
+def _mvn_logpdf(x: Any, mean: Any = None, cov: Any = 1.0) -> Any:
+    d = np.shape(x)[-1]
+    r = x if mean is None else x - mean
+    cov = cov * np.eye(d) if np.ndim(cov) == 0 else cov
+    sol = np.linalg.solve(cov, np.swapaxes(r, -1, -2) if np.ndim(r) > 1 else r)
+    quad = np.sum(r * np.swapaxes(sol, -1, -2), axis=-1) if np.ndim(r) > 1 else np.sum(r * sol)
+    _, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (d * _LOG_2PI + logdet + quad)
+
+
+def _dirichlet_logpdf(x: Any, alpha: Any) -> Any:
+    return (np.sum(sc.xlogy(alpha - 1.0, x), axis=-1) + sc.gammaln(np.sum(alpha, axis=-1))
+            - np.sum(sc.gammaln(alpha), axis=-1))
+
+
+def _exp_of(logf: Any) -> Any:
+    def f(*args: Any, **kwargs: Any) -> Any:
+        return np.exp(logf(*args, **kwargs))
+
+    f.__doc__ = f"exp of {logf.__name__.lstrip('_')}"
+    return f
+
+
+def _log_of(f: Any) -> Any:
+    def logf(*args: Any, **kwargs: Any) -> Any:
+        return np.log(f(*args, **kwargs))
+
+    return logf
+
+
+special = SimpleNamespace(logsumexp=logsumexp, polygamma=scipy_special.polygamma, zeta=scipy_special.zeta)
+"""``scipy.special``'s Python functions (not ufuncs) for traced values: ``special.logsumexp``,
+``special.polygamma``, ``special.zeta``. SciPy's ufuncs (``erf``, ``gammaln`` ...) need no
+stand-in: call SciPy's."""
+
+stats = SimpleNamespace(
+    norm=SimpleNamespace(logpdf=_norm_logpdf, pdf=_exp_of(_norm_logpdf), cdf=_norm_cdf, logcdf=_log_of(_norm_cdf),
+                         sf=_norm_sf),
+    t=SimpleNamespace(logpdf=_t_logpdf, pdf=_exp_of(_t_logpdf), cdf=_t_cdf),
+    gamma=SimpleNamespace(logpdf=_gamma_logpdf, pdf=_exp_of(_gamma_logpdf), cdf=_gamma_cdf),
+    beta=SimpleNamespace(logpdf=_beta_logpdf, pdf=_exp_of(_beta_logpdf), cdf=_beta_cdf),
+    poisson=SimpleNamespace(logpmf=_poisson_logpmf, pmf=_exp_of(_poisson_logpmf)),
+    multivariate_normal=SimpleNamespace(logpdf=_mvn_logpdf, pdf=_exp_of(_mvn_logpdf)),
+    dirichlet=SimpleNamespace(logpdf=_dirichlet_logpdf, pdf=_exp_of(_dirichlet_logpdf)),
+)
+"""``scipy.stats``' distributions as functions on the table's primitives: ``stats.norm.logpdf(x, loc, scale)``
+and the others listed in the module's docstring, with SciPy's argument order."""
