@@ -7,7 +7,7 @@ the page cannot drift from the code. It lists
 * the primitives of the table (:data:`diffkit.core.primitive.PRIMITIVES`): their
   backends (the symbolic one needs a SymPy form; the numeric backend's complex
   step needs a complex-analytic primitive), domain and kink convention;
-* the NumPy (and SciPy) callables diffkit dispatches (ufuncs, their reductions,
+* the NumPy (and, with the ``scipy`` extra installed, SciPy) callables diffkit dispatches (ufuncs, their reductions,
   functions and array methods), each on the forward, reverse and numeric
   backends, and on the symbolic one where its primitives have SymPy forms.
 
@@ -60,6 +60,11 @@ def _callable_name(f: Any) -> str:
 def coverage_markdown() -> str:
     """The coverage page as Markdown (deterministic: sorted, no timings)."""
     from . import numpy_api  # noqa: F401 - its registrations are what is listed
+
+    try:  # the scipy extra: its entries join the table when SciPy is installed
+        from . import scipy_special  # noqa: F401
+    except ImportError:
+        pass
     from .core.values import FUNCTION_HANDLERS, REDUCE_HANDLERS, UFUNC_HANDLERS, UFUNC_PRIMITIVES
 
     lines = ["# Supported functions", "",
