@@ -284,6 +284,24 @@ def _linalg() -> list[Case]:
     ]
 
 
+def _special() -> list[Case]:
+    """Special functions and densities: present when SciPy (the ``scipy`` extra) is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("scipy") is None:
+        return []
+    tags = ("special",)
+    return [
+        *expand("special_mix", _tf("special_mix"), ([0.4, -0.7],), ("grad", "hessian"),
+                note="erf, gammaln, expit and xlogy of scipy.special on traced values", tags=tags),
+        *expand("gauss_loglik", _tf("gauss_loglik"), ([0.2, -0.1],), ("grad", "hessian"),
+                note="sum of diffkit.scipy.stats.norm.logpdf in (mean, log sd)", tags=tags),
+        Case("student_t_loglik", _tf("student_t_loglik"), ([0.1, -0.2, 1.1],), "grad",
+             note="Student-t log-likelihood in (loc, log scale, log df): lgamma, digamma", tags=tags),
+        *_derivatives("bessel_mix", _tf("bessel_mix"), 0.8, (1, 2), note="i0(x) exp(-x) + i1(x)", tags=tags),
+    ]
+
+
 def standard() -> list[Case]:
     """The standard suite: about 170 cases over elementary functions, optimisation, nn, kinks, domains, linalg.
 
@@ -291,10 +309,10 @@ def standard() -> list[Case]:
         >>> cases = standard()
         >>> len({c.id for c in cases}) == len(cases)
         True
-        >>> sorted({t for c in cases for t in c.tags})
+        >>> sorted({t for c in cases for t in c.tags} - {"special"})   # special: with SciPy
         ['domain', 'elementary', 'kink', 'linalg', 'nn', 'optimisation']
     """
-    return _elementary() + _optimisation() + _nn() + _kinks() + _domain() + _linalg()
+    return _elementary() + _optimisation() + _nn() + _kinks() + _domain() + _linalg() + _special()
 
 
 # ---------------------------------------------------------------------------

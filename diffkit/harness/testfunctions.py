@@ -516,3 +516,62 @@ def logistic_n7(x: Any) -> Any:
 def logistic_n8(x: Any) -> Any:
     """l_8 of the logistic map."""
     return logistic(x, 8)
+
+
+# ---------------------------------------------------------------------------
+# Special functions and densities (the scipy extra)
+# ---------------------------------------------------------------------------
+
+GAUSS_DATA = np.array([0.3, -1.2, 0.8, 2.1, -0.4, 1.0])
+"""Six fixed observations for the Gaussian and Student-t log-likelihoods."""
+
+
+def special_mix(p: Any) -> Any:
+    """``erf(a) * gammaln(1.5 + b**2) + expit(a b) + xlogy(a**2, 1 + b**2)`` of ``p = (a, b)``:
+    SciPy's special functions as ufuncs on traced values.
+
+    Example:
+        >>> round(float(special_mix(np.array([0.0, 0.0]))), 6)     # erf(0) = 0, expit(0) = 1/2
+        0.5
+    """
+    import scipy.special as sc
+
+    a, b = p[0], p[1]
+    return sc.erf(a) * sc.gammaln(1.5 + b**2) + sc.expit(a * b) + sc.xlogy(a**2, 1.0 + b**2)
+
+
+def gauss_loglik(p: Any) -> Any:
+    """The Gaussian log-likelihood of :data:`GAUSS_DATA` in ``p = (mean, log sd)``
+    (``diffkit.scipy.stats.norm.logpdf``).
+
+    Example:
+        >>> round(float(gauss_loglik(np.array([0.0, 0.0]))), 6)
+        -9.383631
+    """
+    from ..scipy import stats
+
+    return np.sum(stats.norm.logpdf(GAUSS_DATA, p[0], np.exp(p[1])))
+
+
+def student_t_loglik(p: Any) -> Any:
+    """The Student-t log-likelihood of :data:`GAUSS_DATA` in ``p = (loc, log scale, log df)``.
+
+    Example:
+        >>> bool(np.isfinite(student_t_loglik(np.array([0.0, 0.0, 1.0]))))
+        True
+    """
+    from ..scipy import stats
+
+    return np.sum(stats.t.logpdf(GAUSS_DATA, np.exp(p[2]), p[0], np.exp(p[1])))
+
+
+def bessel_mix(x: Any) -> Any:
+    """``i0(x) * exp(-x) + i1(x)``, SciPy's modified Bessel functions.
+
+    Example:
+        >>> round(float(bessel_mix(0.0)), 6)                 # i0(0) = 1, i1(0) = 0
+        1.0
+    """
+    import scipy.special as sc
+
+    return sc.i0(x) * np.exp(-x) + sc.i1(x)
