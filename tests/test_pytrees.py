@@ -1,0 +1,231 @@
+"""Pytree arguments (nested dicts, lists, tuples, namedtuples; JAX's conventions) on every
+operator and every backend, against derivatives worked out by hand."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pytest
+
+import diffkit as dk
+
+BACKENDS = ["forward", "reverse", "numeric", "symbolic"]
+
+Params = collections.namedtuple("Params", "w b")
+
+
+def close(a, b, tol):
+    """Same pytree structure and leaves within ``tol``."""
+    la, ta = dk.tree_flatten(a)
+    lb, tb = dk.tree_flatten(b)
+    assert ta == tb, (ta, tb)
+    for x, y in zip(la, lb):
+        assert np.shape(x) == np.shape(y)
+        np.testing.assert_allclose(np.asarray(x, dtype=float), np.asarray(y, dtype=float), rtol=tol, atol=tol)
+
+
+def tol_of(backend):
+    return 1e-6 if backend == "numeric" else 1e-12
+
+
+# ---------------------------------------------------------------------------
+# the tree utilities
+# ---------------------------------------------------------------------------
+
+
+def test_flatten_order_is_jax():
+    leaves, tree = dk.tree_flatten({"w": [1.0, (2.0, None)], "b": 3.0, "a": Params(4.0, 5.0)})
+    assert leaves == [4.0, 5.0, 3.0, 1.0, 2.0]  # keys sorted: a, b, w; namedtuple in field order
+    assert tree.num_leaves == 5
+    assert repr(tree) == "PyTreeDef({'a': Params(w=*, b=*), 'b': *, 'w': [*, (*, None)]})"
+    back = dk.tree_unflatten(tree, leaves)
+    assert back == {"w": [1.0, (2.0, None)], "b": 3.0, "a": Params(4.0, 5.0)}
+    assert type(back["a"]) is Params
+
+
+def test_ordered_dict_keeps_insertion_order():
+    d = collections.OrderedDict([("z", 1.0), ("a", 2.0)])
+    leaves, tree = dk.tree_flatten(d)
+    assert leaves == [1.0, 2.0]
+    assert type(dk.tree_unflatten(tree, leaves)) is collections.OrderedDict
+
+
+def test_none_has_no_leaves_and_arrays_are_leaves():
+    leaves, tree = dk.tree_flatten([None, np.arange(3.0)])
+    assert len(leaves) == 1 and tree.num_leaves == 1
+    assert dk.tree_structure(None).num_leaves == 0
+
+
+def test_tree_map_and_structure_mismatch():
+    assert dk.tree_map(lambda a, b: a * b, (1.0, [2.0]), (3.0, [4.0])) == (3.0, [8.0])
+    with pytest.raises(dk.InvalidArgument, match="differ in structure"):
+        dk.tree_map(lambda a, b: a, (1.0, 2.0), [1.0, 2.0])
+    with pytest.raises(dk.InvalidArgument, match="3 leaves"):
+        dk.tree_unflatten(dk.tree_structure((1.0, 2.0, 3.0)), [1.0])
+
+
+def test_register_pytree_node():
+    class Box:
+        def __init__(self, inner, scale):
+            self.inner, self.scale = inner, scale
+
+    dk.register_pytree_node(Box, lambda b: ((b.inner,), b.scale), lambda scale, ch: Box(ch[0], scale))
+    g = dk.grad(lambda b: b.scale * np.sum(b.inner ** 2))(Box(np.array([1.0, 2.0]), 3.0))
+    assert isinstance(g, Box) and g.scale == 3.0  # aux data is kept, not differentiated
+    np.testing.assert_allclose(g.inner, [6.0, 12.0])
+    with pytest.raises(dk.InvalidArgument):
+        dk.register_pytree_node(dict, lambda d: ((), None), lambda a, c: {})
+
+
+# ---------------------------------------------------------------------------
+# the operators, every backend
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grad_of_dict(backend):
+    g = dk.grad(lambda p: p["w"] * p["b"], backend=backend)({"w": 1.0, "b": 2.0})
+    close(g, {"w": 2.0, "b": 1.0}, tol_of(backend))
+    assert list(g) == ["b", "w"]  # rebuilt in JAX's (sorted) key order
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grad_of_nested_tree(backend):
+    # f = w * sum(v**2) * x + sum(t[0] * t[1]); by hand:
+    # df/dw = sum(v**2) x, df/dv = 2 w v x, df/dt0 = t1, df/dt1 = t0, df/dx = w sum(v**2)
+    def f(p, x):
+        return p["w"] * np.sum(p["layer"].w ** 2) * x + np.sum(p["pair"][0] * p["pair"][1])
+
+    v = np.array([1.0, 2.0])
+    t0, t1 = np.array([0.5, -1.0]), np.array([3.0, 4.0])
+    p = {"w": 2.0, "layer": Params(v, None), "pair": [t0, t1], "skip": None}
+    gp, gx = dk.grad(f, argnums=(0, 1), backend=backend)(p, 3.0)
+    close(gp, {"w": 5.0 * 3.0, "layer": Params(2 * 2.0 * v * 3.0, None), "pair": [t1, t0], "skip": None},
+          tol_of(backend))
+    assert type(gp["layer"]) is Params
+    close(gx, 2.0 * 5.0, tol_of(backend))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grad_of_tuple_and_list_arguments(backend):
+    # a tuple of parameters (this used to raise NumPy's ValueError)
+    # f = sum(t0**2 * t1) over the two entries of t1: df/dt0 = 2 t0 sum(t1), df/dt1 = t0**2
+    g = dk.grad(lambda t: np.sum(t[0] ** 2 * t[1]), backend=backend)((3.0, np.array([1.0, 2.0])))
+    assert type(g) is tuple
+    close(g, (18.0, np.array([9.0, 9.0])), tol_of(backend))
+    g = dk.grad(lambda xs: xs[0] * xs[1] * xs[2], backend=backend)([1.0, 2, 3.0])  # an int leaf promotes
+    assert type(g) is list
+    close(g, [6.0, 3.0, 2.0], tol_of(backend))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grad_of_namedtuple(backend):
+    g = dk.grad(lambda p: p.w * p.b ** 2, backend=backend)(Params(1.0, 3.0))
+    assert type(g) is Params
+    close(g, Params(9.0, 6.0), tol_of(backend))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_value_and_grad_with_aux_and_keywords(backend):
+    def loss(p, x, scale=1.0):
+        r = p["a"] * x + p["c"]
+        return scale * np.sum(r ** 2), {"r": r}
+
+    x = np.array([1.0, 2.0])
+    p = {"a": 0.5, "c": -1.0}
+    (val, aux), g = dk.value_and_grad(loss, has_aux=True, backend=backend)(p, x, scale=2.0)
+    r = p["a"] * x + p["c"]
+    np.testing.assert_allclose(val, 2.0 * np.sum(r ** 2))
+    np.testing.assert_allclose(aux["r"], r)
+    close(g, {"a": 4.0 * np.sum(r * x), "c": 4.0 * np.sum(r)}, tol_of(backend))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_argnums_selects_whole_arguments(backend):
+    f = lambda a, b: a["u"] * b[0] + b[1]  # noqa: E731
+    gb, ga = dk.grad(f, argnums=(1, 0), backend=backend)({"u": 2.0}, (3.0, 4.0))
+    close(gb, (2.0, 1.0), tol_of(backend))
+    close(ga, {"u": 3.0}, tol_of(backend))
+    close(dk.grad(f, argnums=1, backend=backend)({"u": 2.0}, (3.0, 4.0)), (2.0, 1.0), tol_of(backend))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_jacobian_of_tree_argument(backend):
+    # y = [w*b, w, b**2]: dy/dw = [b, 1, 0], dy/db = [w, 0, 2b]
+    f = lambda p: np.stack([p["w"] * p["b"], p["w"], p["b"] ** 2])  # noqa: E731
+    J = dk.jacobian(f, backend=backend)({"w": 1.0, "b": 2.0})
+    close(J, {"w": np.array([2.0, 1.0, 0.0]), "b": np.array([1.0, 0.0, 4.0])}, tol_of(backend))
+    # array leaves: shape out.shape + leaf.shape
+    J = dk.jacobian(lambda t: t[0] * t[1], backend=backend)((np.array([1.0, 2.0]), np.array([3.0, 5.0])))
+    close(J, (np.diag([3.0, 5.0]), np.diag([1.0, 2.0])), tol_of(backend))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hessian_nests_as_jax(backend):
+    # f = w**2 b + b**3: H = [[2b, 2w], [2w, 6b]]
+    H = dk.hessian(lambda p: p["w"] ** 2 * p["b"] + p["b"] ** 3, backend=backend)({"w": 1.0, "b": 2.0})
+    tol = 1e-5 if backend == "numeric" else 1e-12
+    close(H, {"b": {"b": 12.0, "w": 2.0}, "w": {"b": 2.0, "w": 4.0}}, tol)
+    # two arguments, one a tuple: H[i][j], argument i's structure outside, j's inside
+    f = lambda t, z: t[0] * t[1] * z ** 2  # noqa: E731
+    H = dk.hessian(f, argnums=(0, 1), backend=backend)((1.0, 2.0), 3.0)
+    # d2/dt0dt1 = z**2, d2/dt0dz = 2 t1 z, d2/dt1dz = 2 t0 z, d2/dz2 = 2 t0 t1
+    close(H[0][0], ((0.0, 9.0), (9.0, 0.0)), tol)
+    close(H[0][1], (12.0, 6.0), tol)
+    close(H[1][0], (12.0, 6.0), tol)
+    close(H[1][1], 4.0, tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hessian_with_array_leaves(backend):
+    # f = sum(v**2) * s: d2/dv2 = 2 s I, d2/dv ds = 2 v, d2/ds2 = 0
+    v = np.array([1.0, -2.0])
+    H = dk.hessian(lambda p: np.sum(p["v"] ** 2) * p["s"], backend=backend)({"v": v, "s": 3.0})
+    tol = 1e-5 if backend == "numeric" else 1e-12
+    close(H, {"s": {"s": 0.0, "v": 2 * v}, "v": {"s": 2 * v, "v": 6.0 * np.eye(2)}}, tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_jvp_and_vjp_with_tree_tangents(backend):
+    def f(p, x):
+        return p["w"] * np.sum(p["v"]) * x
+
+    p = {"w": 2.0, "v": np.array([1.0, 3.0])}
+    out, t = dk.jvp(f, (p, 1.5), ({"w": 1.0, "v": np.array([0.0, 1.0])}, 0.5), backend=backend)
+    # t = dw sum(v) x + w sum(dv) x + w sum(v) dx = 6 + 3 + 4
+    close(out, 12.0, 1e-12)
+    close(t, 13.0, tol_of(backend))
+    out, vjp_fn = dk.vjp(f, p, 1.5, backend=backend)
+    cts = vjp_fn(2.0)
+    close(cts, ({"w": 2.0 * 4.0 * 1.5, "v": np.array([6.0, 6.0])}, 2.0 * 8.0), tol_of(backend))
+
+
+def test_jvp_tangent_structure_must_match():
+    with pytest.raises(dk.ShapeError, match="differs in structure"):
+        dk.jvp(lambda p: p["a"] * 2.0, ({"a": 1.0},), ({"b": 1.0},))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_numeric_leaf_names_its_path(backend):
+    with pytest.raises(dk.InvalidType, match=r"leaf p\['b'\]\[1\] of a pytree argument must be numeric.*str 'a'"):
+        dk.grad(lambda p: p["w"] * 2.0, backend=backend)({"w": 1.0, "b": [1.0, "a"]})
+
+
+def test_undifferentiated_tree_arguments_pass_through():
+    # argument 1 is a dict of data, not differentiated: passed as it is
+    g = dk.grad(lambda w, data: np.sum(w * data["x"]))(np.array([1.0, 2.0]), {"x": np.array([3.0, 4.0])})
+    np.testing.assert_allclose(g, [3.0, 4.0])
+
+
+def test_nested_grad_of_tree():
+    # d/dx of grad wrt p of p["a"] * x**2 -> d/dx (x**2) = 2x
+    inner = lambda x: dk.grad(lambda p: p["a"] * x ** 2)({"a": 1.0})["a"]  # noqa: E731
+    for be in ("forward", "reverse"):
+        close(dk.grad(inner, backend=be)(3.0), 6.0, 1e-12)
+
+
+def test_empty_tree_has_empty_gradient():
+    g = dk.grad(lambda p, x: x * 2.0, argnums=(0, 1))({"n": None}, 1.0)
+    assert g[0] == {"n": None}
+    close(g[1], 2.0, 1e-12)
