@@ -21,7 +21,7 @@ from .backends.arguments import Argnums, _argnums, _canon, _prepare
 from .backends.complex_args import (Split, check_holomorphic, check_output_dtype, complex_argnums, native,
                                     real_cotangents, refuse_complex)
 from .core.function import Function, as_function
-from .core.values import Value, is_complex
+from .core.values import Value, is_complex, shape_of
 from .errors import DiffkitError, InvalidArgument, InvalidType, ShapeError, TracingError
 from .pytree import PyTreeDef, is_leaf, tree_flatten, tree_flatten_with_paths, tree_unflatten
 
@@ -262,6 +262,115 @@ def _trees(F: Function, fn: Callable[..., Any], args: Sequence[Any], nums: tuple
     return None
 
 
+_UNSEEN = object()
+
+
+class _OutTree:
+    """A function whose output may be a pytree, called so that it returns one array: the
+    leaves raveled and concatenated. ``seen`` records the output's structure and its
+    leaves' shapes (None: the output is a leaf, returned as it is)."""
+
+    __slots__ = ("_fn", "has_aux", "seen", "variables", "__name__", "__weakref__")
+
+    def __init__(self, fn: Callable[..., Any], has_aux: bool, weak: bool) -> None:
+        self._fn = weakref.ref(fn) if weak else (lambda: fn)
+        self.has_aux = has_aux
+        self.seen: Any = _UNSEEN
+        self.variables = tuple(getattr(fn, "variables", ()) or ())
+        self.__name__ = getattr(fn, "__name__", "f")
+
+    def __call__(self, *args: Any) -> Any:
+        out = self._fn()(*args)
+        if self.has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                return out  # (the backend says what is wrong)
+            value, aux = out
+        else:
+            value = out
+        if value is None or is_leaf(value):  # (None: a forgotten return, refused by the backend)
+            self.seen = None
+            return out
+        leaves, td = tree_flatten(value)
+        if not leaves or not all(_numeric_leaf(v) for v in leaves):
+            self.seen = None
+            return out  # the backend refuses it, naming what was returned
+        self.seen = (td, tuple(shape_of(v) for v in leaves))
+        flat = np.concatenate([np.ravel(v) for v in leaves]) if leaves else np.zeros(0)
+        return (flat, aux) if self.has_aux else flat
+
+    def structure(self, args: Sequence[Any]) -> Any:
+        """The output structure of the last call; the function evaluated on the plain
+        arguments when the backend did not call it (a compiled derivative)."""
+        if self.seen is _UNSEEN:  # evaluated on NumPy values: 0.0 ** -1 is inf, not a ZeroDivisionError
+            from .core.values import concrete
+
+            plain = [np.float64(a) if type(a) is float else concrete(a) for a in args]
+            try:
+                with np.errstate(all="ignore"):
+                    self(*plain)
+            except Exception:  # (the backend's result stands as it is)
+                self.seen = None
+        return None if self.seen is _UNSEEN else self.seen
+
+
+def _numeric_leaf(v: Any) -> bool:
+    if isinstance(v, Value) or type(v) is float or type(v) is complex:
+        return True
+    return isinstance(v, (np.ndarray, np.generic)) and v.dtype.kind in "fc"
+
+
+_OUT: weakref.WeakKeyDictionary[Any, dict[bool, _OutTree]] = weakref.WeakKeyDictionary()
+
+
+def _out_tree(fn: Callable[..., Any], has_aux: bool = False) -> _OutTree:
+    """``fn`` as an :class:`_OutTree` (the same object for the same function, for the
+    backends' caches), its record cleared."""
+    try:
+        table = _OUT.setdefault(fn, {})
+    except TypeError:
+        wrapped = _OutTree(fn, has_aux, weak=False)
+    else:
+        wrapped = table.get(has_aux)
+        if wrapped is None:
+            wrapped = table[has_aux] = _OutTree(fn, has_aux, weak=True)
+    wrapped.seen = _UNSEEN
+    return wrapped
+
+
+def _split_out(seen: Any, flat: Any) -> Any:
+    """A result whose first axis runs over the raveled output leaves -> the output's pytree of
+    results, each of shape ``leaf.shape + rest``."""
+    if seen is None:
+        return flat
+    td, shapes = seen
+    rest = tuple(shape_of(flat))[1:]
+    parts = []
+    k = 0
+    for shp in shapes:
+        n = int(np.prod(shp, dtype=np.int64))
+        parts.append(flat[k:k + n].reshape(tuple(shp) + rest))
+        k += n
+    return tree_unflatten(td, parts)
+
+
+def _join_out(seen: Any, tree: Any, dtype: Any, what: str, name: str) -> Any:
+    """A pytree of output cotangents -> one array, as :class:`_OutTree` joins the output."""
+    if seen is None:
+        return tree
+    td, shapes = seen
+    leaves, tdc = tree_flatten(tree)
+    if tdc != td:
+        raise ShapeError(f"{what} of {name}: the cotangent {tdc} differs in structure from the output {td}")
+    parts = []
+    for v, shp in zip(leaves, shapes):
+        a = v if isinstance(v, Value) else np.asarray(v, dtype=dtype)
+        if tuple(shape_of(a)) != tuple(shp):
+            raise ShapeError(f"{what} of {name}: a cotangent leaf has shape {tuple(shape_of(a))}, its output "
+                             f"leaf {tuple(shp)}")
+        parts.append(np.ravel(a))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
 def _plain(aux: Any) -> Any:
     """An auxiliary output with every traced value replaced by its plain value."""
     from .core.values import concrete
@@ -475,17 +584,31 @@ def jacobian(f: Any, argnums: Argnums = 0, *, holomorphic: bool = False, backend
         cplx = complex_argnums(primals, nums)
         if holomorphic:
             check_holomorphic("jacobian", primals, nums, cplx, F.variables)
+        fn = _out_tree(fn)  # a pytree output: one array of its leaves
         if cplx and not native(be):
             sp = Split(fn, primals, nums, cplx, F.variables, real_part=holomorphic)
             out, jacs = be.jacobian(sp.fn, sp.primals, sp.nums)
             check_output_dtype("jacobian", fn(*primals) if holomorphic else out, holomorphic)
-            return sp.combine(jacs)
+            return sp.combine(jacs), fn.structure(primals)
         out, jacs = be.jacobian(fn, primals, nums)
         check_output_dtype("jacobian", out, holomorphic)
-        return jacs
+        return jacs, fn.structure(primals)
 
-    return _array_operator(F, argnums, backend, "jacobian", compute,
-                           lambda jacs, single, trees: _pick(jacs if trees is None else trees.regroup(jacs), single))
+    def select(result: Any, single: bool, trees: _Trees | None) -> Any:
+        jacs, seen = result
+        picked = _pick(jacs if trees is None else trees.regroup(jacs), single)
+        if seen is None:
+            return picked
+        # a pytree output: its structure outside, the arguments' inside (as jax.jacobian)
+        split = {}
+        leaves, td_in = tree_flatten(picked)
+        for i, J in enumerate(leaves):
+            split[i] = tree_flatten(_split_out(seen, J))[0]
+        n_out = seen[0].num_leaves
+        return tree_unflatten(seen[0], [tree_unflatten(td_in, [split[i][k] for i in range(len(leaves))])
+                                        for k in range(n_out)])
+
+    return _array_operator(F, argnums, backend, "jacobian", compute, select)
 
 
 def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..., Any]:
@@ -605,6 +728,7 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, holomorphic:
                                   "argument moves along real tangents only (as in JAX)")
         if holomorphic:
             check_holomorphic("jvp", ps, nums, cplx, F.variables)
+        fn = _out_tree(fn)  # a pytree output: one array of its leaves
         if cplx and not native(be):
             sp = Split(fn, ps, nums, cplx, F.variables)
             out, tout = be.jvp(sp.fn, sp.primals, sp.nums, sp.tangents(ts))
@@ -612,6 +736,9 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, holomorphic:
             out, tout = be.jvp(fn, ps, nums, ts)
         if holomorphic:
             check_output_dtype("jvp", out, True)
+        seen = fn.structure(ps)
+    if seen is not None:
+        return _finish_tree(_split_out(seen, out)), _finish_tree(_split_out(seen, tout))
     return _finish(out), _finish(tout)
 
 
@@ -642,6 +769,7 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False,
         if holomorphic:
             check_holomorphic("vjp", ps, nums, cplx, Fx.variables)
         combine = None
+        f_of = _out_tree(f_of, has_aux)  # a pytree output: one array of its leaves
         if cplx and not native(be):
             sp = Split(f_of, ps, nums, cplx, Fx.variables, has_aux=has_aux)
             out, fn, aux = be.vjp(sp.fn, sp.primals, sp.nums, has_aux)
@@ -650,9 +778,13 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False,
             out, fn, aux = be.vjp(f_of, ps, nums, has_aux)
         if holomorphic:
             check_output_dtype("vjp", out, True)
+        seen = f_of.structure(ps)
 
     @functools.wraps(fn)
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        if seen is not None:
+            with _context(F, "vjp", be):
+                cotangent = _join_out(seen, cotangent, np.result_type(out, float), "vjp", F.name)
         ct = np.asarray(cotangent, dtype=np.result_type(out, float)) if not isinstance(cotangent, Value) \
             else cotangent
         if np.shape(ct) != np.shape(out):
@@ -665,7 +797,8 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False,
                 return tuple(_finish_tree(c) for c in trees.regroup([_finish(c) for c in cts]))
             return tuple(_finish(c) for c in cts)
 
-    return (_finish(out), vjp_fn, _plain(aux)) if has_aux else (_finish(out), vjp_fn)
+    value = _finish(out) if seen is None else _finish_tree(_split_out(seen, out))
+    return (value, vjp_fn, _plain(aux)) if has_aux else (value, vjp_fn)
 
 
 def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool | str = True,

@@ -229,3 +229,64 @@ def test_empty_tree_has_empty_gradient():
     g = dk.grad(lambda p, x: x * 2.0, argnums=(0, 1))({"n": None}, 1.0)
     assert g[0] == {"n": None}
     close(g[1], 2.0, 1e-12)
+
+
+# ---------------------------------------------------------------------------
+# pytree outputs: jacobian, jvp, vjp
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_jacobian_of_tree_output(backend):
+    # output structure outside, the argument's inside (as jax.jacobian)
+    f = lambda p: {"prod": p["w"] * p["b"], "vec": np.stack([p["w"], p["b"] ** 2]), "n": None}  # noqa: E731
+    J = dk.jacobian(f, backend=backend)({"w": 1.0, "b": 2.0})
+    close(J, {"n": None, "prod": {"b": 1.0, "w": 2.0},
+              "vec": {"b": np.array([0.0, 4.0]), "w": np.array([1.0, 0.0])}}, tol_of(backend))
+    # a tuple output of two array arguments: d(x*y)/dx = y I, d(x*y)/dy = x, d(x+y)/dx = I, d(x+y)/dy = 1
+    x = np.array([1.0, 2.0])
+    J = dk.jacobian(lambda x, y: (x * y, x + y), argnums=(0, 1), backend=backend)(x, 3.0)
+    close(J, ((3.0 * np.eye(2), x), (np.eye(2), np.ones(2))), tol_of(backend))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_jvp_vjp_of_tree_output(backend):
+    f = lambda x, y: {"s": x * y, "v": np.stack([x, y ** 2])}  # noqa: E731
+    out, t = dk.jvp(f, (2.0, 3.0), (1.0, 0.5), backend=backend)
+    close(out, {"s": 6.0, "v": np.array([2.0, 9.0])}, 1e-12)
+    close(t, {"s": 3.0 * 1.0 + 2.0 * 0.5, "v": np.array([1.0, 2 * 3.0 * 0.5])}, tol_of(backend))
+    out, vjp_fn = dk.vjp(f, 2.0, 3.0, backend=backend)
+    # cotangent (1, [10, 100]): d/dx = y + 10, d/dy = x + 100 * 2y
+    close(vjp_fn({"s": 1.0, "v": np.array([10.0, 100.0])}), (13.0, 602.0), tol_of(backend))
+    with pytest.raises(dk.ShapeError, match="differs in structure"):
+        vjp_fn([1.0, 2.0])
+    with pytest.raises(dk.ShapeError, match="shape"):
+        vjp_fn({"s": 1.0, "v": np.ones(3)})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_vjp_tree_output_with_aux(backend):
+    out, vjp_fn, aux = dk.vjp(lambda x: ((x, [x * 2.0]), "note"), 2.0, has_aux=True, backend=backend)
+    close(out, (2.0, [4.0]), 1e-12)
+    assert aux == "note"
+    close(vjp_fn((1.0, [1.0])), (3.0,), tol_of(backend))
+
+
+def test_tree_output_on_a_compiled_symbolic_derivative():
+    # the second call reuses the compiled derivative (the function is not traced again),
+    # a timeout traces in a child process: the output's structure is known either way
+    f = lambda x: {"a": x ** 2, "b": (x, 3.0 * x)}  # noqa: E731
+    for be in (dk.Symbolic(), dk.Symbolic(timeout=60)):
+        for x in (2.0, 5.0):
+            close(dk.jacobian(f, backend=be)(x), {"a": 2 * x, "b": (1.0, 3.0)}, 1e-12)
+            close(dk.jvp(f, (x,), (2.0,), backend=be)[1], {"a": 4 * x, "b": (2.0, 6.0)}, 1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_outputs_without_derivative_still_refused(backend):
+    with pytest.raises(dk.InvalidType, match="returned a dict"):
+        dk.jacobian(lambda x: {"a": x, "s": "text"}, backend=backend)(1.0)
+    with pytest.raises(dk.InvalidType, match="returned None"):
+        dk.jacobian(lambda x: None, backend=backend)(1.0)
+    with pytest.raises(dk.InvalidType, match="returned a dict"):
+        dk.grad(lambda x: {"a": x}, backend=backend)(1.0)  # grad needs a scalar, as in JAX
