@@ -77,6 +77,9 @@ The expansions grow like ``n!``: a symbolic 5x5 gradient of ``det`` takes about
 _MATRIX_PRIMITIVES = frozenset({"det", "logabsdet", "inv", "solve", "cholesky"})
 
 
+_OBJECT = np.dtype(object)
+
+
 class Sym(Value):
     """A value of the symbolic trace: a SymPy expression or an object array of them.
 
@@ -95,6 +98,13 @@ class Sym(Value):
     @property
     def is_complex(self) -> bool:
         return self._complex
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """``object``, a scalar's as an array's (SymPy expressions have no NumPy dtype). NumPy's
+        mean of an object array (``np.mean([x, y])``) casts the sum through ``dtype.type``,
+        which for ``object`` keeps the value."""
+        return _OBJECT
 
     def __bool__(self) -> bool:
         raise TracingError(

@@ -93,8 +93,8 @@ def top_trace(args: tuple[Any, ...] | list[Any]) -> Trace | None:
 def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
     """Apply ``prim`` to ``args``: on plain NumPy data, or by the innermost trace.
 
-    Object arrays holding traced values (what ``np.array([x, y])`` makes of
-    traced scalars) are packed into one traced array first.
+    Object arrays and lists holding traced values (what ``np.array([x, y])``
+    makes of traced scalars; ``w + [x, y]``) are packed into one traced array first.
     """
     top = None
     level = 0
@@ -104,10 +104,11 @@ def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
             t = a._trace
             if t.level > level:
                 top, level = t, t.level
-        elif type(a) is np.ndarray and a.dtype == object:
+        elif type(a) is np.ndarray and a.dtype == object or type(a) is list or type(a) is tuple:
             packed = True
     if packed:  # once: object arrays of SymPy numbers stay object arrays
-        args = tuple(pack(a) if type(a) is np.ndarray and a.dtype == object else a for a in args)
+        args = tuple(pack(a) if type(a) is np.ndarray and a.dtype == object or type(a) is list
+                     or type(a) is tuple else a for a in args)
         top = top_trace(args)
     if top is None:
         return prim.numpy(*args, **params)
@@ -304,7 +305,8 @@ class Value:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return np.result_type(self.primal)
+        p = self.primal
+        return p.dtype if isinstance(p, Value) else np.result_type(p)  # (a nested trace's: its own)
 
     def __len__(self) -> int:
         shape = self.shape
@@ -328,7 +330,9 @@ class Value:
     def __float__(self) -> float:
         raise self._refuse(
             "float() of", "use NumPy functions (np.sin, not math.sin), and build arrays with "
-            "np.stack or np.array([...]) rather than assigning into a float array"
+            "np.stack([...]) rather than assigning into a float array; NumPy's np.mean/np.var/np.std "
+            "of a list or np.array([...]) of traced values (np.mean([x, y])) never reach diffkit and "
+            "end here: write np.mean(np.stack([x, y]))"
         )
 
     def __int__(self) -> int:
