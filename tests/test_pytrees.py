@@ -357,3 +357,107 @@ def test_linalg_of_an_object_array_says_what_to_write(backend):
     g = dk.grad(lambda x, y: np.linalg.det(np.stack([np.stack([x, 1.0]), np.stack([y, x])])),
                 argnums=(0, 1), backend=backend)(2.0, 3.0)
     close(g, (4.0, -1.0), 1e-12)  # det = x**2 - y
+
+
+# ---------------------------------------------------------------------------
+# in-place updates of traced arrays (the index_update primitive, JAX's .at[].set)
+# ---------------------------------------------------------------------------
+
+
+def fill_buffer(x, y):
+    a = np.zeros(3) * x              # a traced array: its entries may then be set
+    for i in range(3):
+        a[i] = x ** (i + 1) * y
+    return np.sum(a)                 # (x + x**2 + x**3) y
+
+
+def set_masked(x, y):
+    a = x * np.array([1.0, 2.0, 3.0])
+    a[np.array([False, True, True])] += y   # [x, 2x + y, 3x + y]
+    return np.sum(a * a)
+
+
+def set_slice(x, y):
+    a = x * np.ones((2, 3))
+    a[:, 1:] = np.stack([y, 2 * y])  # each row [x, y, 2y]
+    return np.sum(a ** 2)            # 2 x**2 + 10 y**2
+
+
+def set_fancy(x, y):
+    a = x * np.ones(4)
+    a[[0, 2]] = [y, y * y]           # [y, x, y**2, x]
+    return np.sum(a * np.arange(1.0, 5.0))  # y + 2x + 3y**2 + 4x
+
+
+INPLACE = {
+    # at x = 2, y = 3: the gradient and the Hessian, by hand
+    fill_buffer: ((51.0, 14.0), ((42.0, 17.0), (17.0, 0.0))),  # (1 + 2x + 3x**2) y, x + x**2 + x**3
+    set_masked: ((86.0, 32.0), ((28.0, 10.0), (10.0, 4.0))),
+    set_slice: ((8.0, 60.0), ((4.0, 0.0), (0.0, 20.0))),
+    set_fancy: ((6.0, 19.0), ((0.0, 0.0), (0.0, 6.0))),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("f", list(INPLACE), ids=lambda f: f.__name__)
+def test_inplace_updates_differentiate(f, backend):
+    g, H = INPLACE[f]
+    close(dk.grad(f, argnums=(0, 1), backend=backend)(2.0, 3.0), g, tol_of(backend))
+    close(dk.hessian(f, argnums=(0, 1), backend=backend)(2.0, 3.0), H, 1e-5 if backend == "numeric" else 1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_inplace_update_jacobian_batched(backend):
+    # a vector output: the forward backend pushes a batch of tangents, the reverse one a
+    # batch of cotangents through the rules. out = [x0, y * x1, y] -> J by hand
+    def f(x, y):
+        a = x * 1.0
+        a[1] = a[1] * y
+        a[np.array([0, 2])] = np.stack([a[0], y])
+        return a
+
+    x = np.array([2.0, 5.0, 7.0])
+    Jx, Jy = dk.jacobian(f, argnums=(0, 1), backend=backend)(x, 3.0)
+    close(Jx, np.array([[1.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 0.0]]), tol_of(backend))
+    close(Jy, np.array([0.0, 5.0, 1.0]), tol_of(backend))
+    out, vjp_fn = dk.vjp(f, x, 3.0, backend=backend)
+    close(out, np.array([2.0, 15.0, 3.0]), 1e-12)
+    close(vjp_fn(np.array([1.0, 10.0, 100.0])), (np.array([1.0, 30.0, 0.0]), 150.0), tol_of(backend))
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse", "symbolic"])
+def test_inplace_update_errors(backend):
+    def into_float_array(x):
+        a = np.zeros(3)
+        a[0] = x                     # NumPy stores floats: no derivative could pass through
+        return np.sum(a)
+
+    with pytest.raises(dk.TracingError, match="float"):
+        dk.grad(into_float_array, backend=backend)(1.0)
+
+    def into_argument(v):
+        v[0] = 1.0                   # the backend reads its argument after the call
+        return np.sum(v)
+
+    with pytest.raises(dk.TracingError, match=r"argument.*copy it first"):
+        dk.grad(into_argument, backend=backend)(np.ones(3))
+
+    def repeated(x):
+        a = x * 1.0
+        a[[0, 0]] = x[1]
+        return np.sum(a)
+
+    with pytest.raises(dk.InvalidArgument, match="twice"):
+        dk.grad(repeated, backend=backend)(np.ones(3))
+
+
+def test_other_names_keep_the_old_value():
+    # a[i] = v makes a new value that `a` stands for; b, bound before, keeps the old one
+    def f(x):
+        a = x * 1.0
+        b = a[0:2]
+        a[0] = 10.0 * x[1]
+        return np.sum(b) + a[0]      # x0 + x1 + 10 x1
+
+    for be in ("forward", "reverse"):
+        close(dk.grad(f, backend=be)(np.array([1.0, 2.0])), np.array([1.0, 11.0]), 1e-12)

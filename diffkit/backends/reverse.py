@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.primitive import OUT, P, Primitive
-from ..core.values import Value, is_complex, new_level, pack, shape_of
+from ..core.values import Value, is_complex, mark_argument, new_level, pack, shape_of
 from ..custom import custom_reverse_record
 from . import accel
 from .base import (
@@ -106,7 +106,7 @@ class ReverseTrace:
     def leaf(self, value: Any) -> Node:
         node = Node(self, value, len(self.tape))
         self.tape.append(None)
-        return node
+        return mark_argument(node)  # (the sweep reads the leaves after the function returns)
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         # This runs once per operation of the user's code: written for speed.

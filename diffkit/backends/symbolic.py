@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from ..core.lazy import sympy
 
-from ..core.values import Value, is_complex, new_level, pack
+from ..core.values import Value, is_complex, mark_argument, new_level, pack
 from ..errors import (
     InvalidArgument,
     InvalidType,
@@ -431,11 +431,11 @@ def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int, op_l
         if shape == ():
             s = sympy.Symbol(name, real=True)
             symbols.append(s)
-            args.append(Sym(trace, s))
+            args.append(mark_argument(Sym(trace, s)))
         else:
             flat = [sympy.Symbol(f"{name}_{i}", real=True) for i in range(int(np.prod(shape)))]
             symbols.extend(flat)
-            args.append(Sym(trace, np.array(flat, dtype=object).reshape(shape)))
+            args.append(mark_argument(Sym(trace, np.array(flat, dtype=object).reshape(shape))))
         shapes.append(shape)
     return Traced(args, symbols, shapes, trace)
 

@@ -78,6 +78,24 @@ def register_index(handler: Callable[..., Any]) -> None:
     _INDEX["getitem"] = handler
 
 
+def mark_argument(value: Any) -> Any:
+    """Note that a backend made ``value`` as an argument of the function it differentiates,
+    and reads it again after the function returns: ``value[idx] = v`` inside the function
+    is refused (it would change what the backend reads). Returns ``value``."""
+    trace = value._trace
+    ids = getattr(trace, "arguments", None)
+    if ids is None:
+        ids = trace.arguments = set()
+    ids.add(id(value))
+    return value
+
+
+def register_setitem(handler: Callable[..., Any]) -> None:
+    """``handler(x, idx, v)`` is ``x`` with ``v`` written at ``idx``, a new traced value
+    (what ``x[idx] = v`` on a traced ``x`` records)."""
+    _INDEX["setitem"] = handler
+
+
 def top_trace(args: tuple[Any, ...] | list[Any]) -> Trace | None:
     """The innermost trace among ``args`` (``None`` when all are constants)."""
     top = None
@@ -348,10 +366,24 @@ class Value:
         raise self._refuse("the truth value of", "compare it (x > 0) or use np.where")
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        raise self._refuse(
-            "in-place assignment into", "build a new array instead: np.where(mask, new, x), "
-            "np.concatenate, or np.stack"
-        )
+        """``x[key] = value`` on a traced array: recorded as a new value (the ``index_update``
+        primitive, JAX's ``x.at[key].set(value)``) that this object then stands for. Other
+        names of the old value, and views taken from it before, keep the old value."""
+        ids = getattr(self._trace, "arguments", None)
+        if ids and id(self) in ids:
+            raise self._refuse(
+                "in-place assignment into an argument, which is", "copy it first (a = x * 1.0; "
+                "a[i] = v then works), or build a new array: np.where(mask, new, x), np.concatenate, "
+                "or np.stack")
+        new = _INDEX["setitem"](self, key, value)
+        if type(new) is not type(self) or new._trace is not self._trace:
+            raise self._refuse(
+                "in-place assignment of a value of an inner differentiation into",
+                "build a new array instead: np.where(mask, new, x), np.concatenate, or np.stack")
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                if name != "__weakref__" and name != "__dict__":
+                    object.__setattr__(self, name, getattr(new, name))
 
     def _sympy_(self) -> Any:
         # SymPy calls this to convert an operand; refusing makes ``Integer(2) * x``
