@@ -461,3 +461,40 @@ def test_other_names_keep_the_old_value():
 
     for be in ("forward", "reverse"):
         close(dk.grad(f, backend=be)(np.array([1.0, 2.0])), np.array([1.0, 11.0]), 1e-12)
+
+
+# ---------------------------------------------------------------------------
+# the harness: dk.crosscheck on pytree arguments (one value per leaf)
+# ---------------------------------------------------------------------------
+
+
+def _mlp_loss(p, x):
+    return np.sum(np.tanh(x @ p["W"] + p["b"]) ** 2)
+
+
+MLP_P = {"W": np.array([[0.5, -0.3], [0.2, 0.1]]), "b": np.array([0.1, -0.2])}
+MLP_X = np.array([[1.0, 2.0], [0.5, -1.0]])
+
+
+def _mlp_grad_by_hand(p, x):
+    z = x @ p["W"] + p["b"]
+    dz = 2 * np.tanh(z) * (1 - np.tanh(z) ** 2)
+    return {"W": x.T @ dz, "b": dz.sum(axis=0)}
+
+
+def test_crosscheck_of_tree_arguments():
+    report = dk.crosscheck(_mlp_loss, (MLP_P, MLP_X), "grad", candidates={"by hand": _mlp_grad_by_hand})
+    assert report.ok, str(report)
+    assert sorted(r.backend for r in report.rows) == ["by hand", "forward", "numeric", "reverse", "symbolic"]
+    want = np.concatenate([np.ravel(v) for v in dk.tree_leaves(_mlp_grad_by_hand(MLP_P, MLP_X))])
+    for row in report.rows:  # the flat values: the leaves in JAX's order (b, then W)
+        np.testing.assert_allclose(row.value, want, rtol=1e-9)
+
+
+def test_crosscheck_tree_hessian_jvp_and_namedtuple():
+    f = lambda t, s: t[0] * np.sin(t[1]) * s  # noqa: E731
+    assert dk.crosscheck(f, ((1.0, 2.0), 3.0), "hessian", argnums=(0, 1)).ok
+    assert dk.crosscheck(f, ((1.0, 2.0), 3.0), "jvp", tangents=((1.0, 0.5), 0.2)).ok
+    dk.assert_backends_agree(lambda p: p.w * p.b ** 2, (Params(1.0, 2.0),))
+    with pytest.raises(dk.ShapeError, match="differs in structure"):
+        dk.crosscheck(f, ((1.0, 2.0), 3.0), "jvp", tangents=([1.0, 0.5], 0.2))
