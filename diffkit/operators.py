@@ -326,7 +326,9 @@ def _out_tree(fn: Callable[..., Any], has_aux: bool = False) -> _OutTree:
     """``fn`` as an :class:`_OutTree` (the same object for the same function, for the
     backends' caches), its record cleared."""
     try:
-        table = _OUT.setdefault(fn, {})
+        table = _OUT.get(fn)
+        if table is None:
+            table = _OUT.setdefault(fn, {})
     except TypeError:
         wrapped = _OutTree(fn, has_aux, weak=False)
     else:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
+import numpy as np
+
 from .errors import InvalidArgument, InvalidType
 
 __all__ = ["PyTreeDef", "register_pytree_node", "tree_flatten", "tree_leaves", "tree_map", "tree_structure",
@@ -72,6 +74,8 @@ def _is_namedtuple(t: type) -> bool:
 def _kind(x: Any) -> type | None:
     """The node type of ``x``, or None for a leaf."""
     t = type(x)
+    if t is float or t is np.ndarray:  # the common leaves, first: the operators ask on every call
+        return None
     if t is dict or t is list or t is tuple or x is None or t is collections.OrderedDict:
         return t
     if t in _REGISTRY:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.primitive import OUT, P, Primitive
-from ..core.values import Value, is_complex, mark_argument, new_level, pack, shape_of
+from ..core.values import Value, is_complex, new_level, pack, shape_of
 from ..custom import custom_reverse_record
 from . import accel
 from .base import (
@@ -102,11 +102,13 @@ class ReverseTrace:
         # memory: an argument's value or the output is then a Dropped (its shape only), a
         # constant's is None.
         self.tape: list[tuple[Any, ...] | None] = []
+        self.arguments: set[int] = set()  # ids of the leaves (mark_argument)
 
     def leaf(self, value: Any) -> Node:
         node = Node(self, value, len(self.tape))
         self.tape.append(None)
-        return mark_argument(node)  # (the sweep reads the leaves after the function returns)
+        self.arguments.add(id(node))  # (the sweep reads the leaves after the function returns:
+        return node                   # node[i] = v inside the function is refused, core/values.py)
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         # This runs once per operation of the user's code: written for speed.
