@@ -187,19 +187,37 @@ def tree_flatten(tree: Any) -> tuple[list[Any], PyTreeDef]:
 
 def tree_flatten_with_paths(tree: Any) -> tuple[list[Any], list[str], PyTreeDef]:
     """As :func:`tree_flatten`, with each leaf's path in the tree (``"['w'][0]"``; ``""`` for a
-    tree that is a leaf), for error messages."""
+    tree that is a leaf), for error messages.
+
+    Example:
+        >>> from diffkit.pytree import tree_flatten_with_paths
+        >>> tree_flatten_with_paths({"w": [1.0, 2.0]})[1]
+        ["['w'][0]", "['w'][1]"]
+    """
     leaves: list[Any] = []
     paths: list[str] = []
     return leaves, paths, _flatten(tree, leaves, paths, "")
 
 
 def tree_leaves(tree: Any) -> list[Any]:
-    """The leaves of ``tree``, in JAX's order."""
+    """The leaves of ``tree``, in JAX's order.
+
+    Example:
+        >>> import diffkit as dk
+        >>> dk.tree_leaves({"b": [2.0, None], "a": 1.0})
+        [1.0, 2.0]
+    """
     return tree_flatten(tree)[0]
 
 
 def tree_structure(tree: Any) -> PyTreeDef:
-    """The structure of ``tree``."""
+    """The structure of ``tree``.
+
+    Example:
+        >>> import diffkit as dk
+        >>> dk.tree_structure({"b": [2.0, None], "a": 1.0})
+        PyTreeDef({'a': *, 'b': [*, None]})
+    """
     return tree_flatten(tree)[1]
 
 
@@ -258,5 +276,11 @@ def tree_map(f: Callable[..., Any], tree: Any, *rest: Any) -> Any:
 
 
 def is_leaf(x: Any) -> bool:
-    """Whether ``x`` is a pytree leaf (not a container, not None)."""
+    """Whether ``x`` is a pytree leaf (not a container, not None).
+
+    Example:
+        >>> from diffkit.pytree import is_leaf
+        >>> is_leaf(1.0), is_leaf(None), is_leaf((1.0,))
+        (True, False, False)
+    """
     return _kind(x) is None

@@ -498,3 +498,11 @@ def test_crosscheck_tree_hessian_jvp_and_namedtuple():
     dk.assert_backends_agree(lambda p: p.w * p.b ** 2, (Params(1.0, 2.0),))
     with pytest.raises(dk.ShapeError, match="differs in structure"):
         dk.crosscheck(f, ((1.0, 2.0), 3.0), "jvp", tangents=([1.0, 0.5], 0.2))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_complex_leaf_takes_jax_gradient(backend):
+    # f = |z|**2 r with z = x + iy: JAX's gradient df/dx - i df/dy = 2 r conj(z); df/dr = |z|**2
+    g = dk.grad(lambda p: np.abs(p["z"]) ** 2 * p["r"], backend=backend)({"z": 1 + 2j, "r": 2.0})
+    np.testing.assert_allclose(g["z"], 4 - 8j, rtol=tol_of(backend))
+    np.testing.assert_allclose(g["r"], 5.0, rtol=tol_of(backend))
