@@ -212,10 +212,14 @@ def test_non_numeric_leaf_names_its_path(backend):
         dk.grad(lambda p: p["w"] * 2.0, backend=backend)({"w": 1.0, "b": [1.0, "a"]})
 
 
-def test_undifferentiated_tree_arguments_pass_through():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_undifferentiated_tree_arguments_pass_through(backend):
     # argument 1 is a dict of data, not differentiated: passed as it is
-    g = dk.grad(lambda w, data: np.sum(w * data["x"]))(np.array([1.0, 2.0]), {"x": np.array([3.0, 4.0])})
-    np.testing.assert_allclose(g, [3.0, 4.0])
+    data = {"x": np.array([3.0, 4.0]), "s": [2.0]}
+    g = dk.grad(lambda w, d: np.sum(w * d["x"]) * d["s"][0], backend=backend)(np.array([1.0, 2.0]), data)
+    close(g, np.array([6.0, 8.0]), tol_of(backend))
+    H = dk.hessian(lambda w, d: np.sum(w ** 2 * d["x"]), backend=backend)(np.array([1.0, 2.0]), data)
+    close(H, np.diag([6.0, 8.0]), 1e-5 if backend == "numeric" else 1e-12)
 
 
 def test_nested_grad_of_tree():
