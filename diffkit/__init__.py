@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .harness import Report, assert_backends_agree, crosscheck
     from .numeric_tools import step_sweep, taylor_test
     from .operators import derivative, diff, grad, hessian, jacobian, jvp, value_and_grad, vjp
+    from .pytree import PyTreeDef, register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_structure, \
+        tree_unflatten
 
 _LAZY = {
     **dict.fromkeys(("Forward", "Reverse", "Symbolic", "backends", "get_backend"), ".backends"),
@@ -57,12 +59,14 @@ _LAZY = {
     **dict.fromkeys(("step_sweep", "taylor_test"), ".numeric_tools"),
     **dict.fromkeys(("derivative", "diff", "grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp"),
                     ".operators"),
+    **dict.fromkeys(("PyTreeDef", "register_pytree_node", "tree_flatten", "tree_leaves", "tree_map",
+                     "tree_structure", "tree_unflatten"), ".pytree"),
 }
 """Public name -> the module it is imported from when first read."""
 
 # submodules that ``import diffkit`` used to import, still reachable as attributes
 _SUBMODULES = frozenset({"core", "harness", "operators", "numeric_tools", "graphs", "custom", "extend",
-                         "limits", "numpy_api", "primitives", "errors"})
+                         "limits", "numpy_api", "primitives", "errors", "pytree"})
 
 
 def __getattr__(name: str) -> Any:
@@ -108,4 +112,5 @@ __all__ = [
     "Numeric", "NumericResult", "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",
     "custom_jvp", "custom_vjp", "derivative", "get_backend", "grad", "Graph", "graph", "hessian", "jacobian", "jvp",
     "step_sweep", "taylor_test", "value_and_grad", "vjp",
+    "PyTreeDef", "register_pytree_node", "tree_flatten", "tree_leaves", "tree_map", "tree_structure", "tree_unflatten",
 ]

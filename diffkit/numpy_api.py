@@ -20,8 +20,8 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, is_complex, pack,
-                          register_foreign_ufuncs, register_function, register_index, register_reduce, register_ufunc,
-                          shape_of)
+                          register_foreign_ufuncs, register_function, register_index, register_reduce,
+                          register_setitem, register_ufunc, shape_of)
 from .errors import InvalidArgument, TracingError, UnsupportedOperation
 from .primitives import PRIMITIVES, P
 
@@ -434,6 +434,26 @@ def getitem(x: Any, idx: Any) -> Any:
 
 
 register_index(getitem)
+
+
+def setitem(x: Any, idx: Any, value: Any) -> Any:
+    """``x`` with ``value`` written at ``idx``: what ``x[idx] = value`` on a traced ``x`` records.
+
+    Positions written twice (a repeated index in an index array) are refused: NumPy keeps
+    the last write, whose derivative is not the sum the rules give.
+    """
+    nd = x.ndim
+    norm = _normalize_index(idx, nd)
+    if any(isinstance(i, np.ndarray) and i.dtype != bool for i in norm):
+        shape = x.shape
+        positions = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[norm]
+        if np.unique(positions).size != positions.size:
+            raise InvalidArgument(f"x[idx] = v on a traced array writes a position twice (idx={idx!r}); "
+                                  "write each position once")
+    return bind(P.index_update, x, value, idx=norm)
+
+
+register_setitem(setitem)
 
 
 @_register(np.flip)

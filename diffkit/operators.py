@@ -21,8 +21,9 @@ from .backends.arguments import Argnums, _argnums, _canon, _prepare
 from .backends.complex_args import (Split, check_holomorphic, check_output_dtype, complex_argnums, native,
                                     real_cotangents, refuse_complex)
 from .core.function import Function, as_function
-from .core.values import Value, is_complex
+from .core.values import Value, is_complex, shape_of
 from .errors import DiffkitError, InvalidArgument, InvalidType, ShapeError, TracingError
+from .pytree import PyTreeDef, is_leaf, tree_flatten, tree_flatten_with_paths, tree_unflatten
 
 
 def _argnums_cache(argnums: Argnums, F: Function, op: str) -> Callable[[int], tuple[tuple[int, ...], bool]]:
@@ -94,6 +95,284 @@ def _with_keywords(F: Function, kwargs: dict[str, Any]) -> Callable[..., Any]:
     return _WithKeywords(F.fn, dict(kwargs), F.variables, F.name, weak=False)
 
 
+class _Flat:
+    """A function of pytree arguments called with their leaves: each argument whose
+    entry in ``layout`` is a tree structure takes that many leaves, the others one slot."""
+
+    __slots__ = ("_fn", "layout", "variables", "__name__", "__weakref__")
+
+    def __init__(self, fn: Callable[..., Any], layout: tuple[PyTreeDef | None, ...], variables: Sequence[str],
+                 name: str, weak: bool) -> None:
+        self._fn = weakref.ref(fn) if weak else (lambda: fn)
+        self.layout = layout
+        self.variables = tuple(variables)
+        self.__name__ = name
+
+    def __call__(self, *flat: Any) -> Any:
+        args = []
+        k = 0
+        for td in self.layout:
+            if td is None:
+                args.append(flat[k])
+                k += 1
+            else:
+                n = td.num_leaves
+                args.append(tree_unflatten(td, flat[k:k + n]))
+                k += n
+        return self._fn()(*args)
+
+
+_FLAT: weakref.WeakKeyDictionary[Any, dict[Any, _Flat]] = weakref.WeakKeyDictionary()
+"""function -> {(layout, names): its _Flat}: the same structure gives the same object, so the
+backends' caches keyed by the function (the symbolic backend's compiled derivatives) hit."""
+
+
+class _Leaves:
+    """Name only: what the flattened call shows in error messages (``argument 'p['w']'``)."""
+
+    __slots__ = ("name", "variables")
+
+    def __init__(self, name: str, variables: Sequence[str]) -> None:
+        self.name = name
+        self.variables = tuple(variables)
+
+
+def _symbol_name(arg: str, path: str) -> str:
+    """A leaf's variable name from its argument's and its path (``p['w'][0]`` -> ``p_w_0``)."""
+    tail = "".join(c if c.isalnum() else "_" for c in path).strip("_")
+    while "__" in tail:
+        tail = tail.replace("__", "_")
+    return f"{arg}_{tail}" if tail else arg
+
+
+class _Trees:
+    """An operator's call with its pytree arguments flattened (JAX's conventions: docs/pytrees.md).
+
+    The backends see ``fn`` of ``args``, every leaf of a differentiated pytree argument a
+    differentiated argument of its own (``nums``); :meth:`regroup` rebuilds their results
+    in the arguments' structures.
+    """
+
+    def __init__(self, F: Function, fn: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
+                 op: str) -> None:
+        from .backends.arguments import _canon
+
+        names = [F.variables[i] if i < len(F.variables) else f"arg{i}" for i in range(len(args))]
+        trees: dict[int, tuple[list[Any], list[str], PyTreeDef]] = {}
+        for i in nums:
+            trees[i] = tree_flatten_with_paths(args[i])
+        layout: list[PyTreeDef | None] = []
+        flat: list[Any] = []
+        symbols: list[str] = []
+        shown: list[str] = []
+        start: dict[int, int] = {}
+        for i, a in enumerate(args):
+            start[i] = len(flat)
+            if i in trees and not trees[i][2].is_leaf:
+                leaves, paths, td = trees[i]
+                layout.append(td)
+                flat.extend(leaves)
+                symbols.extend(_symbol_name(names[i], p) for p in paths)
+                shown.extend(f"{names[i]}{p}" for p in paths)
+            else:
+                layout.append(None)
+                flat.append(a)
+                symbols.append(names[i])
+                shown.append(names[i])
+        self.groups = [(trees[i][2], list(range(start[i], start[i] + trees[i][2].num_leaves))) for i in nums]
+        self.nums = tuple(k for _, ks in self.groups for k in ks)
+        for k in self.nums:  # a leaf that is not a number: its path in the tree in the message
+            try:
+                flat[k] = _canon(flat[k], _Leaves(F.name, shown), k, op)  # type: ignore[arg-type]
+            except InvalidType:
+                text = repr(flat[k])
+                text = text if len(text) <= 40 else text[:37] + "..."
+                raise InvalidType(f"{op} of {F.name}: the leaf {shown[k]} of a pytree argument must be numeric "
+                                  f"(a number or an array of numbers), got {type(flat[k]).__name__} {text}") \
+                    from None
+        self.args = flat
+        self.F = Function(F.fn, variables=symbols, name=F.name, source=F.source, expr=F.expr)
+        self.fn = _flat_fn(fn, tuple(layout), symbols, F.name)
+
+    def flatten_like(self, trees: Sequence[Any], op: str, what: str) -> list[Any]:
+        """Tangents (one pytree per differentiated argument, of its structure) as flat
+        arguments, zeros where the call's arguments are not differentiated."""
+        flat: list[Any] = [None] * len(self.args)
+        for (td, ks), t in zip(self.groups, trees):
+            leaves, tdt = tree_flatten(t)
+            if tdt != td:
+                raise ShapeError(f"{op} of {self.F.name}: {what} {tdt} differs in structure from its "
+                                 f"primal {td}")
+            for k, leaf in zip(ks, leaves):
+                flat[k] = leaf
+        return flat
+
+    def regroup(self, results: Sequence[Any]) -> list[Any]:
+        """One result per flat differentiated argument -> one per argument, in its structure."""
+        out = []
+        j = 0
+        for td, ks in self.groups:
+            part = list(results[j:j + len(ks)])
+            j += len(ks)
+            out.append(part[0] if td.is_leaf else tree_unflatten(td, part))
+        return out
+
+    def regroup2(self, rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+        """Second derivatives ``rows[a][b]`` of the flat arguments -> ``H[i][j]``: argument i's
+        structure outside, argument j's inside (as ``jax.hessian``)."""
+        offsets = []
+        j = 0
+        for _, ks in self.groups:
+            offsets.append(range(j, j + len(ks)))
+            j += len(ks)
+        out = []
+        for gi, (td_i, _) in enumerate(self.groups):
+            row = []
+            for gj, (td_j, _) in enumerate(self.groups):
+                outer = []
+                for a in offsets[gi]:
+                    inner = [rows[a][b] for b in offsets[gj]]
+                    outer.append(inner[0] if td_j.is_leaf else tree_unflatten(td_j, inner))
+                row.append(outer[0] if td_i.is_leaf else tree_unflatten(td_i, outer))
+            out.append(row)
+        return out
+
+
+def _flat_fn(fn: Callable[..., Any], layout: tuple[PyTreeDef | None, ...], symbols: Sequence[str],
+             name: str) -> _Flat:
+    key = (layout, tuple(symbols))
+    try:
+        table = _FLAT.setdefault(fn, {})
+    except TypeError:  # not weakly referenceable
+        return _Flat(fn, layout, symbols, name, weak=False)
+    hit = table.get(key)
+    if hit is None:
+        if len(table) >= 64:
+            table.clear()
+        hit = table[key] = _Flat(fn, layout, symbols, name, weak=True)
+    return hit
+
+
+def _trees(F: Function, fn: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
+           op: str) -> _Trees | None:
+    """The call flattened when a differentiated argument is a pytree container, else None."""
+    for i in nums:
+        if not is_leaf(args[i]):
+            return _Trees(F, fn, args, nums, op)
+    return None
+
+
+_UNSEEN = object()
+
+
+class _OutTree:
+    """A function whose output may be a pytree, called so that it returns one array: the
+    leaves raveled and concatenated. ``seen`` records the output's structure and its
+    leaves' shapes (None: the output is a leaf, returned as it is)."""
+
+    __slots__ = ("_fn", "has_aux", "seen", "variables", "__name__", "__weakref__")
+
+    def __init__(self, fn: Callable[..., Any], has_aux: bool, weak: bool) -> None:
+        self._fn = weakref.ref(fn) if weak else (lambda: fn)
+        self.has_aux = has_aux
+        self.seen: Any = _UNSEEN
+        self.variables = tuple(getattr(fn, "variables", ()) or ())
+        self.__name__ = getattr(fn, "__name__", "f")
+
+    def __call__(self, *args: Any) -> Any:
+        out = self._fn()(*args)
+        if self.has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                return out  # (the backend says what is wrong)
+            value, aux = out
+        else:
+            value = out
+        if value is None or is_leaf(value):  # (None: a forgotten return, refused by the backend)
+            self.seen = None
+            return out
+        leaves, td = tree_flatten(value)
+        if not leaves or not all(_numeric_leaf(v) for v in leaves):
+            self.seen = None
+            return out  # the backend refuses it, naming what was returned
+        self.seen = (td, tuple(shape_of(v) for v in leaves))
+        flat = np.concatenate([np.ravel(v) for v in leaves]) if leaves else np.zeros(0)
+        return (flat, aux) if self.has_aux else flat
+
+    def structure(self, args: Sequence[Any]) -> Any:
+        """The output structure of the last call; the function evaluated on the plain
+        arguments when the backend did not call it (a compiled derivative)."""
+        if self.seen is _UNSEEN:  # evaluated on NumPy values: 0.0 ** -1 is inf, not a ZeroDivisionError
+            from .core.values import concrete
+
+            plain = [np.float64(a) if type(a) is float else concrete(a) for a in args]
+            try:
+                with np.errstate(all="ignore"):
+                    self(*plain)
+            except Exception:  # (the backend's result stands as it is)
+                self.seen = None
+        return None if self.seen is _UNSEEN else self.seen
+
+
+def _numeric_leaf(v: Any) -> bool:
+    if isinstance(v, Value) or type(v) is float or type(v) is complex:
+        return True
+    return isinstance(v, (np.ndarray, np.generic)) and v.dtype.kind in "fc"
+
+
+_OUT: weakref.WeakKeyDictionary[Any, dict[bool, _OutTree]] = weakref.WeakKeyDictionary()
+
+
+def _out_tree(fn: Callable[..., Any], has_aux: bool = False) -> _OutTree:
+    """``fn`` as an :class:`_OutTree` (the same object for the same function, for the
+    backends' caches), its record cleared."""
+    try:
+        table = _OUT.get(fn)
+        if table is None:
+            table = _OUT.setdefault(fn, {})
+    except TypeError:
+        wrapped = _OutTree(fn, has_aux, weak=False)
+    else:
+        wrapped = table.get(has_aux)
+        if wrapped is None:
+            wrapped = table[has_aux] = _OutTree(fn, has_aux, weak=True)
+    wrapped.seen = _UNSEEN
+    return wrapped
+
+
+def _split_out(seen: Any, flat: Any) -> Any:
+    """A result whose first axis runs over the raveled output leaves -> the output's pytree of
+    results, each of shape ``leaf.shape + rest``."""
+    if seen is None:
+        return flat
+    td, shapes = seen
+    rest = tuple(shape_of(flat))[1:]
+    parts = []
+    k = 0
+    for shp in shapes:
+        n = int(np.prod(shp, dtype=np.int64))
+        parts.append(flat[k:k + n].reshape(tuple(shp) + rest))
+        k += n
+    return tree_unflatten(td, parts)
+
+
+def _join_out(seen: Any, tree: Any, dtype: Any, what: str, name: str) -> Any:
+    """A pytree of output cotangents -> one array, as :class:`_OutTree` joins the output."""
+    if seen is None:
+        return tree
+    td, shapes = seen
+    leaves, tdc = tree_flatten(tree)
+    if tdc != td:
+        raise ShapeError(f"{what} of {name}: the cotangent {tdc} differs in structure from the output {td}")
+    parts = []
+    for v, shp in zip(leaves, shapes):
+        a = v if isinstance(v, Value) else np.asarray(v, dtype=dtype)
+        if tuple(shape_of(a)) != tuple(shp):
+            raise ShapeError(f"{what} of {name}: a cotangent leaf has shape {tuple(shape_of(a))}, its output "
+                             f"leaf {tuple(shp)}")
+        parts.append(np.ravel(a))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
 def _plain(aux: Any) -> Any:
     """An auxiliary output with every traced value replaced by its plain value."""
     from .core.values import concrete
@@ -107,11 +386,25 @@ def _plain(aux: Any) -> Any:
     return aux
 
 
+def _pick(results: Sequence[Any], single: bool) -> Any:
+    return results[0] if single else tuple(results)
+
+
+def _finish_tree(x: Any) -> Any:
+    """:func:`_finish` on every leaf of a pytree of results."""
+    if isinstance(x, tuple) and not hasattr(x, "_fields"):
+        return tuple(_finish_tree(e) for e in x)
+    if is_leaf(x):
+        return _finish(x)
+    leaves, td = tree_flatten(x)
+    return tree_unflatten(td, [_finish(v) for v in leaves])
+
+
 def _finish(x: Any) -> Any:
     """Results as plain, writable NumPy values (traced values pass through when nested)."""
     if isinstance(x, Value) or x is None:
         return x
-    if isinstance(x, tuple):
+    if type(x) is tuple:
         return tuple(_finish(e) for e in x)
     if type(x) is float:
         return np.float64(x)
@@ -236,18 +529,24 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holom
         nums, single = nums_of(len(args))
         try:
             fn = _with_keywords(F, kwargs)
-            primals = _prepare(args, nums, F, "grad")
+            Fx = F
+            trees = _trees(F, fn, args, nums, "grad")
+            if trees is not None:
+                Fx, fn, args, nums = trees.F, trees.fn, trees.args, trees.nums
+            primals = _prepare(args, nums, Fx, "grad")
             cplx = complex_argnums(primals, nums)
             if holomorphic:
-                check_holomorphic("grad", primals, nums, cplx, F.variables)
+                check_holomorphic("grad", primals, nums, cplx, Fx.variables)
             if cplx and not native(be):
-                out, grads, aux = _split_value_and_grad(be, F, fn, primals, nums, cplx, has_aux, holomorphic)
+                out, grads, aux = _split_value_and_grad(be, Fx, fn, primals, nums, cplx, has_aux, holomorphic)
             else:
                 out, grads, aux = be.value_and_grad(fn, primals, nums, has_aux, name=F.name)
                 check_output_dtype("grad", out, holomorphic)
         except (DiffkitError, TypeError, ValueError, AttributeError) as e:
             _reraise(e, F, "grad", be)
             raise
+        if trees is not None:
+            grads = [_finish_tree(g) for g in trees.regroup([_finish(g) for g in grads])]
         g = _finish(grads[0] if single else tuple(grads))
         out = _finish(out)
         return ((out, _plain(aux)), g) if has_aux else (out, g)
@@ -283,21 +582,35 @@ def jacobian(f: Any, argnums: Argnums = 0, *, holomorphic: bool = False, backend
     """
     F = as_function(f)
 
-    def compute(be: Any, fn: Callable[..., Any], primals: list[Any], nums: tuple[int, ...]) -> Any:
+    def compute(be: Any, F: Function, fn: Callable[..., Any], primals: list[Any], nums: tuple[int, ...]) -> Any:
         cplx = complex_argnums(primals, nums)
         if holomorphic:
             check_holomorphic("jacobian", primals, nums, cplx, F.variables)
+        fn = _out_tree(fn)  # a pytree output: one array of its leaves
         if cplx and not native(be):
             sp = Split(fn, primals, nums, cplx, F.variables, real_part=holomorphic)
             out, jacs = be.jacobian(sp.fn, sp.primals, sp.nums)
             check_output_dtype("jacobian", fn(*primals) if holomorphic else out, holomorphic)
-            return sp.combine(jacs)
+            return sp.combine(jacs), fn.structure(primals)
         out, jacs = be.jacobian(fn, primals, nums)
         check_output_dtype("jacobian", out, holomorphic)
-        return jacs
+        return jacs, fn.structure(primals)
 
-    return _array_operator(F, argnums, backend, "jacobian", compute,
-                           lambda jacs, single: jacs[0] if single else tuple(jacs))
+    def select(result: Any, single: bool, trees: _Trees | None) -> Any:
+        jacs, seen = result
+        picked = _pick(jacs if trees is None else trees.regroup(jacs), single)
+        if seen is None:
+            return picked
+        # a pytree output: its structure outside, the arguments' inside (as jax.jacobian)
+        split = {}
+        leaves, td_in = tree_flatten(picked)
+        for i, J in enumerate(leaves):
+            split[i] = tree_flatten(_split_out(seen, J))[0]
+        n_out = seen[0].num_leaves
+        return tree_unflatten(seen[0], [tree_unflatten(td_in, [split[i][k] for i in range(len(leaves))])
+                                        for k in range(n_out)])
+
+    return _array_operator(F, argnums, backend, "jacobian", compute, select)
 
 
 def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..., Any]:
@@ -315,17 +628,21 @@ def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..
     """
     F = as_function(f)
 
-    def compute(be: Any, fn: Callable[..., Any], primals: list[Any], nums: tuple[int, ...]) -> Any:
+    def compute(be: Any, F: Function, fn: Callable[..., Any], primals: list[Any], nums: tuple[int, ...]) -> Any:
         refuse_complex("hessian", primals, complex_argnums(primals, nums), F.variables)
         return be.hessian(fn, primals, nums)
 
-    return _array_operator(F, argnums, backend, "hessian", compute,
-                           lambda rows, single: rows[0][0] if single else tuple(tuple(r) for r in rows))
+    def select(rows: Any, single: bool, trees: _Trees | None) -> Any:
+        if trees is not None:
+            rows = trees.regroup2([[_finish(h) for h in r] for r in rows])
+        return rows[0][0] if single else tuple(tuple(r) for r in rows)
+
+    return _array_operator(F, argnums, backend, "hessian", compute, select)
 
 
 def _array_operator(f: Any, argnums: Argnums, backend: Any, op: str,
-                    compute: Callable[[Any, Callable[..., Any], list[Any], tuple[int, ...]], Any],
-                    select: Callable[[Any, bool], Any]) -> Callable[..., Any]:
+                    compute: Callable[[Any, Function, Callable[..., Any], list[Any], tuple[int, ...]], Any],
+                    select: Callable[[Any, bool, _Trees | None], Any]) -> Callable[..., Any]:
     """An operator of ``f``'s arguments ``argnums``: checks, promotion, error context, shaping."""
     F = as_function(f)
     be = get_backend(backend)
@@ -334,12 +651,17 @@ def _array_operator(f: Any, argnums: Argnums, backend: Any, op: str,
     def operator_f(*args: Any, **kwargs: Any) -> Any:
         nums, single = nums_of(len(args))
         try:
-            primals = _prepare(args, nums, F, op)
-            result = compute(be, _with_keywords(F, kwargs), primals, nums)
+            fn = _with_keywords(F, kwargs)
+            Fx = F
+            trees = _trees(F, fn, args, nums, op)
+            if trees is not None:
+                Fx, fn, args, nums = trees.F, trees.fn, trees.args, trees.nums
+            primals = _prepare(args, nums, Fx, op)
+            result = compute(be, Fx, fn, primals, nums)
         except (DiffkitError, TypeError, ValueError, AttributeError) as e:
             _reraise(e, F, op, be)
             raise
-        return _finish(select(result, single))
+        return _finish_tree(select(result, single, trees))
 
     return _named(operator_f, op, F)
 
@@ -388,6 +710,11 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, holomorphic:
         raise ShapeError(f"jvp of {F.name}: {len(primals)} primals but {len(tangents)} tangents")
     nums = tuple(range(len(primals)))
     with _context(F, "jvp", be):
+        fn = F.fn
+        trees = _trees(F, fn, primals, nums, "jvp")
+        if trees is not None:
+            tangents = trees.flatten_like(tangents, "jvp", "tangent")
+            F, fn, primals, nums = trees.F, trees.fn, trees.args, trees.nums
         ps = _prepare(primals, nums, F, "jvp")
         ts = []
         for i, (p, t) in enumerate(zip(ps, tangents)):
@@ -403,13 +730,17 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, holomorphic:
                                   "argument moves along real tangents only (as in JAX)")
         if holomorphic:
             check_holomorphic("jvp", ps, nums, cplx, F.variables)
+        fn = _out_tree(fn)  # a pytree output: one array of its leaves
         if cplx and not native(be):
-            sp = Split(F.fn, ps, nums, cplx, F.variables)
+            sp = Split(fn, ps, nums, cplx, F.variables)
             out, tout = be.jvp(sp.fn, sp.primals, sp.nums, sp.tangents(ts))
         else:
-            out, tout = be.jvp(F.fn, ps, nums, ts)
+            out, tout = be.jvp(fn, ps, nums, ts)
         if holomorphic:
             check_output_dtype("jvp", out, True)
+        seen = fn.structure(ps)
+    if seen is not None:
+        return _finish_tree(_split_out(seen, out)), _finish_tree(_split_out(seen, tout))
     return _finish(out), _finish(tout)
 
 
@@ -430,22 +761,32 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False,
     be = get_backend(backend)
     nums = tuple(range(len(primals)))
     with _context(F, "vjp", be):
-        ps = _prepare(primals, nums, F, "vjp")
+        f_of = F.fn
+        Fx = F
+        trees = _trees(F, f_of, primals, nums, "vjp")
+        if trees is not None:
+            Fx, f_of, primals, nums = trees.F, trees.fn, trees.args, trees.nums
+        ps = _prepare(primals, nums, Fx, "vjp")
         cplx = complex_argnums(ps, nums)
         if holomorphic:
-            check_holomorphic("vjp", ps, nums, cplx, F.variables)
+            check_holomorphic("vjp", ps, nums, cplx, Fx.variables)
         combine = None
+        f_of = _out_tree(f_of, has_aux)  # a pytree output: one array of its leaves
         if cplx and not native(be):
-            sp = Split(F.fn, ps, nums, cplx, F.variables, has_aux=has_aux)
+            sp = Split(f_of, ps, nums, cplx, Fx.variables, has_aux=has_aux)
             out, fn, aux = be.vjp(sp.fn, sp.primals, sp.nums, has_aux)
             combine = sp.combine
         else:
-            out, fn, aux = be.vjp(F.fn, ps, nums, has_aux)
+            out, fn, aux = be.vjp(f_of, ps, nums, has_aux)
         if holomorphic:
             check_output_dtype("vjp", out, True)
+        seen = f_of.structure(ps)
 
     @functools.wraps(fn)
     def vjp_fn(cotangent: Any) -> tuple[Any, ...]:
+        if seen is not None:
+            with _context(F, "vjp", be):
+                cotangent = _join_out(seen, cotangent, np.result_type(out, float), "vjp", F.name)
         ct = np.asarray(cotangent, dtype=np.result_type(out, float)) if not isinstance(cotangent, Value) \
             else cotangent
         if np.shape(ct) != np.shape(out):
@@ -454,9 +795,12 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False,
         with _context(F, "vjp", be):
             cts = fn(ct)
             cts = real_cotangents(combine(cts) if combine is not None else cts, ps, nums)
+            if trees is not None:
+                return tuple(_finish_tree(c) for c in trees.regroup([_finish(c) for c in cts]))
             return tuple(_finish(c) for c in cts)
 
-    return (_finish(out), vjp_fn, _plain(aux)) if has_aux else (_finish(out), vjp_fn)
+    value = _finish(out) if seen is None else _finish_tree(_split_out(seen, out))
+    return (value, vjp_fn, _plain(aux)) if has_aux else (value, vjp_fn)
 
 
 def diff(f: Any, wrt: Any = None, order: int = 1, *, simplify: bool | str = True,

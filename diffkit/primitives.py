@@ -719,6 +719,60 @@ define("scatter", _scatter_np, sympy=_scatter_np,
        linearity="linear")
 
 
+def _index_update_np(x: Any, v: Any, idx: tuple[Any, ...]) -> Any:
+    """A copy of ``x`` with ``v`` written at ``idx`` (``x.at[idx].set(v)`` in JAX)."""
+    x = np.asarray(x)
+    out = x.astype(np.result_type(x, np.asarray(v)), copy=True)
+    out[idx] = v
+    return out
+
+
+def _index_update_sympy(x: Any, v: Any, idx: tuple[Any, ...]) -> Any:
+    out = np.array(x, dtype=object)
+    if type(v) is np.ndarray and v.dtype == object and v.ndim == 0:
+        v = v[()]
+    out[idx] = v
+    return out
+
+
+def _set_batched(t: Any, v: Any, idx: tuple[Any, ...], nb: int, nbv: int) -> Any:
+    """``t`` with ``v`` written at ``idx``, which indexes the dimensions after ``t``'s ``nb``
+    leading batch ones; ``v`` has ``nbv`` (0 or ``nb``) leading batch dimensions. The batch
+    dimensions moved to the end keep NumPy's placement of advanced indices, and ``v``'s own
+    dimensions broadcast against the indexed ones as without a batch."""
+    if nb == 0:
+        return bind(P.index_update, t, v, idx=idx)
+    tm = np.moveaxis(t, tuple(range(nb)), tuple(range(-nb, 0)))
+    vm = np.moveaxis(v, tuple(range(nbv)), tuple(range(-nbv, 0))) if nbv else v
+    return np.moveaxis(bind(P.index_update, tm, vm, idx=idx), tuple(range(-nb, 0)), tuple(range(nb)))
+
+
+def _sum_to(g: Any, shape: tuple[int, ...], nb: int) -> Any:
+    """``g`` (``nb`` batch dimensions, then ``shape`` broadcast) summed back to ``batch + shape``."""
+    extra = int(np.ndim(g)) - nb - len(shape)
+    if extra > 0:
+        g = np.sum(g, axis=tuple(range(nb, nb + extra)))
+    gs = np.shape(g)
+    axes = tuple(nb + i for i, d in enumerate(shape) if d == 1 and gs[nb + i] != 1)
+    return np.sum(g, axis=axes, keepdims=True) if axes else g
+
+
+def _index_update_v_jvp(t: Any, out: Any, x: Any, v: Any, idx: tuple[Any, ...]) -> Any:
+    nb = _nb(t, v)
+    z = np.zeros(tuple(np.shape(t)[:nb]) + tuple(np.shape(out)), dtype=np.complex128 if is_complex(t) else np.float64)
+    return _set_batched(z, t, idx, nb, nb)
+
+
+define("index_update", _index_update_np, sympy=_index_update_sympy, nargs=2,
+       jvp=(lambda t, out, x, v, idx: _set_batched(t, 0.0, idx, _nb(t, x), 0),
+            _index_update_v_jvp),
+       vjp=(lambda ct, out, x, v, idx: _set_batched(ct, 0.0, idx, _nb(ct, out), 0),
+            lambda ct, out, x, v, idx: _sum_to(_getitem_batched(ct, idx, _nb(ct, out)), np.shape(v),
+                                               _nb(ct, out))),
+       doc="x with v written at idx (x[idx] = v on a traced array, recorded as a new value; as JAX's "
+           "x.at[idx].set(v)); idx: a normalized index whose positions are distinct",
+       saves=((OUT,), (OUT, 1)), linearity="linear")
+
 def _join_tangents(tangents: tuple[Any, ...], args: tuple[Any, ...]) -> list[Any]:
     k = next(i for i, t in enumerate(tangents) if t is not None)
     batch = _batch(tangents[k], _nb(tangents[k], args[k]))

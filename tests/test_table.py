@@ -41,6 +41,7 @@ STRUCTURAL = {
     "transpose": ((RNG.normal(size=(2, 3)),), dict(axes=(1, 0))),
     "getitem": ((RNG.normal(size=(4, 3)),), dict(idx=(slice(1, 3),))),
     "scatter": ((RNG.normal(size=(2, 3)),), dict(idx=(slice(1, 3),), shape=(4, 3), nb=0)),
+    "index_update": ((RNG.normal(size=(4, 3)), RNG.normal(size=(3,))), dict(idx=(slice(1, 3),))),
     "broadcast_to": ((RNG.normal(size=(1, 3)),), dict(shape=(2, 3))),
     "matmul": ((RNG.normal(size=(2, 3)), RNG.normal(size=(3, 2))), {}),
     "inv": ((np.eye(3) + 0.1 * RNG.normal(size=(3, 3)),), {}),

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..core.primitive import Primitive
-from ..core.values import Value, new_level, pack, shape_of
+from ..core.values import Value, mark_argument, new_level, pack, shape_of
 from ..custom import custom_forward
 from . import accel
 from .base import (
@@ -178,7 +178,7 @@ class Forward(ADBackend):
         trace = ForwardTrace(batch, self.accelerate)
         args = list(primals)
         for i, t in zip(argnums, tangents):
-            args[i] = Dual(trace, args[i], t)
+            args[i] = mark_argument(Dual(trace, args[i], t))  # (refused as x[i] = v: as on the other backends)
         out = pack(fun(*args))
         if isinstance(out, Dual) and out._trace is trace:
             return out.primal, _dense(out.tangent)

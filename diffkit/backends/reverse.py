@@ -102,11 +102,13 @@ class ReverseTrace:
         # memory: an argument's value or the output is then a Dropped (its shape only), a
         # constant's is None.
         self.tape: list[tuple[Any, ...] | None] = []
+        self.arguments: set[int] = set()  # ids of the leaves (mark_argument)
 
     def leaf(self, value: Any) -> Node:
         node = Node(self, value, len(self.tape))
         self.tape.append(None)
-        return node
+        self.arguments.add(id(node))  # (the sweep reads the leaves after the function returns:
+        return node                   # node[i] = v inside the function is refused, core/values.py)
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         # This runs once per operation of the user's code: written for speed.

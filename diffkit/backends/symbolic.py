@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from ..core.lazy import sympy
 
-from ..core.values import Value, is_complex, new_level, pack
+from ..core.values import Value, is_complex, mark_argument, new_level, pack
 from ..errors import (
     InvalidArgument,
     InvalidType,
@@ -78,6 +78,9 @@ The expansions grow like ``n!``: a symbolic 5x5 gradient of ``det`` takes about
 _MATRIX_PRIMITIVES = frozenset({"det", "logabsdet", "inv", "solve", "cholesky"})
 
 
+_OBJECT = np.dtype(object)
+
+
 class Sym(Value):
     """A value of the symbolic trace: a SymPy expression or an object array of them.
 
@@ -96,6 +99,13 @@ class Sym(Value):
     @property
     def is_complex(self) -> bool:
         return self._complex
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """``object``, a scalar's as an array's (SymPy expressions have no NumPy dtype). NumPy's
+        mean of an object array (``np.mean([x, y])``) casts the sum through ``dtype.type``,
+        which for ``object`` keeps the value."""
+        return _OBJECT
 
     def __bool__(self) -> bool:
         cond = self.primal
@@ -466,11 +476,11 @@ def trace_args(fun: Callable[..., Any], primals: Sequence[Any], limit: int, op_l
         if shape == ():
             s = sympy.Symbol(name, real=True)
             symbols.append(s)
-            args.append(Sym(trace, s))
+            args.append(mark_argument(Sym(trace, s)))
         else:
             flat = [sympy.Symbol(f"{name}_{i}", real=True) for i in range(int(np.prod(shape)))]
             symbols.extend(flat)
-            args.append(Sym(trace, np.array(flat, dtype=object).reshape(shape)))
+            args.append(mark_argument(Sym(trace, np.array(flat, dtype=object).reshape(shape))))
         shapes.append(shape)
     if at_point:
         values = [float(v) for p, shape in zip(primals, shapes) if shape is not None

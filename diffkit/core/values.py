@@ -99,6 +99,24 @@ def _foreign_ufunc(ufunc: Any) -> Primitive | None:
     return None
 
 
+def mark_argument(value: Any) -> Any:
+    """Note that a backend made ``value`` as an argument of the function it differentiates,
+    and reads it again after the function returns: ``value[idx] = v`` inside the function
+    is refused (it would change what the backend reads). Returns ``value``."""
+    trace = value._trace
+    ids = getattr(trace, "arguments", None)
+    if ids is None:
+        ids = trace.arguments = set()
+    ids.add(id(value))
+    return value
+
+
+def register_setitem(handler: Callable[..., Any]) -> None:
+    """``handler(x, idx, v)`` is ``x`` with ``v`` written at ``idx``, a new traced value
+    (what ``x[idx] = v`` on a traced ``x`` records)."""
+    _INDEX["setitem"] = handler
+
+
 def top_trace(args: tuple[Any, ...] | list[Any]) -> Trace | None:
     """The innermost trace among ``args`` (``None`` when all are constants)."""
     top = None
@@ -114,8 +132,8 @@ def top_trace(args: tuple[Any, ...] | list[Any]) -> Trace | None:
 def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
     """Apply ``prim`` to ``args``: on plain NumPy data, or by the innermost trace.
 
-    Object arrays holding traced values (what ``np.array([x, y])`` makes of
-    traced scalars) are packed into one traced array first.
+    Object arrays and lists holding traced values (what ``np.array([x, y])``
+    makes of traced scalars; ``w + [x, y]``) are packed into one traced array first.
     """
     top = None
     level = 0
@@ -125,10 +143,11 @@ def bind(prim: Primitive, *args: Any, **params: Any) -> Any:
             t = a._trace
             if t.level > level:
                 top, level = t, t.level
-        elif type(a) is np.ndarray and a.dtype == object:
+        elif type(a) is np.ndarray and a.dtype == object or type(a) is list or type(a) is tuple:
             packed = True
     if packed:  # once: object arrays of SymPy numbers stay object arrays
-        args = tuple(pack(a) if type(a) is np.ndarray and a.dtype == object else a for a in args)
+        args = tuple(pack(a) if type(a) is np.ndarray and a.dtype == object or type(a) is list
+                     or type(a) is tuple else a for a in args)
         top = top_trace(args)
     if top is None:
         return prim.numpy(*args, **params)
@@ -329,7 +348,8 @@ class Value:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return np.result_type(self.primal)
+        p = self.primal
+        return p.dtype if isinstance(p, Value) else np.result_type(p)  # (a nested trace's: its own)
 
     def __len__(self) -> int:
         shape = self.shape
@@ -353,7 +373,9 @@ class Value:
     def __float__(self) -> float:
         raise self._refuse(
             "float() of", "use NumPy functions (np.sin, not math.sin), and build arrays with "
-            "np.stack or np.array([...]) rather than assigning into a float array"
+            "np.stack([...]) rather than assigning into a float array; NumPy's np.mean/np.var/np.std "
+            "of a list or np.array([...]) of traced values (np.mean([x, y])) never reach diffkit and "
+            "end here: write np.mean(np.stack([x, y]))"
         )
 
     def __int__(self) -> int:
@@ -369,10 +391,24 @@ class Value:
         raise self._refuse("the truth value of", "compare it (x > 0) or use np.where")
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        raise self._refuse(
-            "in-place assignment into", "build a new array instead: np.where(mask, new, x), "
-            "np.concatenate, or np.stack"
-        )
+        """``x[key] = value`` on a traced array: recorded as a new value (the ``index_update``
+        primitive, JAX's ``x.at[key].set(value)``) that this object then stands for. Other
+        names of the old value, and views taken from it before, keep the old value."""
+        ids = getattr(self._trace, "arguments", None)
+        if ids and id(self) in ids:
+            raise self._refuse(
+                "in-place assignment into an argument, which is", "copy it first (a = x * 1.0; "
+                "a[i] = v then works), or build a new array: np.where(mask, new, x), np.concatenate, "
+                "or np.stack")
+        new = _INDEX["setitem"](self, key, value)
+        if type(new) is not type(self) or new._trace is not self._trace:
+            raise self._refuse(
+                "in-place assignment of a value of an inner differentiation into",
+                "build a new array instead: np.where(mask, new, x), np.concatenate, or np.stack")
+        for cls in type(self).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                if name != "__weakref__" and name != "__dict__":
+                    object.__setattr__(self, name, getattr(new, name))
 
     def _sympy_(self) -> Any:
         # SymPy calls this to convert an operand; refusing makes ``Integer(2) * x``

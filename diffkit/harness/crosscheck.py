@@ -39,6 +39,7 @@ from ..errors import (
     UnsupportedOperation,
 )
 from ..limits import check_timeout, run_limited
+from ..pytree import is_leaf, tree_flatten, tree_flatten_with_paths, tree_leaves, tree_unflatten
 from .kinks import walk
 from .reference import reference
 from .report import Reference, Report, Row
@@ -284,6 +285,8 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
     F = as_function(f)
     if name:
         F = Function(F, name=name)
+    if any(not is_leaf(a) for a in args):  # pytree arguments: the cross-check runs on their leaves
+        F, args, argnums, tangents, candidates = _flatten_point(F, list(args), argnums, tangents, candidates)
     if not len(args) and F.variables:
         raise InvalidArgument(f"crosscheck of {F.name}: no point given; the function's variables are "
                               f"{', '.join(F.variables)}: give args=(...) with one value each")
@@ -367,6 +370,79 @@ def _share(fraction: float) -> float | None:
     if deadline is None:
         return None
     return max(0.05, (deadline - time.monotonic()) * fraction)
+
+
+def _flatten_point(F: Function, args: list[Any], argnums: Any, tangents: Any,
+                   candidates: dict[str, Callable[..., Any]] | None) -> tuple[Any, ...]:
+    """A point with pytree arguments (dicts, lists, tuples: docs/pytrees.md) as the leaves'
+    point: the function of the leaves (named ``p_w``, ``p_layer_0``), the leaves' argnums
+    for the arguments' argnums (a pytree argument's leaves all), tangents flattened alike,
+    candidates answering in the leaves. The report then shows one value per leaf."""
+    from ..operators import _flat_fn, _symbol_name
+
+    names = [F.variables[i] if i < len(F.variables) else f"arg{i}" for i in range(len(args))]
+    layout: list[Any] = []
+    flat: list[Any] = []
+    symbols: list[str] = []
+    positions: list[list[int]] = []
+    for i, a in enumerate(args):
+        leaves, paths, td = tree_flatten_with_paths(a)
+        start = len(flat)
+        if td.is_leaf:
+            layout.append(None)
+            flat.append(a)
+            symbols.append(names[i])
+        else:
+            layout.append(td)
+            flat.extend(leaves)
+            symbols.extend(_symbol_name(names[i], p) for p in paths)
+        positions.append(list(range(start, len(flat))))
+    single = isinstance(argnums, (int, np.integer))
+    nums = [int(argnums)] if single else [int(a) for a in argnums]
+    for a in nums:
+        if not -len(args) <= a < len(args):
+            raise InvalidArgument(f"crosscheck of {F.name}: argnums={argnums!r} does not name arguments of the "
+                                  f"point ({len(args)} given)")
+    nums = [a % len(args) for a in nums]
+    if single and layout[nums[0]] is None:
+        new_argnums: Any = positions[nums[0]][0]
+    else:
+        new_argnums = tuple(k for a in nums for k in positions[a])
+    if tangents is not None:
+        flat_t: list[Any] = []
+        for i, t in enumerate(tangents):
+            if i < len(layout) and layout[i] is not None:
+                leaves, td = tree_flatten(t)
+                if td != layout[i]:
+                    raise ShapeError(f"crosscheck of {F.name}: tangent {i} {td} differs in structure from its "
+                                     f"argument {layout[i]}")
+                flat_t.extend(leaves)
+            else:
+                flat_t.append(t)
+        tangents = flat_t
+    if candidates:
+        def leaves_of(c: Callable[..., Any]) -> Callable[..., Any]:
+            def flat_candidate(*leaves: Any) -> Any:
+                res = tree_leaves(c(*_unflatten_args(layout, leaves)))
+                return res[0] if not isinstance(new_argnums, tuple) else tuple(res)
+            return flat_candidate
+
+        candidates = {n: leaves_of(c) for n, c in candidates.items()}
+    fn = _flat_fn(F.fn, tuple(layout), symbols, F.name)
+    return Function(fn, variables=symbols, name=F.name), flat, new_argnums, tangents, candidates
+
+
+def _unflatten_args(layout: Sequence[Any], flat: Sequence[Any]) -> list[Any]:
+    args = []
+    k = 0
+    for td in layout:
+        if td is None:
+            args.append(flat[k])
+            k += 1
+        else:
+            args.append(tree_unflatten(td, list(flat[k:k + td.num_leaves])))
+            k += td.num_leaves
+    return args
 
 
 def _refuse_mistakes(F: Function, op: str, args: Sequence[Any], argnums: Any, out: Any, tangents: Any,
