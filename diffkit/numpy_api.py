@@ -446,25 +446,35 @@ def _diff(a: Any, n: int = 1, axis: int = -1, **kw: Any) -> Any:
 
 @_register(np.diagonal)
 def _diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
-    if (axis1, axis2) != (0, 1) or np.ndim(a) != 2:
-        raise UnsupportedOperation("numpy.diagonal of traced values: 2-D arrays, axes (0, 1) only")
-    n, m = np.shape(a)
-    i = np.arange(max(0, -offset), min(n, m - offset))
-    return getitem(a, (i, i + offset))
+    a = pack(a)
+    nd = _nd(a)
+    if nd < 2:
+        raise InvalidArgument("diag requires an array of at least two dimensions")
+    if int(axis1) % nd == int(axis2) % nd:
+        raise InvalidArgument("axis1 and axis2 cannot be the same")
+    if (int(axis1) % nd, int(axis2) % nd) != (nd - 2, nd - 1):
+        a = _moveaxis(a, (axis1, axis2), (-2, -1))
+    n, m = _shape_of(a)[-2:]
+    i = np.arange(max(0, -offset), max(0, min(n, m - offset)))
+    return getitem(a, (Ellipsis, i, i + offset))
 
 
 @_register(np.trace)
 def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, **kw: Any) -> Any:
-    return _sum(_diagonal(a, offset, axis1, axis2))
+    return _sum(_diagonal(a, offset, axis1, axis2), axis=-1)
 
 
 @_register(np.diag)
 def _diag(v: Any, k: int = 0) -> Any:
     if np.ndim(v) == 2:
         return _diagonal(v, k)
-    if k != 0:
-        raise UnsupportedOperation("numpy.diag(v, k != 0) of a traced vector")
-    return _reshape(v, (-1, 1)) * np.eye(np.shape(v)[0])
+    if np.ndim(v) != 1:
+        raise InvalidArgument("Input must be 1- or 2-d.")
+    m = _reshape(v, (-1, 1)) * np.eye(np.shape(v)[0])
+    k = int(k)
+    if k == 0:
+        return m
+    return _pad(m, ((0, k), (k, 0)) if k > 0 else ((-k, 0), (0, -k)))
 
 
 @_register(np.tril)
@@ -478,7 +488,11 @@ def _triu(m: Any, k: int = 0) -> Any:
 
 
 @_register(np.sort)
-def _sort(a: Any, axis: int = -1, **kw: Any) -> Any:
+def _sort(a: Any, axis: Any = -1, **kw: Any) -> Any:
+    a = pack(a)
+    _refuse_symbolic_order(a, "sort")
+    if axis is None:
+        a, axis = _ravel(a), -1
     order = np.argsort(concrete(a), axis=axis)
     return _take_along_axis(a, order, axis)
 
@@ -582,12 +596,16 @@ def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fa
         raise UnsupportedOperation("numpy.einsum on traced values takes a subscripts string")
     ops = [pack(o) for o in operands]
     spec = _einsum_explicit(subscripts, [int(np.ndim(o)) for o in ops])
-    for part in spec.split("->")[0].split(","):
-        if len(set(part)) != len(part):
-            raise UnsupportedOperation(
-                f"numpy.einsum('{subscripts}'): an index repeated within one operand (a diagonal) "
-                "is not differentiable here; use np.diagonal")
-    return bind(P.einsum, *ops, subscripts=spec)
+    ins, res = spec.split("->")
+    parts = ins.split(",")
+    for k, part in enumerate(parts):
+        while len(set(part)) != len(part):  # a repeated index: take that diagonal first
+            c = next(c for c in part if part.count(c) > 1)
+            i, j = part.index(c), part.index(c, part.index(c) + 1)
+            ops[k] = _diagonal(ops[k], 0, i, j)  # the diagonal axis goes last
+            part = "".join(x for n, x in enumerate(part) if n not in (i, j)) + c
+        parts[k] = part
+    return bind(P.einsum, *ops, subscripts=",".join(parts) + "->" + res)
 
 
 def _einsum_explicit(subscripts: str, ndims: list[int]) -> str:
@@ -689,6 +707,394 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
     what = "a vector" if vector else "a matrix"
     raise UnsupportedOperation(f"numpy.linalg.norm(ord={ord!r}) of {what} on traced values; supported: "
                                "vector norms of order > 0 and inf/-inf, and the Frobenius norm")
+
+
+# ---------------------------------------------------------------------------
+# More array manipulation (docs/numpy-coverage.md): compositions of reshape,
+# broadcast_to, getitem and concatenate, exact on every backend
+# ---------------------------------------------------------------------------
+
+
+def _symbolic(a: Any) -> bool:
+    """Whether ``a``'s concrete value is a SymPy object array (the symbolic backend's)."""
+    return np.asarray(concrete(pack(a))).dtype == object
+
+
+@_register(np.tile)
+def _tile(A: Any, reps: Any) -> Any:
+    A = pack(A)
+    reps = (int(reps),) if isinstance(reps, (int, np.integer)) else tuple(int(r) for r in reps)
+    d = max(len(reps), _nd(A))
+    shape = (1,) * (d - _nd(A)) + _shape_of(A)
+    reps = (1,) * (d - len(reps)) + reps
+    inter = tuple(x for s in shape for x in (1, s))
+    wide = _broadcast_to(_reshape(A, inter), tuple(x for r, s in zip(reps, shape) for x in (r, s)))
+    return _reshape(wide, tuple(r * s for r, s in zip(reps, shape)))
+
+
+@_register(np.repeat)
+def _repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
+    a = pack(a)
+    if axis is None:
+        a, axis = _ravel(a), 0
+    n = _shape_of(a)[int(axis)]
+    return _take(a, np.repeat(np.arange(n), concrete(repeats)), axis=axis)
+
+
+@_register(np.roll)
+def _roll(a: Any, shift: Any, axis: Any = None) -> Any:
+    a = pack(a)
+    if axis is None:
+        return _reshape(_roll(_ravel(a), shift, 0), _shape_of(a))
+    shifts = np.broadcast_to(np.atleast_1d(shift), np.atleast_1d(axis).shape)
+    for s, ax in zip(shifts, np.atleast_1d(axis)):
+        n = _shape_of(a)[int(ax)]
+        a = _take(a, (np.arange(n) - int(s)) % n, axis=int(ax))
+    return a
+
+
+@_register(np.flipud)
+def _flipud(m: Any) -> Any:
+    return _flip(m, 0)
+
+
+@_register(np.fliplr)
+def _fliplr(m: Any) -> Any:
+    return _flip(m, 1)
+
+
+@_register(np.rot90)
+def _rot90(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
+    m = pack(m)
+    nd = _nd(m)
+    a0, a1 = int(axes[0]) % nd, int(axes[1]) % nd
+    k = int(k) % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return _flip(_flip(m, a0), a1)
+    perm = list(range(nd))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    return _transpose(_flip(m, a1), perm) if k == 1 else _flip(_transpose(m, perm), a1)
+
+
+@_register(np.array_split)
+def _array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    ary = pack(ary)
+    nd = _nd(ary)
+    ax = int(axis) % nd
+    total = _shape_of(ary)[ax]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise InvalidArgument("number sections must be larger than 0.")
+        each, extras = divmod(total, sections)
+        sizes = [0] + extras * [each + 1] + (sections - extras) * [each]
+        points = np.cumsum(sizes).tolist()
+    else:
+        points = [0] + [int(i) for i in indices_or_sections] + [total]
+    lead = (slice(None),) * ax
+    return [getitem(ary, lead + (slice(points[i], points[i + 1]),)) for i in range(len(points) - 1)]
+
+
+@_register(np.split)
+def _split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    if isinstance(indices_or_sections, (int, np.integer)):
+        total = _shape_of(pack(ary))[int(axis)]
+        if total % int(indices_or_sections):
+            raise InvalidArgument("array split does not result in an equal division")
+    return _array_split(ary, indices_or_sections, axis)
+
+
+@_register(np.hsplit)
+def _hsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
+    if _nd(pack(ary)) == 0:
+        raise InvalidArgument("hsplit only works on arrays of 1 or more dimensions")
+    return _split(ary, indices_or_sections, 1 if _nd(pack(ary)) > 1 else 0)
+
+
+@_register(np.vsplit)
+def _vsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
+    if _nd(pack(ary)) < 2:
+        raise InvalidArgument("vsplit only works on arrays of 2 or more dimensions")
+    return _split(ary, indices_or_sections, 0)
+
+
+@_register(np.dsplit)
+def _dsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
+    if _nd(pack(ary)) < 3:
+        raise InvalidArgument("dsplit only works on arrays of 3 or more dimensions")
+    return _split(ary, indices_or_sections, 2)
+
+
+_INDEX_PAD_MODES = ("edge", "wrap", "reflect", "symmetric")
+
+
+@_register(np.pad)
+def _pad(array: Any, pad_width: Any, mode: Any = "constant", **kw: Any) -> Any:
+    a = pack(array)
+    nd = _nd(a)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (nd, 2))
+    if mode in _INDEX_PAD_MODES and not kw:
+        # These modes copy entries: NumPy's own padding of the index vector says which.
+        for ax in range(nd):
+            idx = np.pad(np.arange(_shape_of(a)[ax]), tuple(widths[ax]), mode=mode)
+            a = _take(a, idx, axis=ax)
+        return a
+    if mode != "constant" or set(kw) - {"constant_values"}:
+        raise UnsupportedOperation(f"numpy.pad(mode={mode!r}) on traced values; supported: 'constant' "
+                                   f"(with constant_values=), {', '.join(map(repr, _INDEX_PAD_MODES))}")
+    values = kw.get("constant_values", 0)
+    cv = values if isinstance(values, Value) else np.broadcast_to(np.asarray(values, dtype=object), (nd, 2))
+    for ax in range(nd):
+        shape = list(_shape_of(a))
+        parts = []
+        for side in (0, 1):
+            w = int(widths[ax, side])
+            if w:
+                shape[ax] = w
+                c = cv if isinstance(cv, Value) else cv[ax, side]
+                parts.append(np.zeros(tuple(shape), dtype=_real_dtype(a)) + c)
+        if parts:
+            parts.insert(1 if widths[ax, 0] else 0, a)
+            a = _concatenate(parts, axis=ax)
+    return a
+
+
+@_register(np.atleast_3d)
+def _atleast_3d(*arys: Any) -> Any:
+    res = []
+    for a in arys:
+        a = pack(a)
+        shape = _shape_of(a)
+        if len(shape) == 0:
+            a = _reshape(a, (1, 1, 1))
+        elif len(shape) == 1:
+            a = _reshape(a, (1, shape[0], 1))
+        elif len(shape) == 2:
+            a = _reshape(a, shape + (1,))
+        res.append(a)
+    return res[0] if len(res) == 1 else res
+
+
+@_register(np.kron)
+def _kron(a: Any, b: Any) -> Any:
+    a, b = pack(a), pack(b)
+    d = max(_nd(a), _nd(b))
+    sa = (1,) * (d - _nd(a)) + _shape_of(a)
+    sb = (1,) * (d - _nd(b)) + _shape_of(b)
+    ai = _reshape(a, tuple(x for s in sa for x in (s, 1)))
+    bi = _reshape(b, tuple(x for s in sb for x in (1, s)))
+    return _reshape(ai * bi, tuple(x * y for x, y in zip(sa, sb)))
+
+
+@_register(np.cross)
+def _cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: Any = None) -> Any:
+    a, b = pack(a), pack(b)
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a = _moveaxis(a, axisa, -1)
+    b = _moveaxis(b, axisb, -1)
+    na, nb = _shape_of(a)[-1], _shape_of(b)[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise InvalidArgument("incompatible dimensions for cross product (dimension must be 2 or 3)")
+    ac = [getitem(a, (Ellipsis, i)) for i in range(na)] + ([0.0] if na == 2 else [])
+    bc = [getitem(b, (Ellipsis, i)) for i in range(nb)] + ([0.0] if nb == 2 else [])
+    z = ac[0] * bc[1] - ac[1] * bc[0]
+    if na == 2 and nb == 2:
+        return z
+    x = ac[1] * bc[2] - ac[2] * bc[1]
+    y = ac[2] * bc[0] - ac[0] * bc[2]
+    parts = [np.broadcast_to(concrete(p), np.shape(concrete(z))) if not isinstance(p, Value) else p
+             for p in (x, y, z)]
+    shape = np.broadcast_shapes(*[_shape_of(p) for p in parts])
+    c = _stack([_broadcast_to(p, shape) for p in parts], axis=-1)
+    return _moveaxis(c, -1, axisc)
+
+
+@_register(np.select)
+def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
+    if len(condlist) != len(choicelist):
+        raise InvalidArgument("list of cases must be same length as list of conditions")
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):
+        out = _where(cond, choice, out)
+    return out
+
+
+@_register(np.nan_to_num)
+def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
+    x = pack(x)
+    if _symbolic(x):
+        return x  # a SymPy expression of real symbols: finite
+    base = np.asarray(concrete(x))
+    if base.dtype.kind == "c":
+        raise UnsupportedOperation("numpy.nan_to_num of a complex traced value")
+    info = np.finfo(base.dtype if base.dtype.kind == "f" else np.float64)
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    bad = ~np.isfinite(base)
+    if not bad.any():
+        return x
+    fill = np.where(np.isnan(base), nan, np.where(base > 0, posinf, neginf))
+    return bind(P.where, bad, fill, x)
+
+
+@_register(np.real_if_close)
+def _real_if_close(a: Any, tol: float = 100) -> Any:
+    a = pack(a)
+    if not is_complex(a):
+        return a
+    base = np.asarray(concrete(a))
+    if base.dtype == object:  # symbolic: the imaginary part is an expression, not a number
+        raise UnsupportedOperation("numpy.real_if_close of a complex value on the symbolic backend: "
+                                   "whether it is close to real depends on the point; use np.real")
+    eps = np.finfo(base.real.dtype).eps
+    if np.all(np.abs(base.imag) < (tol * eps if tol > 1 else tol)):
+        return bind(P.real, a)
+    return a
+
+
+@_register(np.sinc)
+def _sinc(x: Any) -> Any:
+    # sin(pi x)/(pi x), 1 at 0; the derivative at exactly 0 is the constant branch's, 0 (exact)
+    x = pack(x)
+    zero = x == 0
+    y = np.pi * _where(zero, 1.0, x)
+    return _where(zero, 1.0, np.sin(y) / y)
+
+
+@_register(np.cumprod)
+def _cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    _no_out(out, "cumprod")
+    a = pack(a)
+    if axis is None:
+        a, axis = _ravel(a), -1
+    ax = _axis(axis, _nd(a))
+    n = _shape_of(a)[ax]
+    lead = (slice(None),) * (_nd(a) + ax)
+    prods = [getitem(a, lead + (0,))]
+    for i in range(1, n):  # one product per entry: no division, exact at zeros
+        prods.append(prods[-1] * getitem(a, lead + (i,)))
+    return _stack(prods, axis=ax) if prods else a
+
+
+@_register(np.ptp)
+def _ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    _no_out(out, "ptp")
+    return _max(a, axis=axis, keepdims=keepdims) - _min(a, axis=axis, keepdims=keepdims)
+
+
+@_register(np.average)
+def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False,
+              keepdims: bool = False) -> Any:
+    a = pack(a)
+    if weights is None:
+        avg = _mean(a, axis=axis, keepdims=keepdims)
+        scl = np.broadcast_to(np.asarray(_count(a, axis), dtype=float), _shape_of(avg))
+    else:
+        w = pack(weights)
+        if _shape_of(w) != _shape_of(a):
+            if axis is None or _nd(w) != 1:
+                raise InvalidArgument("numpy.average: 1-D weights need an axis; else they take a's shape")
+            ax = int(axis) % _nd(a)
+            w = _reshape(w, tuple(-1 if i == ax else 1 for i in range(_nd(a))))
+            w = _broadcast_to(w, _shape_of(a))
+        scl = _sum(w, axis=axis, keepdims=keepdims)
+        avg = _sum(a * w, axis=axis, keepdims=keepdims) / scl
+    return (avg, scl) if returned else avg
+
+
+@_register(np.linspace)
+def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
+              dtype: Any = None, axis: int = 0) -> Any:
+    start, stop = pack(start), pack(stop)
+    num = int(num)
+    div = (num - 1) if endpoint else num
+    delta = stop - start
+    nd = max(_nd(start), _nd(stop))
+    t = np.arange(num, dtype=float).reshape((-1,) + (1,) * nd)
+    step = delta / div if div > 0 else delta * np.nan
+    y = start + t * step if div > 0 else start + t * delta
+    if endpoint and num > 1:
+        y = _concatenate([getitem(y, (slice(None, -1),)), _reshape(stop + 0.0 * delta, (1,) + _shape_of(delta))])
+    if axis != 0:
+        y = _moveaxis(y, 0, axis)
+    return (y, step) if retstep else y
+
+
+@_register(np.gradient)
+def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
+    f = pack(f)
+    nd = _nd(f)
+    axes = list(range(nd)) if axis is None else [int(a) % nd for a in np.atleast_1d(axis)]
+    if len(varargs) == 0:
+        spacing = [1.0] * len(axes)
+    elif len(varargs) == 1 and np.ndim(concrete(varargs[0])) == 0:
+        spacing = [varargs[0]] * len(axes)
+    elif len(varargs) == len(axes) and all(np.ndim(concrete(v)) == 0 for v in varargs):
+        spacing = list(varargs)
+    else:
+        raise UnsupportedOperation("numpy.gradient of traced values: scalar spacings only")
+    out = []
+    for ax, h in zip(axes, spacing):
+        n = _shape_of(f)[ax]
+        if n < edge_order + 1:
+            raise InvalidArgument("Shape of array too small to calculate a numerical gradient, "
+                                  "at least (edge_order + 1) elements are required.")
+        lead = (slice(None),) * ax
+
+        def at(s: Any) -> Any:
+            return getitem(f, lead + (s,))
+
+        inner = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * h)
+        if edge_order == 1:
+            first = (at(slice(1, 2)) - at(slice(0, 1))) / h
+            last = (at(slice(-1, None)) - at(slice(-2, -1))) / h
+        else:
+            first = (-1.5 * at(slice(0, 1)) + 2.0 * at(slice(1, 2)) - 0.5 * at(slice(2, 3))) / h
+            last = (0.5 * at(slice(-3, -2)) - 2.0 * at(slice(-2, -1)) + 1.5 * at(slice(-1, None))) / h
+        out.append(_concatenate([first, inner, last], axis=ax))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _refuse_symbolic_order(a: Any, name: str) -> None:
+    if _symbolic(a):
+        raise UnsupportedOperation(
+            f"numpy.{name} on the symbolic backend: the order depends on the values, and the "
+            "symbolic backend traces without them; use backend='forward' or 'reverse'")
+
+
+@_register(np.median)
+def _median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
+            keepdims: bool = False) -> Any:
+    _no_out(out, "median")
+    a = pack(a)
+    if axis is None:
+        flat = _ravel(a)
+        m = _median(flat, axis=0)
+        return _reshape(m, (1,) * _nd(a)) if keepdims else m
+    if not isinstance(axis, (int, np.integer)):
+        raise UnsupportedOperation("numpy.median of traced values: axis None or one integer")
+    ax = int(axis) % _nd(a)
+    s = _sort(a, axis=ax)
+    n = _shape_of(a)[ax]
+    lead = (slice(None),) * ax
+    if n % 2:
+        m = getitem(s, lead + (n // 2,))
+    else:
+        m = (getitem(s, lead + (n // 2 - 1,)) + getitem(s, lead + (n // 2,))) * 0.5
+    return _expand_dims(m, ax) if keepdims else m
+
+
+@_register(np.partition)
+def _partition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", order: Any = None) -> Any:
+    a = pack(a)
+    _refuse_symbolic_order(a, "partition")
+    if axis is None:
+        a, axis = _ravel(a), -1
+    order_ = np.argpartition(concrete(a), kth, axis=axis)
+    return _take_along_axis(a, order_, axis)
 
 
 # ---------------------------------------------------------------------------
