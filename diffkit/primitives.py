@@ -44,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .core.lazy import lazy_sympy, sympy
-from .core.primitive import OUT, PRIMITIVES, P, Primitive, Rule, define, vjp_from_partial
+from .core.primitive import OUT, PRIMITIVES, P, Primitive, Rule, define, jvp_from_partial, vjp_from_partial
 from .core.values import bind, concrete, is_complex, register_array_methods
 from .errors import SizeLimitError
 
@@ -425,6 +425,52 @@ define("where", np.where, sympy=_where_sympy, nargs=3, elementwise=True,
        nondiff_args=frozenset({0}), complex_safe=True,
        kink="the derivative of the selected branch, as a SymPy Piecewise",
        domain=((-INF, INF),) * 3, saves=((), (0,), (0,)))
+
+def _jump_gap(exclude_zero: bool) -> Callable[..., Any]:
+    """The sup-norm distance from (x, y) to the jumps of x mod y, the lines x = n y (and
+    y = 0, where they accumulate): min over n of |x - n y| / (1 + |n|). The nearest
+    lines have n next to x / y; ``exclude_zero`` leaves out n = 0 (fmod is continuous
+    through x = 0)."""
+
+    def gap(x: Any, y: Any) -> Any:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.floor(np.where(y == 0, 0.0, x / np.where(y == 0, 1.0, y)))
+        best = np.abs(y)
+        for n in (q - 1.0, q, q + 1.0, q + 2.0, np.ones_like(q), -np.ones_like(q)):
+            d = np.abs(x - n * y) / (1.0 + np.abs(n))
+            if exclude_zero:
+                d = np.where(n == 0, np.inf, d)
+            best = np.minimum(best, d)
+        return best
+
+    return gap
+
+
+def _mod_dy(out: Any, x: Any, y: Any) -> Any:
+    return -np.floor_divide(x, y)  # NumPy's remainder is x - y * floor_divide(x, y)
+
+
+def _fmod_dy(out: Any, x: Any, y: Any) -> Any:
+    return -np.trunc(x / y)
+
+
+_MOD_KINK = ("jumps where x / y is an integer: there the rules give d/dx = 1 and d/dy = -n "
+             "with n the quotient NumPy's own result uses (the value is the right-hand one, 0)")
+define("remainder", np.remainder, sympy=lazy_sympy("Mod"),
+       partials=(lambda out, x, y: 1.0, _mod_dy),
+       jvp=(lambda t, out, x, y: t, jvp_from_partial(_mod_dy)),
+       vjp=(lambda ct, out, x, y: ct, vjp_from_partial(_mod_dy)),
+       domain=((-INF, INF), (0.1, INF)), complex_safe=False, aliases=("mod",), saves=((), (0, 1)),
+       kink=_MOD_KINK, kink_gap=_jump_gap(False),
+       doc="x mod y with the sign of y (Python's %); d/dx = 1, d/dy = -floor(x / y)")
+define("fmod", np.fmod, sympy=lambda x, y: sympy.sign(x) * sympy.Mod(sympy.Abs(x), sympy.Abs(y)),
+       partials=(lambda out, x, y: 1.0, _fmod_dy),
+       jvp=(lambda t, out, x, y: t, jvp_from_partial(_fmod_dy)),
+       vjp=(lambda ct, out, x, y: ct, vjp_from_partial(_fmod_dy)),
+       domain=((-INF, INF), (0.1, INF)), complex_safe=False, saves=((), (0, 1)),
+       kink=_MOD_KINK.replace("an integer", "a nonzero integer"), kink_gap=_jump_gap(True),
+       doc="C's fmod, the sign of x; d/dx = 1, d/dy = -trunc(x / y)")
 
 # Piecewise-constant and logical operations: their results are plain arrays.
 # name: SymPy counterpart. On the symbolic backend comparisons become

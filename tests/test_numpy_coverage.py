@@ -160,3 +160,55 @@ def test_median_by_hand(backend: str) -> None:
     # median of 4 values is the mean of the middle two: 1/2 on each
     g = dk.grad(np.median, backend=backend)(np.array([4.0, 1.0, 3.0, 2.0]))
     np.testing.assert_array_equal(np.asarray(g), [0.0, 0.0, 0.5, 0.5])
+
+
+# ---------------------------------------------------------------------------
+# remainder (mod, %) and fmod: table primitives, derivative 1 in x, -quotient in y
+# ---------------------------------------------------------------------------
+
+MOD_X = np.array([-1.9, -0.6, 0.45, 1.3, 5.3, -5.3])
+MOD_Y = np.array([2.7, 0.7, 0.4, 0.9, 2.0, 2.0])
+
+MODS: dict[str, Callable[[Any], Any]] = {
+    "remainder": lambda v: np.remainder(v[:6], v[6:]),
+    "mod": lambda v: np.mod(v[:6], 0.7),
+    "percent": lambda v: v[:6] % v[6:],
+    "fmod": lambda v: np.fmod(v[:6], v[6:]),
+    "fmod_negative_divisor": lambda v: np.fmod(v[:6], -v[6:]),
+}
+
+
+@pytest.mark.parametrize("backend", AD + ("numeric",))
+@pytest.mark.parametrize("name", list(MODS))
+def test_mod_matches_finite_differences(name: str, backend: str) -> None:
+    check(MODS[name], np.concatenate([MOD_X, MOD_Y]), backend, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", AD)
+def test_mod_by_hand(backend: str) -> None:
+    # 5.3 % 2 = 1.3 = 5.3 - 2 * 2: d/dx = 1, d/dy = -floor(5.3 / 2) = -2
+    # fmod(-5.3, 2) = -1.3 = -5.3 - 2 * (-2): d/dy = -trunc(-5.3 / 2) = 2
+    # (-5.3) % 2 = 0.7 = -5.3 - 2 * (-3): d/dy = 3
+    g = dk.grad(lambda x, y: x % y, argnums=(0, 1), backend=backend)
+    assert tuple(map(float, g(5.3, 2.0))) == (1.0, -2.0)
+    assert tuple(map(float, g(-5.3, 2.0))) == (1.0, 3.0)
+    h = dk.grad(lambda x, y: np.fmod(x, y), argnums=(0, 1), backend=backend)
+    assert tuple(map(float, h(-5.3, 2.0))) == (1.0, 2.0)
+
+
+@pytest.mark.parametrize("backend", AD)
+def test_mod_at_its_jump(backend: str) -> None:
+    # 4 % 2 = 0, the right-hand value; the rules take the quotient NumPy's result used,
+    # floor_divide(4, 2) = 2: d/dy = -2 (the right-hand derivative in x, the left-hand one in y)
+    g = dk.grad(lambda x, y: x % y, argnums=(0, 1), backend=backend)(4.0, 2.0)
+    assert tuple(map(float, g)) == (1.0, -2.0)
+    g = dk.grad(lambda x, y: np.fmod(x, y), argnums=(0, 1), backend=backend)(-4.0, 2.0)
+    assert tuple(map(float, g)) == (1.0, 2.0)
+
+
+def test_mod_jumps_are_flagged() -> None:
+    from diffkit.primitives import PRIMITIVES
+
+    x, y = np.array([4.0, 4.1, 0.0, -3.0]), np.array([2.0, 2.0, 2.0, 1.5])
+    assert list(PRIMITIVES["remainder"].at_kink(x, y)) == [True, False, True, True]
+    assert list(PRIMITIVES["fmod"].at_kink(x, y)) == [True, False, False, True]  # fmod is continuous at 0
