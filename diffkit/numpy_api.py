@@ -676,7 +676,11 @@ def _swap_last(a: Any) -> Any:
 
 @_register(np.linalg.eigh)
 def _eigh(a: Any, UPLO: str = "L") -> Any:
-    packed = bind(P.eigh_packed, pack(a))
+    a = pack(a)
+    if UPLO not in ("L", "U"):
+        raise InvalidArgument("UPLO argument must be 'L' or 'U'")
+    # NumPy reads one triangle: the upper one of a is the lower one of its transpose
+    packed = bind(P.eigh_packed, _swap_last(a) if UPLO == "U" else a)
     w = getitem(packed, (Ellipsis, 0, slice(None)))
     v = getitem(packed, (Ellipsis, slice(1, None), slice(None)))
     return w, v
@@ -684,7 +688,141 @@ def _eigh(a: Any, UPLO: str = "L") -> Any:
 
 @_register(np.linalg.eigvalsh)
 def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
-    return _eigh(a)[0]
+    return _eigh(a, UPLO)[0]
+
+
+class SVDResult(NamedTuple):
+    """``numpy.linalg.svd``'s result on traced values."""
+
+    U: Any
+    S: Any
+    Vh: Any
+
+
+class QRResult(NamedTuple):
+    """``numpy.linalg.qr``'s result on traced values."""
+
+    Q: Any
+    R: Any
+
+
+@_register(np.linalg.svd)
+def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> Any:
+    a = pack(a)
+    if _nd(a) < 2:
+        raise InvalidArgument("numpy.linalg.svd needs an array of at least two dimensions")
+    if not compute_uv:
+        return bind(P.svd_values, a)
+    m, n = _shape_of(a)[-2:]
+    if full_matrices and m != n:
+        raise UnsupportedOperation(
+            "numpy.linalg.svd(full_matrices=True) of a non-square traced matrix: the completion of U or "
+            "V beyond min(m, n) columns is arbitrary and has no derivative; pass full_matrices=False")
+    packed = bind(P.svd_packed, a)
+    u = _swap_last(getitem(packed, (Ellipsis, slice(None), slice(0, m))))
+    s = getitem(packed, (Ellipsis, slice(None), m))
+    vt = getitem(packed, (Ellipsis, slice(None), slice(m + 1, None)))
+    return SVDResult(u, s, vt)
+
+
+if hasattr(np.linalg, "svdvals"):
+    register_function(np.linalg.svdvals, lambda x: bind(P.svd_values, pack(x)))
+
+
+@_register(np.linalg.pinv)
+def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, **kw: Any) -> Any:
+    if rcond is not None or kw.get("rtol") is not None:
+        raise UnsupportedOperation("numpy.linalg.pinv of traced values with rcond=/rtol=: NumPy's default "
+                                   "cutoff only")
+    return bind(P.pinv, pack(a))
+
+
+@_register(np.linalg.qr)
+def _qr(a: Any, mode: str = "reduced") -> Any:
+    a = pack(a)
+    m, n = _shape_of(a)[-2:]
+    if m < n:
+        raise UnsupportedOperation(
+            "numpy.linalg.qr of a wide traced matrix (m < n): differentiable here for m >= n only; "
+            "factor the transpose, or the first m columns")
+    if mode not in ("reduced", "r") and not (mode == "complete" and m == n):
+        raise UnsupportedOperation(f"numpy.linalg.qr(mode={mode!r}) of a traced {m} x {n} matrix: "
+                                   "'reduced' and 'r' (and 'complete' of a square one)")
+    packed = bind(P.qr_packed, a)
+    q = getitem(packed, (Ellipsis, slice(0, m), slice(None)))
+    r = getitem(packed, (Ellipsis, slice(m, None), slice(None)))
+    return r if mode == "r" else QRResult(q, r)
+
+
+@_register(np.linalg.matrix_power)
+def _matrix_power(a: Any, n: int) -> Any:
+    a = pack(a)
+    n = int(n)
+    shape = _shape_of(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise InvalidArgument("numpy.linalg.matrix_power needs a (stack of) square matrices")
+    if n == 0:
+        return np.broadcast_to(np.eye(shape[-1], dtype=_real_dtype(a)), shape).copy()
+    if n < 0:
+        a, n = _inv(a), -n
+    result = None
+    base = a
+    while n:  # binary powering, as NumPy
+        if n & 1:
+            result = base if result is None else bind(P.matmul, result, base)
+        n >>= 1
+        if n:
+            base = bind(P.matmul, base, base)
+    return result
+
+
+class LstsqResult(NamedTuple):
+    """``numpy.linalg.lstsq``'s result on traced values."""
+
+    x: Any
+    residuals: Any
+    rank: Any
+    s: Any
+
+
+@_register(np.linalg.lstsq)
+def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
+    a, b = pack(a), pack(b)
+    if _nd(a) != 2:
+        raise InvalidArgument("numpy.linalg.lstsq needs a 2-D coefficient matrix")
+    m, n = _shape_of(a)
+    base = concrete(a)
+    if np.asarray(base).dtype == object:
+        raise UnsupportedOperation("numpy.linalg.lstsq on the symbolic backend: use np.linalg.pinv(a) @ b")
+    rank = np.linalg.matrix_rank(base, tol=None if rcond is None else rcond * np.max(np.linalg.svd(
+        base, compute_uv=False)))
+    x = bind(P.matmul, _pinv(a), b)  # the minimum-norm least-squares solution, as NumPy's
+    if rank == n and m > n:
+        r = b - bind(P.matmul, a, x)
+        residuals = _sum(r * r, axis=0)
+        if _nd(b) == 1:
+            residuals = _reshape(residuals, (1,))
+    else:
+        residuals = np.zeros((0,), dtype=_real_dtype(a))
+    return LstsqResult(x, residuals, rank, bind(P.svd_values, a))
+
+
+def _matrix_norm(x: Any, ord: Any, axis: tuple[int, int]) -> Any:
+    """The matrix norms of ``x`` over ``axis`` (a row axis, a column axis); None for other orders."""
+    nd = _nd(x)
+    row, col = int(axis[0]) % nd, int(axis[1]) % nd
+    if ord in ("nuc", 2, -2):
+        s = bind(P.svd_values, _moveaxis(x, (row, col), (-2, -1)))
+        if ord == "nuc":
+            return _sum(s, axis=-1)
+        return getitem(s, (Ellipsis, 0 if ord == 2 else -1))
+    if ord in (1, -1, np.inf, -np.inf):
+        # 1: the largest column sum of |x| (a sum over the rows); inf: the largest row sum
+        over, then = (row, col) if ord in (1, -1) else (col, row)
+        sums = _sum(np.abs(x), axis=over)
+        then = then - 1 if then > over else then
+        return _max(sums, axis=then) if ord in (1, np.inf) else _min(sums, axis=then)
+    return None
 
 
 @_register(np.linalg.norm)
@@ -704,9 +842,16 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
             return _min(np.abs(x), axis=axis, keepdims=keepdims)
         if isinstance(ord, (int, float)) and ord > 0:
             return _sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+    if not vector and (axis is None or (isinstance(axis, tuple) and len(axis) == 2)):
+        r = _matrix_norm(x, ord, (-2, -1) if axis is None else axis)
+        if r is not None:
+            if keepdims:
+                ax = [int(i) % nd for i in ((-2, -1) if axis is None else axis)]
+                r = _expand_dims(r, tuple(sorted(ax)))
+            return r
     what = "a vector" if vector else "a matrix"
     raise UnsupportedOperation(f"numpy.linalg.norm(ord={ord!r}) of {what} on traced values; supported: "
-                               "vector norms of order > 0 and inf/-inf, and the Frobenius norm")
+                               "vector norms of order > 0 and inf/-inf; matrix norms 'fro', 'nuc', 1, -1, 2, -2, inf, -inf")
 
 
 # ---------------------------------------------------------------------------

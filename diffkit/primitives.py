@@ -1118,6 +1118,194 @@ define("eigh_packed", _eigh_np, jvp=(_eigh_jvp,), vjp=(_eigh_vjp,), complex_safe
        structure="eigh takes A as symmetric: the rules give the symmetric gradient (G + G^T)/2, "
                  "NumPy reads only A's lower triangle")
 
+# --------------------------------------------------------------------------
+# SVD, pseudo-inverse, QR (docs/numpy-coverage.md)
+# --------------------------------------------------------------------------
+
+
+def _refuse_degenerate(s: Any, what: str) -> None:
+    """Refuse, on concrete singular values, where the factors have no derivative."""
+    s = concrete(s)
+    if type(s) is not np.ndarray or s.dtype.kind != "f" or s.shape[-1] == 0:
+        return
+    from .errors import UnsupportedOperation
+
+    top = np.max(s, axis=-1, keepdims=True)
+    tol = 8 * np.finfo(s.dtype).eps * np.where(top > 0, top, 1.0)
+    gaps = np.where(np.eye(s.shape[-1], dtype=bool), np.inf, np.abs(s[..., :, None] - s[..., None, :]))
+    if np.any(gaps <= tol[..., None]):
+        raise UnsupportedOperation(
+            f"{what}: the singular vectors are not differentiable at repeated singular values "
+            "(any rotation within their subspace is a valid factor); the singular values alone are "
+            "(np.linalg.svd(a, compute_uv=False), np.linalg.norm(a, 2 or 'nuc'))")
+    if np.any(s <= tol):
+        raise UnsupportedOperation(
+            f"{what}: the singular vectors are not differentiable at a zero singular value (a "
+            "rank-deficient matrix); the singular values alone are")
+
+
+def _svd_np(a: Any) -> Any:
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    # one array: row i holds U[:, i], s_i, Vt[i, :]
+    return np.concatenate([swap_last_axes(u), s[..., :, None], vt], axis=-1)
+
+
+def _svd_parts(out: Any, a: Any) -> tuple[Any, Any, Any]:
+    m = np.shape(a)[-2]
+    u = swap_last_axes(out[..., :, :m])
+    return u, out[..., :, m], out[..., :, m + 1:]
+
+
+def _svd_f(s: Any) -> Any:
+    # F_ij = 1 / (s_j**2 - s_i**2) off the diagonal, 0 on it
+    s2 = s * s
+    d = s2[..., None, :] - s2[..., :, None]
+    k = np.shape(s)[-1]
+    eye = _const(np.eye(k), s)
+    return (1.0 - eye) / (d + eye)
+
+
+def _svd_jvp(t: Any, out: Any, a: Any) -> Any:
+    u, s, vt = _svd_parts(out, a)
+    _refuse_degenerate(s, "np.linalg.svd")
+    v = swap_last_axes(vt)
+    m, n = np.shape(a)[-2:]
+    k = np.shape(s)[-1]
+    eye = _const(np.eye(k), a)
+    dav = np.matmul(t, v)                                   # dA V
+    dp = np.matmul(swap_last_axes(u), dav)                  # U^T dA V
+    ds = np.sum(dp * eye, axis=-1)
+    sr = s[..., None, :]                                    # scales columns: X S
+    sl = s[..., :, None]                                    # scales rows: S X
+    f = _svd_f(s)
+    dpt = swap_last_axes(dp)
+    inv_s = 1.0 / sr
+    du = np.matmul(u, f * (dp * sr + sl * dpt))
+    dv = np.matmul(v, f * (sl * dp + dpt * sr))
+    if m > k:
+        du = du + (dav - np.matmul(u, dp)) * inv_s          # (I - U U^T) dA V S^-1
+    if n > k:
+        datu = np.matmul(swap_last_axes(t), u)              # dA^T U
+        dv = dv + (datu - np.matmul(v, dpt)) * inv_s        # (I - V V^T) dA^T U S^-1
+    return np.concatenate([swap_last_axes(du), ds[..., :, None], swap_last_axes(dv)], axis=-1)
+
+
+def _svd_vjp(ct: Any, out: Any, a: Any) -> Any:
+    u, s, vt = _svd_parts(out, a)
+    _refuse_degenerate(s, "np.linalg.svd")
+    m, n = np.shape(a)[-2:]
+    k = np.shape(s)[-1]
+    ubar = swap_last_axes(ct[..., :, :m])
+    sbar = ct[..., :, m]
+    vbar = swap_last_axes(ct[..., :, m + 1:])
+    v = swap_last_axes(vt)
+    ut, eye = swap_last_axes(u), _const(np.eye(k), a)
+    f = _svd_f(s)
+    utub = np.matmul(ut, ubar)
+    vtvb = np.matmul(vt, vbar)
+    sr, sl = s[..., None, :], s[..., :, None]
+    inner = ((f * (utub - swap_last_axes(utub))) * sr + sbar[..., None, :] * eye
+             + sl * (f * (vtvb - swap_last_axes(vtvb))))
+    g = np.matmul(u, np.matmul(inner, vt))
+    if m > k:  # (I - U U^T) Ubar S^-1 V^T
+        g = g + np.matmul((ubar - np.matmul(u, utub)) / sr, vt)
+    if n > k:  # U S^-1 Vbar^T (I - V V^T)
+        g = g + np.matmul(u, swap_last_axes((vbar - np.matmul(v, vtvb)) / sr))
+    return g
+
+
+define("svd_packed", _svd_np, jvp=(_svd_jvp,), vjp=(_svd_vjp,), complex_safe=False,
+       kink="repeated or zero singular values: U and V are not differentiable; the rules refuse "
+            "(UnsupportedOperation)",
+       doc="the reduced SVD of a (stack of) matrices, row i holding U[:, i], s_i and Vt[i, :]; "
+           "numpy.linalg.svd splits the result", saves=((OUT, 0),))
+
+
+def _svdvals_jvp(t: Any, out: Any, a: Any) -> Any:
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    return np.sum(u * np.matmul(t, swap_last_axes(vt)), axis=-2)    # ds_i = u_i^T dA v_i
+
+
+def _svdvals_vjp(ct: Any, out: Any, a: Any) -> Any:
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    return np.matmul(u * ct[..., None, :], vt)                       # U diag(sbar) V^T
+
+
+define("svd_values", lambda a: np.linalg.svd(a, compute_uv=False), jvp=(_svdvals_jvp,), vjp=(_svdvals_vjp,),
+       complex_safe=False,
+       kink="at repeated singular values the rules take NumPy's singular vectors: a one-sided "
+            "derivative of the sorted values (their sum stays exact)",
+       doc="the singular values, descending (numpy.linalg.svd(a, compute_uv=False))", saves=((0,),))
+
+
+def _pinv_jvp(t: Any, out: Any, a: Any) -> Any:
+    # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+  (Golub and Pereyra)
+    p, pt, tt = out, swap_last_axes(out), swap_last_axes(t)
+    m, n = np.shape(a)[-2:]
+    q = _const(np.eye(m), a) - np.matmul(a, p)
+    r = _const(np.eye(n), a) - np.matmul(p, a)
+    return (-np.matmul(p, np.matmul(t, p)) + np.matmul(np.matmul(p, pt), np.matmul(tt, q))
+            + np.matmul(r, np.matmul(tt, np.matmul(pt, p))))
+
+
+def _pinv_vjp(ct: Any, out: Any, a: Any) -> Any:
+    p, pt, ctt = out, swap_last_axes(out), swap_last_axes(ct)
+    m, n = np.shape(a)[-2:]
+    q = _const(np.eye(m), a) - np.matmul(a, p)
+    r = _const(np.eye(n), a) - np.matmul(p, a)
+    return (-np.matmul(pt, np.matmul(ct, pt)) + np.matmul(q, np.matmul(ctt, np.matmul(p, pt)))
+            + np.matmul(np.matmul(pt, p), np.matmul(ctt, r)))
+
+
+define("pinv", lambda a: np.linalg.pinv(a), sympy=_sym_matrix_map(lambda m: m.pinv()),
+       jvp=(_pinv_jvp,), vjp=(_pinv_vjp,), complex_safe=False,
+       kink="where the rank changes (a singular value crosses NumPy's cutoff) the pseudo-inverse "
+            "jumps; the rules hold the rank fixed",
+       doc="the Moore-Penrose pseudo-inverse, NumPy's default cutoff", saves=((OUT, 0),))
+
+
+def _copyltu(x: Any) -> Any:
+    """The symmetric matrix with x's lower triangle."""
+    n = np.shape(x)[-1]
+    low = x * _const(np.tril(np.ones((n, n)), -1), x)
+    return low + swap_last_axes(low) + x * _const(np.eye(n), x)
+
+
+def _qr_np(a: Any) -> Any:
+    q, r = np.linalg.qr(a)
+    return np.concatenate([q, r], axis=-2)  # rows 0..m-1: Q (m x n); rows m..m+n-1: R (n x n)
+
+
+def _qr_jvp(t: Any, out: Any, a: Any) -> Any:
+    m, n = np.shape(a)[-2:]
+    q, r = out[..., :m, :], out[..., m:, :]
+    rinv = np.linalg.inv(r)
+    c = np.matmul(swap_last_axes(q), np.matmul(t, rinv))     # Q^T dA R^-1
+    low = c * _const(np.tril(np.ones((n, n)), -1), a)
+    omega = low - swap_last_axes(low)
+    dr = np.matmul(c - omega, r)
+    dq = np.matmul(q, omega)
+    if m > n:
+        dar = np.matmul(t, rinv)
+        dq = dq + dar - np.matmul(q, np.matmul(swap_last_axes(q), dar))
+    return np.concatenate([dq, dr], axis=-2)
+
+
+def _qr_vjp(ct: Any, out: Any, a: Any) -> Any:
+    # Abar = (Qbar + Q copyltu(M)) R^-T with M = R Rbar^T - Qbar^T Q (m >= n)
+    m = np.shape(a)[-2]
+    q, r = out[..., :m, :], out[..., m:, :]
+    qbar, rbar = ct[..., :m, :], ct[..., m:, :]
+    mm = np.matmul(r, swap_last_axes(rbar)) - np.matmul(swap_last_axes(qbar), q)
+    b = qbar + np.matmul(q, _copyltu(mm))
+    return swap_last_axes(np.linalg.solve(r, swap_last_axes(b)))
+
+
+define("qr_packed", _qr_np, jvp=(_qr_jvp,), vjp=(_qr_vjp,), complex_safe=False,
+       doc="the reduced QR of a (stack of) m x n matrices, m >= n, full column rank: Q on rows "
+           "0..m-1, R below; numpy.linalg.qr splits the result", saves=((OUT, 0),))
+
+
 register_array_methods(
     [p.name for p in PRIMITIVES.values() if p.elementwise and p.nargs in (1, 2)
      and isinstance(getattr(np, p.name, None), np.ufunc)])

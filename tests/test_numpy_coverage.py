@@ -212,3 +212,122 @@ def test_mod_jumps_are_flagged() -> None:
     x, y = np.array([4.0, 4.1, 0.0, -3.0]), np.array([2.0, 2.0, 2.0, 1.5])
     assert list(PRIMITIVES["remainder"].at_kink(x, y)) == [True, False, True, True]
     assert list(PRIMITIVES["fmod"].at_kink(x, y)) == [True, False, False, True]  # fmod is continuous at 0
+
+
+# ---------------------------------------------------------------------------
+# Linear algebra: svd, pinv, qr, lstsq, matrix_power, matrix norms, eigh(UPLO="U")
+# ---------------------------------------------------------------------------
+
+TALL = RNG.normal(size=(4, 3))
+WIDE = RNG.normal(size=(3, 5))
+SQUARE = RNG.normal(size=(3, 3))
+STACK = RNG.normal(size=(2, 4, 3))
+B4 = RNG.normal(size=4)
+
+LINALG: dict[str, tuple[Callable[[Any], Any], np.ndarray]] = {
+    "svd_values": (lambda a: np.linalg.svd(a, compute_uv=False), TALL),
+    "svd_U": (lambda a: np.linalg.svd(a, full_matrices=False)[0], TALL),
+    "svd_S": (lambda a: np.linalg.svd(a, full_matrices=False).S, TALL),
+    "svd_Vh": (lambda a: np.linalg.svd(a, full_matrices=False)[2], TALL),
+    "svd_U_wide": (lambda a: np.linalg.svd(a, full_matrices=False)[0], WIDE),
+    "svd_Vh_wide": (lambda a: np.linalg.svd(a, full_matrices=False)[2], WIDE),
+    "svd_square_full": (lambda a: np.linalg.svd(a)[0] @ np.linalg.svd(a)[2], SQUARE),
+    "svd_stack": (lambda a: np.linalg.svd(a, full_matrices=False)[2], STACK),
+    "svd_reconstruct": (lambda a: (lambda u, s, vt: (u * s) @ vt)(*np.linalg.svd(a, full_matrices=False)), TALL),
+    "pinv": (np.linalg.pinv, TALL),
+    "pinv_wide": (np.linalg.pinv, WIDE),
+    "pinv_stack": (np.linalg.pinv, STACK),
+    "qr_Q": (lambda a: np.linalg.qr(a)[0], TALL),
+    "qr_R": (lambda a: np.linalg.qr(a).R, TALL),
+    "qr_r_mode": (lambda a: np.linalg.qr(a, mode="r"), SQUARE),
+    "qr_square": (lambda a: np.linalg.qr(a)[0], SQUARE),
+    "qr_stack": (lambda a: np.linalg.qr(a)[0], STACK),
+    "lstsq_x": (lambda a: np.linalg.lstsq(a, B4, rcond=None)[0], TALL),
+    "lstsq_residuals": (lambda a: np.linalg.lstsq(a, B4, rcond=None)[1], TALL),
+    "lstsq_s": (lambda a: np.linalg.lstsq(a, B4, rcond=None)[3], TALL),
+    "lstsq_underdetermined": (lambda a: np.linalg.lstsq(a, B4[:3], rcond=None)[0], WIDE),
+    "matrix_power_3": (lambda a: np.linalg.matrix_power(a, 3), SQUARE),
+    "matrix_power_5": (lambda a: np.linalg.matrix_power(a, 5), SQUARE),
+    "matrix_power_minus_2": (lambda a: np.linalg.matrix_power(a, -2), SQUARE),
+    "norm_nuc": (lambda a: np.linalg.norm(a, "nuc"), TALL),
+    "norm_2": (lambda a: np.linalg.norm(a, 2), TALL),
+    "norm_minus_2": (lambda a: np.linalg.norm(a, -2), TALL),
+    "norm_1": (lambda a: np.linalg.norm(a, 1), TALL),
+    "norm_minus_1": (lambda a: np.linalg.norm(a, -1), TALL),
+    "norm_inf": (lambda a: np.linalg.norm(a, np.inf), TALL),
+    "norm_fro": (lambda a: np.linalg.norm(a, "fro"), TALL),
+    "norm_2_axes": (lambda a: np.linalg.norm(a, 2, axis=(2, 0)), STACK),
+    "norm_nuc_keepdims": (lambda a: np.linalg.norm(a, "nuc", axis=(1, 2), keepdims=True), STACK),
+}
+SYMBOLIC_LINALG = {"matrix_power_3": SQUARE, "matrix_power_minus_2": SQUARE[:2, :2],
+                   "pinv": TALL[:3, :2], "pinv_wide": WIDE[:2, :3], "norm_fro": TALL}
+"""SymPy has these (pinv through Matrix.pinv; small matrices: SymPy's pinv of a
+symbolic 4 x 3 matrix takes minutes)."""
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("name", list(LINALG))
+def test_linalg_matches_finite_differences(name: str, backend: str) -> None:
+    f, a = LINALG[name]
+    check(f, a, backend, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(SYMBOLIC_LINALG))
+def test_linalg_symbolic(name: str) -> None:
+    check(LINALG[name][0], SYMBOLIC_LINALG[name], "symbolic", atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["svd_values", "svd_U", "qr_Q"])
+def test_linalg_without_sympy_form_refuses_on_symbolic(name: str) -> None:
+    with pytest.raises(UnsupportedOperation, match="no SymPy counterpart"):
+        dk.jacobian(LINALG[name][0], backend="symbolic")(LINALG[name][1])
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_singular_values_by_hand(backend: str) -> None:
+    # A = diag(3, -1): U = I, s = (3, 1), V = diag(1, -1). ds_i/dA = u_i v_i^T, so
+    # d s_1 / dA = e1 e1^T, d||A||_* / dA = U V^T = diag(1, -1), d||A||_2 / dA = e1 e1^T
+    a = np.diag([3.0, -1.0])
+    jac = dk.jacobian(lambda m: np.linalg.svd(m, compute_uv=False), backend=backend)(a)
+    np.testing.assert_array_equal(jac, [[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, -1.0]]])
+    np.testing.assert_array_equal(dk.grad(lambda m: np.linalg.norm(m, "nuc"), backend=backend)(a),
+                                  np.diag([1.0, -1.0]))
+    np.testing.assert_array_equal(dk.grad(lambda m: np.linalg.norm(m, 2), backend=backend)(a),
+                                  [[1.0, 0.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_svd_refuses_where_the_vectors_are_not_differentiable(backend: str) -> None:
+    with pytest.raises(UnsupportedOperation, match="repeated singular values"):
+        dk.jacobian(lambda m: np.linalg.svd(m)[0], backend=backend)(np.eye(3))
+    with pytest.raises(UnsupportedOperation, match="zero singular value"):
+        dk.jacobian(lambda m: np.linalg.svd(m, full_matrices=False)[0], backend=backend)(
+            np.array([[1.0, 2.0], [2.0, 4.0], [0.0, 0.0]]))
+    with pytest.raises(UnsupportedOperation, match="full_matrices=False"):
+        dk.jacobian(lambda m: np.linalg.svd(m)[0], backend=backend)(TALL)
+    # the singular values alone stay differentiable there: d sum(s) / dA = U V^T = I at A = I
+    np.testing.assert_array_equal(
+        dk.grad(lambda m: np.sum(np.linalg.svd(m, compute_uv=False)), backend=backend)(np.eye(3)), np.eye(3))
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_qr_of_a_wide_matrix_refuses(backend: str) -> None:
+    with pytest.raises(UnsupportedOperation, match="m >= n"):
+        dk.jacobian(lambda m: np.linalg.qr(m)[0], backend=backend)(WIDE)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("uplo", ["L", "U"])
+def test_eigh_reads_the_triangle_uplo_names(uplo: str, backend: str) -> None:
+    # a non-symmetric matrix: NumPy reads one triangle. The value is NumPy's; the
+    # gradient follows the table's convention for eigh, the symmetric gradient
+    # (G + G^T) / 2 of the finite differences of what NumPy computes.
+    a = SQUARE
+    f = lambda m: np.linalg.eigh(m, UPLO=uplo)[0]  # noqa: E731
+    out, _ = dk.jvp(f, (a,), (np.ones_like(a),), backend=backend)
+    np.testing.assert_allclose(out, np.linalg.eigh(a, UPLO=uplo)[0], rtol=1e-14)
+    g = central(f, a)
+    want = 0.5 * (g + np.swapaxes(g, -1, -2))
+    np.testing.assert_allclose(dk.jacobian(f, backend=backend)(a), want, atol=1e-6)
+    got_vals = dk.jacobian(lambda m: np.linalg.eigvalsh(m, UPLO=uplo), backend=backend)(a)
+    np.testing.assert_allclose(got_vals, want, atol=1e-6)

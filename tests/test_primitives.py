@@ -105,10 +105,11 @@ BINARY = [n for n in ELEMENTWISE if PRIMITIVES[n].nargs == 2]
 NONSMOOTH = frozenset({"absolute", "sign", "maximum", "minimum", "max", "min", "remainder", "fmod"})
 """Differentiable primitives with a kink convention (docs/conventions.md)."""
 
-OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot", "angle"})
+OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot", "angle", "svd_packed", "svd_values", "pinv"})
 """Also carry a ``kink`` note, legitimately: ``where`` selects a branch (it is in
 docs/conventions.md), ``eigh_packed`` is not differentiable at repeated
-eigenvalues, ``hypot`` and ``angle`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
+eigenvalues, ``svd_packed`` and ``svd_values`` at repeated singular values, ``pinv`` where
+the rank changes, ``hypot`` and ``angle`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
 
 # ---------------------------------------------------------------------------
 # Points inside a domain

@@ -50,6 +50,10 @@ STRUCTURAL = {
     "cholesky": ((np.eye(3) * 2.0 + 0.1 * np.ones((3, 3)),), {}),
     "eigh_packed": ((np.diag([1.0, 2.0, 3.0]) + 0.1 * np.ones((3, 3)),), {}),
     "to_complex": ((RNG.normal(size=(2, 3)),), {}),
+    "svd_packed": ((RNG.normal(size=(4, 3)),), {}),
+    "svd_values": ((RNG.normal(size=(4, 3)),), {}),
+    "pinv": ((RNG.normal(size=(4, 3)),), {}),
+    "qr_packed": ((RNG.normal(size=(4, 3)),), {}),
 }
 
 
