@@ -1243,6 +1243,131 @@ def _partition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", orde
 
 
 # ---------------------------------------------------------------------------
+# Discrete Fourier transforms (numpy.fft)
+# ---------------------------------------------------------------------------
+
+
+def _resized(a: Any, n: Any, axis: int) -> Any:
+    """``a`` cropped or zero-padded to length ``n`` along ``axis``, as numpy.fft does."""
+    if n is None:
+        return a
+    size = _shape_of(a)[axis]
+    n = int(n)
+    if n < 1:
+        raise InvalidArgument(f"Invalid number of FFT data points ({n}) specified.")
+    if n < size:
+        return getitem(a, (slice(None),) * (axis % _nd(a)) + (slice(0, n),))
+    if n > size:
+        widths = [(0, 0)] * _nd(a)
+        widths[axis % _nd(a)] = (0, n - size)
+        return _pad(a, widths)
+    return a
+
+
+def _fft_axes(a: Any, s: Any, axes: Any) -> tuple[Any, tuple[int, ...]]:
+    nd = _nd(a)
+    if axes is None:
+        axes = tuple(range(nd)) if s is None else tuple(range(nd - len(s), nd))
+    axes = tuple(int(x) % nd - nd for x in axes)
+    if s is not None:
+        for n, ax in zip(s, axes):
+            a = _resized(a, n, ax)
+    return a, axes
+
+
+def _fftn_handler(inverse: bool, default_axes: Any) -> Callable[..., Any]:
+    def handler(a: Any, s: Any = None, axes: Any = default_axes, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out, "fft")
+        a, axes = _fft_axes(pack(a), s, axes)
+        return bind(P.fftn, a, axes=axes, norm=norm, inverse=inverse)
+
+    return handler
+
+
+def _fft1_handler(inverse: bool) -> Callable[..., Any]:
+    def handler(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out, "fft")
+        return _fftn_handler(inverse, None)(a, None if n is None else (n,), (axis,), norm)
+
+    return handler
+
+
+register_function(np.fft.fft, _fft1_handler(False))
+register_function(np.fft.ifft, _fft1_handler(True))
+register_function(np.fft.fft2, _fftn_handler(False, (-2, -1)))
+register_function(np.fft.ifft2, _fftn_handler(True, (-2, -1)))
+register_function(np.fft.fftn, _fftn_handler(False, None))
+register_function(np.fft.ifftn, _fftn_handler(True, None))
+
+
+@_register(np.fft.rfft)
+def _rfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out, "rfft")
+    a = _resized(pack(a), n, axis)
+    if is_complex(a):
+        raise UnsupportedOperation("numpy.fft.rfft of a complex traced value: NumPy drops the imaginary "
+                                   "part; pass np.real(a)")
+    return _moveaxis(bind(P.rfft, _moveaxis(a, axis, -1), norm=norm), -1, axis)
+
+
+@_register(np.fft.irfft)
+def _irfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out, "irfft")
+    a = pack(a)
+    n = 2 * (_shape_of(a)[axis] - 1) if n is None else int(n)
+    a = _resized(a, n // 2 + 1, axis)
+    return _moveaxis(bind(P.irfft, _moveaxis(a, axis, -1), n=n, norm=norm), -1, axis)
+
+
+def _rfftn_handler(default_axes: Any) -> Callable[..., Any]:
+    def handler(a: Any, s: Any = None, axes: Any = default_axes, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out, "rfftn")
+        a, axes = _fft_axes(pack(a), s, axes)
+        y = _rfft(a, None, axes[-1], norm)  # the real transform along the last axis, then the others
+        return bind(P.fftn, y, axes=axes[:-1], norm=norm, inverse=False) if len(axes) > 1 else y
+
+    return handler
+
+
+def _irfftn_handler(default_axes: Any) -> Callable[..., Any]:
+    def handler(a: Any, s: Any = None, axes: Any = default_axes, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out, "irfftn")
+        a = pack(a)
+        nd = _nd(a)
+        if axes is None:
+            axes = tuple(range(nd)) if s is None else tuple(range(nd - len(s), nd))
+        axes = tuple(int(x) % nd - nd for x in axes)
+        if s is not None:
+            for n, ax in zip(s[:-1], axes[:-1]):
+                a = _resized(a, n, ax)
+        if len(axes) > 1:
+            a = bind(P.fftn, a, axes=axes[:-1], norm=norm, inverse=True)
+        return _irfft(a, None if s is None else s[-1], axes[-1], norm)
+
+    return handler
+
+
+register_function(np.fft.rfft2, _rfftn_handler((-2, -1)))
+register_function(np.fft.rfftn, _rfftn_handler(None))
+register_function(np.fft.irfft2, _irfftn_handler((-2, -1)))
+register_function(np.fft.irfftn, _irfftn_handler(None))
+
+
+def _shift_handler(sign: int) -> Callable[..., Any]:
+    def handler(x: Any, axes: Any = None) -> Any:
+        x = pack(x)
+        axes = tuple(range(_nd(x))) if axes is None else tuple(np.atleast_1d(axes))
+        shifts = [sign * (_shape_of(x)[int(ax)] // 2) for ax in axes]
+        return _roll(x, shifts, axes)
+
+    return handler
+
+
+register_function(np.fft.fftshift, _shift_handler(1))
+register_function(np.fft.ifftshift, _shift_handler(-1))
+
+
+# ---------------------------------------------------------------------------
 # Structure queries and piecewise-constant functions: run on concrete values
 # ---------------------------------------------------------------------------
 

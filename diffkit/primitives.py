@@ -1306,6 +1306,124 @@ define("qr_packed", _qr_np, jvp=(_qr_jvp,), vjp=(_qr_vjp,), complex_safe=False,
            "0..m-1, R below; numpy.linalg.qr splits the result", saves=((OUT, 0),))
 
 
+# --------------------------------------------------------------------------
+# Discrete Fourier transforms (linear: the JVP is the transform of the tangent)
+#
+# DFT matrices are symmetric, so under the table's pairing Re(sum(a * b)) (no
+# conjugation) the transpose of a complex-to-complex transform is the same
+# transform with the same normalisation. rfft and irfft map between real and
+# complex values: their transposes are written out below.
+# --------------------------------------------------------------------------
+
+
+def _fft_scale(n: int, norm: str | None, inverse: bool) -> Any:
+    """The factor NumPy applies to the plain sum of a transform of length n."""
+    norm = norm or "backward"
+    if norm == "ortho":
+        return 1 / sympy.sqrt(n)
+    return sympy.Rational(1, n) if (norm == "backward") == inverse else sympy.Integer(1)
+
+
+def _sym_dft(x: Any, axis: int, n: int, inverse: bool, norm: str | None, rows: int | None = None) -> Any:
+    """A DFT along ``axis`` of an object array, by its matrix of exact roots of unity."""
+    sign = 1 if inverse else -1
+    m = n if rows is None else rows
+    w = np.array([[sympy.exp(sign * 2 * sympy.pi * sympy.I * j * k / n) * _fft_scale(n, norm, inverse)
+                   for k in range(m)] for j in range(n)], dtype=object)   # x_j -> y_k
+    moved = np.moveaxis(np.asarray(x, dtype=object), axis, -1)
+    return np.moveaxis(moved @ w, -1, axis)
+
+
+def _fftn_sympy(x: Any, axes: tuple[int, ...], norm: str | None, inverse: bool) -> Any:
+    for ax in axes:
+        x = _sym_dft(x, ax, np.shape(x)[ax], inverse, norm)
+    return x
+
+
+def _fftn_np(x: Any, axes: tuple[int, ...], norm: str | None, inverse: bool) -> Any:
+    return (np.fft.ifftn if inverse else np.fft.fftn)(x, axes=axes, norm=norm)
+
+
+def _is_object(v: Any) -> bool:
+    """A SymPy value or object array (the symbolic backend runs rules on them): NumPy's FFT
+    takes neither, the DFT matrices do."""
+    return isinstance(v, sympy.Basic) or (type(v) is np.ndarray and v.dtype == object)
+
+
+def _fftn_any(t: Any, axes: tuple[int, ...], norm: str | None, inverse: bool) -> Any:
+    if _is_object(t):
+        return _fftn_sympy(t, axes, norm, inverse)
+    return (np.fft.ifftn if inverse else np.fft.fftn)(t, axes=axes, norm=norm)
+
+
+def _fftn_rule(t: Any, out: Any, x: Any, axes: tuple[int, ...], norm: str | None, inverse: bool) -> Any:
+    return _fftn_any(t, axes, norm, inverse)
+
+
+define("fftn", _fftn_np, sympy=_fftn_sympy, jvp=(_fftn_rule,), vjp=(_fftn_rule,),
+       complex_safe=False, saves=((),), linearity="linear",
+       doc="fft/ifft/fft2/ifft2/fftn/ifftn over negative axes, the transform's length the axis's "
+           "(the handler pads or crops for n=/s=); the VJP is the same transform")
+
+
+def _rfft_np(x: Any, norm: str | None) -> Any:
+    return np.fft.rfft(x, axis=-1, norm=norm)
+
+
+def _rfft_vjp(ct: Any, out: Any, x: Any, norm: str | None) -> Any:
+    # y_k = sum_j x_j w^(jk), k < m: xbar_j = Re(sum_k ct_k w^(jk)), the fft of ct padded to n
+    n, m = np.shape(x)[-1], np.shape(out)[-1]
+    full = np.concatenate([ct, np.zeros(np.shape(ct)[:-1] + (n - m,))], axis=-1)
+    return _re(_fftn_any(full, (-1,), norm, False))
+
+
+def _rfft_sympy(x: Any, norm: str | None) -> Any:
+    return _sym_dft(x, -1, np.shape(x)[-1], False, norm, np.shape(x)[-1] // 2 + 1)
+
+
+define("rfft", _rfft_np, sympy=_rfft_sympy,
+       jvp=(lambda t, out, x, norm: _rfft_sympy(t, norm) if _is_object(t) else np.fft.rfft(t, axis=-1, norm=norm),),
+       vjp=(_rfft_vjp,),
+       complex_safe=False, saves=((OUT, 0),), linearity="linear",
+       doc="the real-input transform along the last axis (the handler moves the axis, pads or crops)")
+
+
+def _irfft_weights(m: int, n: int) -> np.ndarray:
+    """How often each input entry counts in the Hermitian extension: 1 for X_0 (and X_n/2 for
+    an even n), 2 for the others."""
+    w = np.full(m, 2.0)
+    w[0] = 1.0
+    if n % 2 == 0 and m > n // 2:
+        w[n // 2] = 1.0
+    return w
+
+
+def _irfft_vjp(ct: Any, out: Any, x: Any, n: int, norm: str | None) -> Any:
+    # x_j = Re(sum_k w_k X_k e^(2 pi i jk/n)) * scale: Xbar_k = w_k * ifft(ct)_k
+    m = np.shape(x)[-1]
+    g = _fftn_any(ct, (-1,), norm, True)
+    g = g[..., :m] * _irfft_weights(m, n)
+    return g if is_complex(x) else _re(g)
+
+
+def _irfft_sympy(x: Any, n: int, norm: str | None) -> Any:
+    x = np.asarray(x, dtype=object)
+    m = x.shape[-1]
+    w = _irfft_weights(m, n)
+    terms = np.array([[sympy.exp(2 * sympy.pi * sympy.I * j * k / n) * int(w[k]) for j in range(n)]
+                      for k in range(m)], dtype=object) * _fft_scale(n, norm, True)
+    y = x @ terms
+    return np.frompyfunc(lambda v: sympy.re(sympy.expand(v)), 1, 1)(y)
+
+
+define("irfft", lambda x, n, norm: np.fft.irfft(x, n=n, axis=-1, norm=norm), sympy=_irfft_sympy,
+       jvp=(lambda t, out, x, n, norm: _irfft_sympy(t, n, norm) if _is_object(t)
+            else np.fft.irfft(t, n=n, axis=-1, norm=norm),), vjp=(_irfft_vjp,),
+       complex_safe=False, saves=((0,),), linearity="linear",
+       doc="the inverse of rfft along the last axis, n real outputs from n // 2 + 1 inputs "
+           "(the handler pads or crops); the imaginary parts of X_0 (and X_n/2) do not count")
+
+
 register_array_methods(
     [p.name for p in PRIMITIVES.values() if p.elementwise and p.nargs in (1, 2)
      and isinstance(getattr(np, p.name, None), np.ufunc)])

@@ -331,3 +331,66 @@ def test_eigh_reads_the_triangle_uplo_names(uplo: str, backend: str) -> None:
     np.testing.assert_allclose(dk.jacobian(f, backend=backend)(a), want, atol=1e-6)
     got_vals = dk.jacobian(lambda m: np.linalg.eigvalsh(m, UPLO=uplo), backend=backend)(a)
     np.testing.assert_allclose(got_vals, want, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# numpy.fft: real functions of real inputs through complex transforms
+# ---------------------------------------------------------------------------
+
+X8 = RNG.normal(size=8)
+X7 = RNG.normal(size=7)
+M46 = RNG.normal(size=(4, 6))
+
+
+def parts(z: Any) -> Any:
+    """Real and imaginary parts side by side: a real function to differentiate."""
+    return np.concatenate([np.ravel(np.real(z)), np.ravel(np.imag(z))])
+
+
+FFTS: dict[str, tuple[Callable[[Any], Any], np.ndarray]] = {
+    "fft": (lambda x: parts(np.fft.fft(x)), X8),
+    "fft_crop": (lambda x: parts(np.fft.fft(x, 5)), X8),
+    "fft_pad_ortho": (lambda x: parts(np.fft.fft(x, 11, norm="ortho")), X8),
+    "ifft_complex_input": (lambda x: parts(np.fft.ifft(x * (1 + 2j))), X8),
+    "ifft_forward_norm": (lambda x: parts(np.fft.ifft(x, norm="forward")), X7),
+    "fft2": (lambda x: parts(np.fft.fft2(x)), M46),
+    "ifftn_s": (lambda x: parts(np.fft.ifftn(x, s=(3, 8), axes=(0, 1))), M46),
+    "rfft": (lambda x: parts(np.fft.rfft(x)), X8),
+    "rfft_odd_ortho": (lambda x: parts(np.fft.rfft(x, norm="ortho")), X7),
+    "rfft_axis0": (lambda x: parts(np.fft.rfft(x, axis=0)), M46),
+    "irfft": (lambda x: np.fft.irfft(x[:5] + 1j * x[3:]), X8),
+    "irfft_odd_ortho": (lambda x: np.fft.irfft(x[:4] + 1j * x[4:], n=7, norm="ortho"), X8),
+    "irfft_real_input": (np.fft.irfft, X8),
+    "rfft2": (lambda x: parts(np.fft.rfft2(x)), M46),
+    "irfft2": (lambda x: np.fft.irfft2(x * (1 - 0.5j)), M46[:3, :4]),
+    "irfftn_s": (lambda x: np.fft.irfftn(x + 0.3j, s=(4, 7), axes=(0, 1)), M46),
+    "fftshift": (np.fft.fftshift, M46),
+    "ifftshift": (lambda x: np.fft.ifftshift(x, axes=1), M46),
+    "power_spectrum": (lambda x: np.abs(np.fft.rfft(x)) ** 2, X8),
+    "filter_roundtrip": (lambda x: np.fft.irfft(np.fft.rfft(x) * np.arange(5.0), n=8), X8),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Casting complex values to real")
+@pytest.mark.parametrize("backend", AD)
+@pytest.mark.parametrize("name", list(FFTS))
+def test_fft_matches_finite_differences(name: str, backend: str) -> None:
+    f, x = FFTS[name]
+    check(f, x, backend, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Casting complex values to real")
+@pytest.mark.parametrize("backend", AD)
+def test_fft_gradients_by_hand(backend: str) -> None:
+    x = X8
+    n = x.size
+    # sum_k Re X_k = sum_j x_j sum_k cos(2 pi jk / n) = n x_0: the gradient is n e_0
+    g = dk.grad(lambda v: np.sum(np.real(np.fft.fft(v))), backend=backend)(x)
+    assert np.asarray(g).dtype.kind == "f"
+    np.testing.assert_allclose(g, np.eye(n)[0] * n, atol=1e-12)
+    # Parseval: sum_k |X_k|^2 = n sum_j x_j^2, the gradient 2 n x
+    g = dk.grad(lambda v: np.sum(np.abs(np.fft.fft(v)) ** 2), backend=backend)(x)
+    np.testing.assert_allclose(g, 2 * n * x, rtol=1e-12)
+    # irfft(rfft(x)) = x: the Jacobian is the identity
+    jac = dk.jacobian(lambda v: np.fft.irfft(np.fft.rfft(v), n=n), backend=backend)(x)
+    np.testing.assert_allclose(jac, np.eye(n), atol=1e-12)
