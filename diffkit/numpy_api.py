@@ -1203,6 +1203,115 @@ def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> A
     return out[0] if len(out) == 1 else tuple(out)
 
 
+@_register(np.convolve)
+def _convolve(a: Any, v: Any, mode: str = "full") -> Any:
+    a, v = pack(a), pack(v)
+    if _nd(a) != 1 or _nd(v) != 1:
+        raise InvalidArgument("numpy.convolve takes two 1-D arrays")
+    n, m = _shape_of(a)[0], _shape_of(v)[0]
+    if n == 0 or m == 0:
+        raise InvalidArgument("v cannot be empty" if m == 0 else "a cannot be empty")
+    if m > n:  # convolution commutes; NumPy slides the shorter one
+        a, v, n, m = v, a, m, n
+    # full[k] = sum_i a[i] v[k - i]: a Toeplitz matrix of v (an index into v padded with zeros) times a
+    vp = _pad(v, (n - 1, n - 1))
+    k, i = np.ogrid[: n + m - 1, :n]
+    full = bind(P.matmul, getitem(vp, (k - i + n - 1,)), a)
+    if mode == "full":
+        return full
+    if mode == "same":
+        start = (m - 1) // 2
+        return getitem(full, (slice(start, start + n),))
+    if mode == "valid":
+        return getitem(full, (slice(m - 1, n),))
+    raise InvalidArgument(f"numpy.convolve: mode must be 'full', 'same' or 'valid', not {mode!r}")
+
+
+@_register(np.correlate)
+def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
+    a, v = pack(a), pack(v)
+    if is_complex(v):
+        v = _conjugate(v)
+    if _shape_of(v)[0] > _shape_of(a)[0]:  # NumPy's result for the swapped pair, reversed
+        return _flip(_convolve(v, _flip(a), mode) if not is_complex(a) else _conjugate(
+            _convolve(v, _flip(_conjugate(a)), mode)), None)
+    return _convolve(a, _flip(v), mode)
+
+
+@_register(np.polyval)
+def _polyval(p: Any, x: Any) -> Any:
+    p = pack(p)
+    if isinstance(p, Value) or (type(p) is np.ndarray):
+        coeffs = [getitem(p, (i,)) if isinstance(p, Value) else p[i] for i in range(_shape_of(p)[0])]
+    else:
+        coeffs = list(p)
+    y = x * 0.0
+    for c in coeffs:  # Horner, as NumPy
+        y = y * x + c
+    return y
+
+
+@_register(np.cov)
+def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: Any = None,
+         fweights: Any = None, aweights: Any = None, **kw: Any) -> Any:
+    if fweights is not None or aweights is not None:
+        raise UnsupportedOperation("numpy.cov with fweights=/aweights= on traced values")
+    x = _atleast_2d(pack(m))
+    if not rowvar and _shape_of(x)[0] != 1:
+        x = _transpose(x)
+    if y is not None:
+        yy = _atleast_2d(pack(y))
+        if not rowvar and _shape_of(yy)[0] != 1:
+            yy = _transpose(yy)
+        x = _concatenate([x, yy], axis=0)
+    ddof = (0 if bias else 1) if ddof is None else int(ddof)
+    n = _shape_of(x)[1]
+    d = x - _mean(x, axis=1, keepdims=True)
+    c = bind(P.matmul, d, _transpose(d)) / (n - ddof)
+    return _reshape(c, ()) if _shape_of(c) == (1, 1) else c
+
+
+@_register(np.corrcoef)
+def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, **kw: Any) -> Any:
+    c = _cov(x, y, rowvar)
+    if _nd(c) == 0:
+        return c / c
+    d = np.sqrt(_diagonal(c))
+    return c / _reshape(d, (-1, 1)) / _reshape(d, (1, -1))
+
+
+def _nan_filled(a: Any, fill: float, name: str) -> Any:
+    a = pack(a)
+    if _symbolic(a):
+        raise UnsupportedOperation(
+            f"numpy.{name} on the symbolic backend: which entries are NaN depends on the values, and "
+            "the symbolic backend traces without them; use backend='forward' or 'reverse'")
+    mask = np.isnan(np.asarray(concrete(a)))
+    return bind(P.where, mask, fill, a) if mask.any() else a
+
+
+@_register(np.nansum)
+def _nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    return _sum(_nan_filled(a, 0.0, "nansum"), axis=axis, out=out, keepdims=keepdims)
+
+
+@_register(np.nanmean)
+def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    filled = _nan_filled(a, 0.0, "nanmean")
+    count = np.sum(~np.isnan(np.asarray(concrete(pack(a)))), axis=axis, keepdims=keepdims)
+    return _sum(filled, axis=axis, out=out, keepdims=keepdims) / count
+
+
+@_register(np.nanmax)
+def _nanmax(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    return _max(_nan_filled(a, -np.inf, "nanmax"), axis=axis, out=out, keepdims=keepdims)
+
+
+@_register(np.nanmin)
+def _nanmin(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    return _min(_nan_filled(a, np.inf, "nanmin"), axis=axis, out=out, keepdims=keepdims)
+
+
 def _refuse_symbolic_order(a: Any, name: str) -> None:
     if _symbolic(a):
         raise UnsupportedOperation(

@@ -16,7 +16,11 @@ import pytest
 import diffkit as dk
 from diffkit.errors import InvalidArgument, UnsupportedOperation
 
-pytestmark = pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors are deprecated")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors are deprecated"),
+    # a NaN written into a symbolic Piecewise before np.nansum refuses
+    pytest.mark.filterwarnings("ignore:invalid value encountered in _where_sympy"),
+]
 
 AD = ("forward", "reverse", "symbolic")
 RNG = np.random.default_rng(20261206)
@@ -106,6 +110,20 @@ MANIPULATION: dict[str, tuple[Callable[[Any], Any], np.ndarray, bool]] = {
     "einsum_repeated_two_operands": (lambda x: np.einsum("iij,j->i", x, x[0, 0]), np.stack([M34[:2], M34[1:]]), True),
     "einsum_ellipsis": (lambda x: np.einsum("...j,j->...", x, x[0]), M34, True),
     "einsum_implicit": (lambda x: np.einsum("ij,jk", x, x.T), M34, True),
+    "convolve": (lambda x: np.convolve(x[:4], x[4:]), V6, True),
+    "convolve_same_swapped": (lambda x: np.convolve(x[:2], x[2:], "same"), V6, True),
+    "convolve_valid_constant": (lambda x: np.convolve(x, [0.5, 1.0, -2.0], "valid"), V6, True),
+    "correlate": (lambda x: np.correlate(x[:4], x[4:]), V6, True),
+    "correlate_full_swapped": (lambda x: np.correlate(x[:2], x[2:], "full"), V6, True),
+    "polyval": (lambda x: np.polyval(x[:3], x[3:]), V6, True),
+    "polyval_traced_x": (lambda x: np.polyval([1.0, -2.0, 0.5], x), V6, True),
+    "cov": (np.cov, M34, True),
+    "cov_columns_biased": (lambda x: np.cov(x, rowvar=False, bias=True), M34, True),
+    "cov_two_vectors": (lambda x: np.cov(x[0], x[1]), M34, True),
+    "corrcoef": (np.corrcoef, M34, True),
+    "nansum": (lambda x: np.nansum(np.where(x > 1.0, np.nan, x) * 2.0), V6, False),
+    "nanmean": (lambda x: np.nanmean(np.where(x < -0.5, np.nan, x) ** 2), V6, False),
+    "nanmax_axis": (lambda x: np.nanmax(x, axis=0), M34, False),
     "sort": (np.sort, V6, False),
     "sort_axis_none": (lambda x: np.sort(x, axis=None), M34, False),
     "median": (np.median, V6, False),
@@ -226,6 +244,7 @@ B4 = RNG.normal(size=4)
 
 LINALG: dict[str, tuple[Callable[[Any], Any], np.ndarray]] = {
     "svd_values": (lambda a: np.linalg.svd(a, compute_uv=False), TALL),
+    "svdvals": (np.linalg.svdvals, WIDE),
     "svd_U": (lambda a: np.linalg.svd(a, full_matrices=False)[0], TALL),
     "svd_S": (lambda a: np.linalg.svd(a, full_matrices=False).S, TALL),
     "svd_Vh": (lambda a: np.linalg.svd(a, full_matrices=False)[2], TALL),
@@ -394,3 +413,18 @@ def test_fft_gradients_by_hand(backend: str) -> None:
     # irfft(rfft(x)) = x: the Jacobian is the identity
     jac = dk.jacobian(lambda v: np.fft.irfft(np.fft.rfft(v), n=n), backend=backend)(x)
     np.testing.assert_allclose(jac, np.eye(n), atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_nan_reductions_skip_the_nans_by_hand(backend: str) -> None:
+    # nanmean of (1, nan, 3) is (1 + 3) / 2: the gradient is 1/2 at the numbers, 0 at the NaN
+    g = dk.grad(np.nanmean, backend=backend)(np.array([1.0, np.nan, 3.0]))
+    np.testing.assert_array_equal(g, [0.5, 0.0, 0.5])
+
+
+@pytest.mark.parametrize("backend", AD)
+def test_convolve_by_hand(backend: str) -> None:
+    # (a * v)_k = sum_i a_i v_(k-i); d/da of sum_k (a * v)_k = sum(v) for every a_i
+    a, v = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0])
+    g = dk.grad(lambda x: np.sum(np.convolve(x, v)), backend=backend)(a)
+    np.testing.assert_array_equal(np.asarray(g, dtype=float), [-0.5, -0.5, -0.5])
