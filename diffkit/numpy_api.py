@@ -729,6 +729,19 @@ if hasattr(np.linalg, "svdvals"):
     register_function(np.linalg.svdvals, lambda x: bind(P.svd_values, pack(x)))
 
 
+@_register(np.linalg.eigvals)
+def _eigvals(a: Any) -> Any:
+    return bind(P.eigvals, pack(a))
+
+
+@_register(np.linalg.eig)
+def _eig(a: Any) -> Any:
+    raise UnsupportedOperation(
+        "numpy.linalg.eig of a traced matrix: its eigenvectors (normalised with LAPACK's phase) are not "
+        "differentiable here; use np.linalg.eigvals for the eigenvalues, or np.linalg.eigh for a "
+        "symmetric matrix")
+
+
 @_register(np.linalg.pinv)
 def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, **kw: Any) -> Any:
     if rcond is not None or kw.get("rtol") is not None:

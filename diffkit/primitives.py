@@ -1306,6 +1306,38 @@ define("qr_packed", _qr_np, jvp=(_qr_jvp,), vjp=(_qr_vjp,), complex_safe=False,
            "0..m-1, R below; numpy.linalg.qr splits the result", saves=((OUT, 0),))
 
 
+def _eig_vectors(a: Any) -> tuple[Any, Any]:
+    """NumPy's eigenvectors of a plain matrix and their inverse, for the eigvals rules."""
+    from .errors import UnsupportedOperation
+
+    a = concrete(a)
+    if type(a) is not np.ndarray or a.dtype.kind not in "fc":
+        raise UnsupportedOperation("np.linalg.eigvals: derivatives of first order only (the rules take "
+                                   "NumPy's eigenvectors of a plain matrix)")
+    w, v = np.linalg.eig(a)
+    d = np.abs(w[..., :, None] - w[..., None, :])
+    scale = np.max(np.abs(w), axis=-1, keepdims=True)[..., None]
+    if np.any(np.where(np.eye(w.shape[-1], dtype=bool), np.inf, d) <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
+        raise UnsupportedOperation("np.linalg.eigvals: repeated eigenvalues are not differentiable one by one")
+    return v, np.linalg.inv(v)
+
+
+def _eigvals_jvp(t: Any, out: Any, a: Any) -> Any:
+    v, vinv = _eig_vectors(a)
+    return np.sum(vinv * swap_last_axes(np.matmul(t, v)), axis=-1)      # diag(V^-1 dA V)
+
+
+def _eigvals_vjp(ct: Any, out: Any, a: Any) -> Any:
+    v, vinv = _eig_vectors(a)
+    return np.matmul(swap_last_axes(vinv) * ct[..., None, :], swap_last_axes(v))   # V^-T diag(ct) V^T
+
+
+define("eigvals", np.linalg.eigvals, jvp=(_eigvals_jvp,), vjp=(_eigvals_vjp,), complex_safe=False,
+       kink="repeated eigenvalues: not differentiable one by one; the rules refuse (UnsupportedOperation)",
+       doc="the eigenvalues of a general square matrix (real or complex, NumPy's order); first "
+           "derivatives only", saves=((0,),))
+
+
 # --------------------------------------------------------------------------
 # Discrete Fourier transforms (linear: the JVP is the transform of the tangent)
 #

@@ -428,3 +428,36 @@ def test_convolve_by_hand(backend: str) -> None:
     a, v = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0])
     g = dk.grad(lambda x: np.sum(np.convolve(x, v)), backend=backend)(a)
     np.testing.assert_array_equal(np.asarray(g, dtype=float), [-0.5, -0.5, -0.5])
+
+
+GENERAL = RNG.normal(size=(4, 4))
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("case", ["complex", "real", "modulus", "stack"])
+def test_eigvals_matches_finite_differences(case: str, backend: str) -> None:
+    f, a = {
+        "complex": (lambda m: parts(np.linalg.eigvals(m)), GENERAL),
+        "real": (np.linalg.eigvals, GENERAL + GENERAL.T),
+        "modulus": (lambda m: np.abs(np.linalg.eigvals(m)), GENERAL),
+        "stack": (lambda m: parts(np.linalg.eigvals(np.stack([m, m.T @ m]))), GENERAL),
+    }[case]
+    check(f, a, backend, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_eigvals_by_hand(backend: str) -> None:
+    # d lambda_i / dA = u_i v_i^T / (u_i^T v_i), u_i and v_i the left and right eigenvectors.
+    # A = [[1, 1], [0, 3]]: lambda = 1 has v = (1, 0), u = (1, -1/2); lambda = 3 has
+    # v = (1, 2), u = (0, 1), u^T v = 2. (Check: A[1, 0] = e makes the characteristic
+    # polynomial (1 - l)(3 - l) - e, moving lambda = 1 by -e/2 and lambda = 3 by +e/2.)
+    jac = dk.jacobian(np.linalg.eigvals, backend=backend)(np.array([[1.0, 1.0], [0.0, 3.0]]))
+    np.testing.assert_allclose(jac, [[[1.0, 0.0], [-0.5, 0.0]], [[0.0, 0.0], [0.5, 1.0]]], atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_eig_refuses_clearly(backend: str) -> None:
+    with pytest.raises(UnsupportedOperation, match="eigvals"):
+        dk.jacobian(lambda m: np.linalg.eig(m)[0], backend=backend)(GENERAL)
+    with pytest.raises(UnsupportedOperation, match="repeated eigenvalues"):
+        dk.jacobian(np.linalg.eigvals, backend=backend)(np.eye(2))

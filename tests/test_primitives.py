@@ -105,10 +105,11 @@ BINARY = [n for n in ELEMENTWISE if PRIMITIVES[n].nargs == 2]
 NONSMOOTH = frozenset({"absolute", "sign", "maximum", "minimum", "max", "min", "remainder", "fmod"})
 """Differentiable primitives with a kink convention (docs/conventions.md)."""
 
-OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot", "angle", "svd_packed", "svd_values", "pinv"})
+OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot", "angle", "svd_packed", "svd_values", "pinv",
+                          "eigvals"})
 """Also carry a ``kink`` note, legitimately: ``where`` selects a branch (it is in
 docs/conventions.md), ``eigh_packed`` is not differentiable at repeated
-eigenvalues, ``svd_packed`` and ``svd_values`` at repeated singular values, ``pinv`` where
+eigenvalues, ``svd_packed`` and ``svd_values`` at repeated singular values, ``eigvals`` at repeated eigenvalues, ``pinv`` where
 the rank changes, ``hypot`` and ``angle`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
 
 # ---------------------------------------------------------------------------
