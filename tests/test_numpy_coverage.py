@@ -461,3 +461,34 @@ def test_eig_refuses_clearly(backend: str) -> None:
         dk.jacobian(lambda m: np.linalg.eig(m)[0], backend=backend)(GENERAL)
     with pytest.raises(UnsupportedOperation, match="repeated eigenvalues"):
         dk.jacobian(np.linalg.eigvals, backend=backend)(np.eye(2))
+
+
+NUMERIC = sorted(set(MANIPULATION) - {"partition"}) + sorted(LINALG) + sorted(FFTS)
+"""The numeric backend's finite differences of every case (np.partition leaves the order within
+each side unspecified, so a perturbed input may come back reordered: no derivative to estimate)."""
+
+
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
+@pytest.mark.parametrize("name", NUMERIC)
+def test_numeric_backend(name: str) -> None:
+    f, x = (MANIPULATION[name][:2] if name in MANIPULATION else LINALG.get(name) or FFTS[name])
+    check(f, x, "numeric", atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("case", ["nuclear_norm", "pinv", "svd_vectors", "qr", "fft_power", "mod", "cumprod"])
+def test_second_order(case: str, backend: str) -> None:
+    """Hessians: central differences of the (reverse-mode) gradient."""
+    f, x = {
+        "nuclear_norm": (lambda a: np.linalg.norm(a, "nuc"), TALL),
+        "pinv": (lambda a: np.sum(np.linalg.pinv(a) ** 2), TALL),
+        "svd_vectors": (lambda a: np.sum(np.linalg.svd(a, full_matrices=False)[0][:, 0] * B4), TALL),
+        "qr": (lambda a: np.sum(np.linalg.qr(a)[0] * TALL), TALL),
+        "fft_power": (lambda v: np.sum(np.abs(np.fft.rfft(v)) ** 3), X8),
+        "mod": (lambda v: np.sum(np.mod(v[:6], v[6:]) ** 2), np.concatenate([MOD_X, MOD_Y])),
+        "cumprod": (lambda v: np.sum(np.cumprod(v)), V6),
+    }[case]
+    grad = dk.grad(f, backend="reverse")
+    want = central(lambda y: np.asarray(grad(y)), x, h=1e-5)
+    got = dk.hessian(f, backend=backend)(x)
+    np.testing.assert_allclose(got, want, atol=1e-5 * max(1.0, float(np.max(np.abs(want)))))
