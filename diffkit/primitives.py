@@ -461,14 +461,14 @@ define("remainder", np.remainder, sympy=lazy_sympy("Mod"),
        partials=(lambda out, x, y: 1.0, _mod_dy),
        jvp=(lambda t, out, x, y: t, jvp_from_partial(_mod_dy)),
        vjp=(lambda ct, out, x, y: ct, vjp_from_partial(_mod_dy)),
-       domain=((-INF, INF), (0.1, INF)), complex_safe=False, aliases=("mod",), saves=((), (0, 1)),
+       domain=((-INF, INF), (-INF, INF)), complex_safe=False, aliases=("mod",), saves=((), (0, 1)),
        kink=_MOD_KINK, kink_gap=_jump_gap(False),
        doc="x mod y with the sign of y (Python's %); d/dx = 1, d/dy = -floor(x / y)")
 define("fmod", np.fmod, sympy=lambda x, y: sympy.sign(x) * sympy.Mod(sympy.Abs(x), sympy.Abs(y)),
        partials=(lambda out, x, y: 1.0, _fmod_dy),
        jvp=(lambda t, out, x, y: t, jvp_from_partial(_fmod_dy)),
        vjp=(lambda ct, out, x, y: ct, vjp_from_partial(_fmod_dy)),
-       domain=((-INF, INF), (0.1, INF)), complex_safe=False, saves=((), (0, 1)),
+       domain=((-INF, INF), (-INF, INF)), complex_safe=False, saves=((), (0, 1)),
        kink=_MOD_KINK.replace("an integer", "a nonzero integer"), kink_gap=_jump_gap(True),
        doc="C's fmod, the sign of x; d/dx = 1, d/dy = -trunc(x / y)")
 

@@ -492,3 +492,26 @@ def test_second_order(case: str, backend: str) -> None:
     want = central(lambda y: np.asarray(grad(y)), x, h=1e-5)
     got = dk.hessian(f, backend=backend)(x)
     np.testing.assert_allclose(got, want, atol=1e-5 * max(1.0, float(np.max(np.abs(want)))))
+
+
+@pytest.mark.parametrize("name, x, params", [
+    ("fftn", RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4)), dict(axes=(-2, -1), norm=None, inverse=False)),
+    ("fftn", RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4)), dict(axes=(-1,), norm="ortho", inverse=True)),
+    ("rfft", RNG.normal(size=(2, 7)), dict(norm="forward")),
+    ("irfft", RNG.normal(size=(2, 4)) + 1j * RNG.normal(size=(2, 4)), dict(n=7, norm=None)),
+    ("irfft", RNG.normal(size=(2, 4)) + 1j * RNG.normal(size=(2, 4)), dict(n=6, norm="ortho")),
+    ("eigvals", RNG.normal(size=(4, 4)), {}),
+])
+def test_vjp_is_the_transpose_of_the_jvp(name: str, x: np.ndarray, params: dict[str, Any]) -> None:
+    # the table's pairing <a, b> = Re(sum(a * b)) (docs/complex.md): Re<vjp(c), t> = Re<c, jvp(t)>,
+    # with tangents of x's kind (real for a real x) and cotangents of the output's
+    from diffkit.primitives import PRIMITIVES
+
+    prim = PRIMITIVES[name]
+    out = prim.numpy(x, **params)
+    for _ in range(3):
+        t = RNG.normal(size=x.shape) + (1j * RNG.normal(size=x.shape) if np.iscomplexobj(x) else 0)
+        c = RNG.normal(size=out.shape) + (1j * RNG.normal(size=out.shape) if np.iscomplexobj(out) else 0)
+        lhs = np.sum(prim.vjp_rule(0)(c, out, x, **params) * t).real
+        rhs = np.sum(c * prim.jvp_rule(0)(t, out, x, **params)).real
+        np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
