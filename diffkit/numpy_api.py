@@ -1489,6 +1489,149 @@ register_function(np.fft.fftshift, _shift_handler(1))
 register_function(np.fft.ifftshift, _shift_handler(-1))
 
 
+@_register(np.dstack)
+def _dstack(tup: Any) -> Any:
+    return _concatenate([_atleast_3d(x) for x in _arrays(tup)], axis=2)
+
+
+@_register(np.rollaxis)
+def _rollaxis(a: Any, axis: int, start: int = 0) -> Any:
+    nd = _nd(pack(a))
+    axis, start = int(axis) % nd, int(start) + nd if int(start) < 0 else int(start)
+    if axis < start:
+        start -= 1
+    return _moveaxis(a, axis, start) if axis != start else pack(a)
+
+
+@_register(np.meshgrid)
+def _meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = "xy") -> Any:
+    xs = [pack(x) for x in xi]
+    n = len(xs)
+    shapes = [_shape_of(x)[0] if _nd(x) else 1 for x in xs]
+    out = []
+    for k, x in enumerate(xs):
+        shape = [1] * n
+        shape[k] = shapes[k]
+        if indexing == "xy" and n > 1:
+            shape[0], shape[1] = shape[1], shape[0]
+        out.append(_reshape(x, tuple(shape)))
+    if not sparse:
+        full = np.broadcast_shapes(*[_shape_of(o) for o in out])
+        out = [_broadcast_to(o, full) for o in out]
+    return tuple(out)
+
+
+@_register(np.vander)
+def _vander(x: Any, N: Any = None, increasing: bool = False) -> Any:
+    x = pack(x)
+    n = _shape_of(x)[0] if N is None else int(N)
+    powers = np.arange(n) if increasing else np.arange(n)[::-1]
+    col = _reshape(x, (-1, 1))
+    cols = [col ** int(p) if p else col * 0.0 + 1.0 for p in powers]
+    return _concatenate(cols, axis=1) if cols else _reshape(col, (-1, 0))
+
+
+def _trapezoid(y: Any, x: Any = None, dx: float = 1.0, axis: int = -1) -> Any:
+    y = pack(y)
+    ax = int(axis) % _nd(y)
+    lead = (slice(None),) * ax
+    upper, lower = getitem(y, lead + (slice(1, None),)), getitem(y, lead + (slice(None, -1),))
+    if x is None:
+        d = dx
+    else:
+        x = pack(x)
+        d = _diff(x, axis=-1 if _nd(x) == 1 else axis)
+        if _nd(x) == 1 and _nd(y) > 1:
+            d = _reshape(d, tuple(-1 if i == ax else 1 for i in range(_nd(y))))
+    return _sum(d * (upper + lower) * 0.5, axis=ax)
+
+
+for _name in ("trapezoid", "trapz"):
+    if hasattr(np, _name):
+        register_function(getattr(np, _name), _trapezoid)
+
+
+@_register(np.ediff1d)
+def _ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
+    d = _diff(_ravel(pack(ary)))
+    parts = ([_ravel(pack(to_begin))] if to_begin is not None else []) + [d] + (
+        [_ravel(pack(to_end))] if to_end is not None else [])
+    return _concatenate(parts, axis=0) if len(parts) > 1 else d
+
+
+@_register(np.logspace)
+def _logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,
+              dtype: Any = None, axis: int = 0) -> Any:
+    return np.power(base, _linspace(start, stop, num, endpoint, axis=axis))
+
+
+def _cumulative(prim_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def handler(x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None,
+                include_initial: bool = False) -> Any:
+        _no_out(out, "cumulative")
+        x = pack(x)
+        if axis is None:
+            if _nd(x) > 1:
+                raise InvalidArgument("axis must be specified for multi-dimensional arrays")
+            axis = -1
+        r = prim_fn(x, axis=axis)
+        if include_initial:
+            shape = list(_shape_of(r))
+            shape[int(axis) % len(shape)] = 1
+            first = np.full(tuple(shape), 0.0 if prim_fn is _cumsum else 1.0)
+            r = _concatenate([first, r], axis=axis)
+        return r
+
+    return handler
+
+
+if hasattr(np, "cumulative_sum"):
+    register_function(np.cumulative_sum, _cumulative(_cumsum))
+    register_function(np.cumulative_prod, _cumulative(_cumprod))
+if hasattr(np, "matrix_transpose"):
+    register_function(np.matrix_transpose, lambda x: _swap_last(pack(x)))
+    register_function(np.linalg.matrix_transpose, lambda x: _swap_last(pack(x)))
+
+
+def _vecdot(x1: Any, x2: Any, axis: int = -1, **kw: Any) -> Any:
+    x1, x2 = pack(x1), pack(x2)
+    return _sum((_conjugate(x1) if is_complex(x1) else x1) * x2, axis=axis)
+
+
+if hasattr(np, "vecdot"):
+    if isinstance(np.vecdot, np.ufunc):  # a generalized ufunc in NumPy 2
+        register_ufunc(np.vecdot, _vecdot)
+    else:
+        register_function(np.vecdot, _vecdot)
+    register_function(np.linalg.vecdot, lambda x1, x2, /, *, axis=-1: _vecdot(x1, x2, axis))
+if hasattr(np.linalg, "outer"):
+    register_function(np.linalg.outer, lambda x1, x2: _outer(x1, x2))
+if hasattr(np.linalg, "matmul"):
+    register_function(np.linalg.matmul, lambda x1, x2: bind(P.matmul, pack(x1), pack(x2)))
+if hasattr(np.linalg, "trace"):
+    register_function(np.linalg.trace, lambda x, offset=0, dtype=None: _trace(x, offset, -2, -1))
+    register_function(np.linalg.diagonal, lambda x, offset=0: _diagonal(x, offset, -2, -1))
+if hasattr(np.linalg, "vector_norm"):
+    register_function(np.linalg.vector_norm, lambda x, axis=None, keepdims=False, ord=2: _vector_norm(
+        x, axis, keepdims, ord))
+    register_function(np.linalg.matrix_norm, lambda x, keepdims=False, ord="fro": _norm(
+        x, ord, (-2, -1), keepdims))
+
+
+def _vector_norm(x: Any, axis: Any, keepdims: bool, ord: Any) -> Any:
+    x = pack(x)
+    if axis is None:
+        r = _norm(_ravel(x), ord)
+        return _reshape(r, (1,) * _nd(x)) if keepdims else r
+    if isinstance(axis, tuple) and len(axis) > 1:
+        moved = _moveaxis(x, axis, tuple(range(-len(axis), 0)))
+        shape = _shape_of(moved)
+        x, axis = _reshape(moved, shape[:-len(axis)] + (-1,)), -1
+        if keepdims:
+            raise UnsupportedOperation("numpy.linalg.vector_norm over several axes with keepdims=True")
+    return _norm(x, ord, axis, keepdims)
+
+
 # ---------------------------------------------------------------------------
 # Structure queries and piecewise-constant functions: run on concrete values
 # ---------------------------------------------------------------------------
