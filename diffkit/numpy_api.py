@@ -1325,6 +1325,32 @@ def _nanmin(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, *
     return _min(_nan_filled(a, np.inf, "nanmin"), axis=axis, out=out, keepdims=keepdims)
 
 
+@_register(np.interp)
+def _interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None, period: Any = None) -> Any:
+    if period is not None:
+        raise UnsupportedOperation("numpy.interp(period=...) of traced values")
+    x, xp, fp = pack(x), pack(xp), pack(fp)
+    if any(_symbolic(v) for v in (x, xp)):
+        raise UnsupportedOperation(
+            "numpy.interp on the symbolic backend: the segment a point falls in depends on the values, "
+            "and the symbolic backend traces without them; use backend='forward' or 'reverse'")
+    cxp = np.asarray(np.real(concrete(xp)), dtype=float)  # real parts: the numeric backend may step in i
+    if cxp.ndim != 1 or _nd(fp) != 1 or cxp.size != _shape_of(fp)[0]:
+        raise InvalidArgument("numpy.interp: xp and fp must be 1-D sequences of the same length")
+    cx = np.asarray(np.real(concrete(x)), dtype=float)
+    n = cxp.size
+    if n == 1:
+        return np.zeros_like(cx) + fp[0] if not isinstance(x, Value) else x * 0.0 + getitem(fp, (0,))
+    # the segment [xp[i], xp[i + 1]] of each point; a point on a knot takes the segment to its right
+    i = np.clip(np.searchsorted(cxp, cx, side="right") - 1, 0, n - 2)
+    x0, x1 = getitem(xp, (i,)), getitem(xp, (i + 1,))
+    f0, f1 = getitem(fp, (i,)), getitem(fp, (i + 1,))
+    y = (f1 - f0) / (x1 - x0) * (x - x0) + f0
+    first, last = getitem(fp, (0,)), getitem(fp, (n - 1,))
+    y = _where(cx >= cxp[-1], last if right is None else right, y)
+    return _where(cx < cxp[0], first if left is None else left, y)
+
+
 def _refuse_symbolic_order(a: Any, name: str) -> None:
     if _symbolic(a):
         raise UnsupportedOperation(

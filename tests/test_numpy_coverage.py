@@ -540,3 +540,30 @@ def test_vjp_is_the_transpose_of_the_jvp(name: str, x: np.ndarray, params: dict[
         lhs = np.sum(prim.vjp_rule(0)(c, out, x, **params) * t).real
         rhs = np.sum(c * prim.jvp_rule(0)(t, out, x, **params)).real
         np.testing.assert_allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
+
+
+XP = np.array([0.0, 1.0, 2.5, 4.0])
+FP = np.array([1.0, -1.0, 2.0, 0.5])
+POINTS = np.array([-0.5, 0.3, 1.7, 3.9, 4.5, 2.2])
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse", "numeric"))
+@pytest.mark.parametrize("wrt", ["x", "fp", "xp", "bounds"])
+def test_interp_matches_finite_differences(wrt: str, backend: str) -> None:
+    f, v = {
+        "x": (lambda x: np.interp(x, XP, FP), POINTS),
+        "fp": (lambda f: np.interp(POINTS, XP, f), FP),
+        "xp": (lambda q: np.interp(POINTS, q, FP), XP),
+        "bounds": (lambda x: np.interp(x, XP, FP, left=-3.0, right=9.0), POINTS),
+    }[wrt]
+    check(f, v, backend)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_interp_by_hand(backend: str) -> None:
+    # the slope of the segment a point is in; on a knot, the segment to its right (the one
+    # NumPy's value formula uses); outside the knots the value is constant
+    g = dk.grad(lambda x: np.interp(x, XP, FP), backend=backend)
+    assert [float(g(x)) for x in (0.5, 1.0, 3.0, 4.0, -1.0)] == [-2.0, 2.0, -1.0, 0.0, 0.0]
+    with pytest.raises(UnsupportedOperation, match="symbolic backend"):
+        dk.grad(lambda x: np.interp(x, XP, FP), backend="symbolic")(0.5)
