@@ -1202,7 +1202,7 @@ def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> A
                                   "at least (edge_order + 1) elements are required.")
         lead = (slice(None),) * ax
 
-        def at(s: Any) -> Any:
+        def at(s: Any, lead: tuple[Any, ...] = lead) -> Any:
             return getitem(f, lead + (s,))
 
         inner = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * h)

@@ -267,6 +267,10 @@ SQUARE = RNG.normal(size=(3, 3))
 STACK = RNG.normal(size=(2, 4, 3))
 B4 = RNG.normal(size=4)
 
+def reconstruct(u: Any, s: Any, vt: Any) -> Any:
+    return (u * s) @ vt
+
+
 LINALG: dict[str, tuple[Callable[[Any], Any], np.ndarray]] = {
     "svd_values": (lambda a: np.linalg.svd(a, compute_uv=False), TALL),
     "svdvals": (np.linalg.svdvals, WIDE),
@@ -277,7 +281,7 @@ LINALG: dict[str, tuple[Callable[[Any], Any], np.ndarray]] = {
     "svd_Vh_wide": (lambda a: np.linalg.svd(a, full_matrices=False)[2], WIDE),
     "svd_square_full": (lambda a: np.linalg.svd(a)[0] @ np.linalg.svd(a)[2], SQUARE),
     "svd_stack": (lambda a: np.linalg.svd(a, full_matrices=False)[2], STACK),
-    "svd_reconstruct": (lambda a: (lambda u, s, vt: (u * s) @ vt)(*np.linalg.svd(a, full_matrices=False)), TALL),
+    "svd_reconstruct": (lambda a: reconstruct(*np.linalg.svd(a, full_matrices=False)), TALL),
     "pinv": (np.linalg.pinv, TALL),
     "pinv_wide": (np.linalg.pinv, WIDE),
     "pinv_stack": (np.linalg.pinv, STACK),
@@ -367,7 +371,9 @@ def test_eigh_reads_the_triangle_uplo_names(uplo: str, backend: str) -> None:
     # gradient follows the table's convention for eigh, the symmetric gradient
     # (G + G^T) / 2 of the finite differences of what NumPy computes.
     a = SQUARE
-    f = lambda m: np.linalg.eigh(m, UPLO=uplo)[0]  # noqa: E731
+    def f(m: Any) -> Any:
+        return np.linalg.eigh(m, UPLO=uplo)[0]
+
     out, _ = dk.jvp(f, (a,), (np.ones_like(a),), backend=backend)
     np.testing.assert_allclose(out, np.linalg.eigh(a, UPLO=uplo)[0], rtol=1e-14)
     g = central(f, a)
@@ -520,11 +526,11 @@ def test_second_order(case: str, backend: str) -> None:
 
 
 @pytest.mark.parametrize("name, x, params", [
-    ("fftn", RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4)), dict(axes=(-2, -1), norm=None, inverse=False)),
-    ("fftn", RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4)), dict(axes=(-1,), norm="ortho", inverse=True)),
-    ("rfft", RNG.normal(size=(2, 7)), dict(norm="forward")),
-    ("irfft", RNG.normal(size=(2, 4)) + 1j * RNG.normal(size=(2, 4)), dict(n=7, norm=None)),
-    ("irfft", RNG.normal(size=(2, 4)) + 1j * RNG.normal(size=(2, 4)), dict(n=6, norm="ortho")),
+    ("fftn", RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4)), {"axes": (-2, -1), "norm": None, "inverse": False}),
+    ("fftn", RNG.normal(size=(3, 4)) + 1j * RNG.normal(size=(3, 4)), {"axes": (-1,), "norm": "ortho", "inverse": True}),
+    ("rfft", RNG.normal(size=(2, 7)), {"norm": "forward"}),
+    ("irfft", RNG.normal(size=(2, 4)) + 1j * RNG.normal(size=(2, 4)), {"n": 7, "norm": None}),
+    ("irfft", RNG.normal(size=(2, 4)) + 1j * RNG.normal(size=(2, 4)), {"n": 6, "norm": "ortho"}),
     ("eigvals", RNG.normal(size=(4, 4)), {}),
 ])
 def test_vjp_is_the_transpose_of_the_jvp(name: str, x: np.ndarray, params: dict[str, Any]) -> None:
