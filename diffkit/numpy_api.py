@@ -483,25 +483,35 @@ def _diff(a: Any, n: int = 1, axis: int = -1, **kw: Any) -> Any:
 
 @_register(np.diagonal)
 def _diagonal(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
-    if (axis1, axis2) != (0, 1) or np.ndim(a) != 2:
-        raise UnsupportedOperation("numpy.diagonal of traced values: 2-D arrays, axes (0, 1) only")
-    n, m = np.shape(a)
-    i = np.arange(max(0, -offset), min(n, m - offset))
-    return getitem(a, (i, i + offset))
+    a = pack(a)
+    nd = _nd(a)
+    if nd < 2:
+        raise InvalidArgument("diag requires an array of at least two dimensions")
+    if int(axis1) % nd == int(axis2) % nd:
+        raise InvalidArgument("axis1 and axis2 cannot be the same")
+    if (int(axis1) % nd, int(axis2) % nd) != (nd - 2, nd - 1):
+        a = _moveaxis(a, (axis1, axis2), (-2, -1))
+    n, m = _shape_of(a)[-2:]
+    i = np.arange(max(0, -offset), max(0, min(n, m - offset)))
+    return getitem(a, (Ellipsis, i, i + offset))
 
 
 @_register(np.trace)
 def _trace(a: Any, offset: int = 0, axis1: int = 0, axis2: int = 1, **kw: Any) -> Any:
-    return _sum(_diagonal(a, offset, axis1, axis2))
+    return _sum(_diagonal(a, offset, axis1, axis2), axis=-1)
 
 
 @_register(np.diag)
 def _diag(v: Any, k: int = 0) -> Any:
     if np.ndim(v) == 2:
         return _diagonal(v, k)
-    if k != 0:
-        raise UnsupportedOperation("numpy.diag(v, k != 0) of a traced vector")
-    return _reshape(v, (-1, 1)) * np.eye(np.shape(v)[0])
+    if np.ndim(v) != 1:
+        raise InvalidArgument("Input must be 1- or 2-d.")
+    m = _reshape(v, (-1, 1)) * np.eye(np.shape(v)[0])
+    k = int(k)
+    if k == 0:
+        return m
+    return _pad(m, ((0, k), (k, 0)) if k > 0 else ((-k, 0), (0, -k)))
 
 
 @_register(np.tril)
@@ -515,7 +525,11 @@ def _triu(m: Any, k: int = 0) -> Any:
 
 
 @_register(np.sort)
-def _sort(a: Any, axis: int = -1, **kw: Any) -> Any:
+def _sort(a: Any, axis: Any = -1, **kw: Any) -> Any:
+    a = pack(a)
+    _refuse_symbolic_order(a, "sort")
+    if axis is None:
+        a, axis = _ravel(a), -1
     order = np.argsort(concrete(a), axis=axis)
     return _take_along_axis(a, order, axis)
 
@@ -619,12 +633,16 @@ def _einsum(subscripts: Any, *operands: Any, out: Any = None, optimize: Any = Fa
         raise UnsupportedOperation("numpy.einsum on traced values takes a subscripts string")
     ops = [pack(o) for o in operands]
     spec = _einsum_explicit(subscripts, [int(np.ndim(o)) for o in ops])
-    for part in spec.split("->")[0].split(","):
-        if len(set(part)) != len(part):
-            raise UnsupportedOperation(
-                f"numpy.einsum('{subscripts}'): an index repeated within one operand (a diagonal) "
-                "is not differentiable here; use np.diagonal")
-    return bind(P.einsum, *ops, subscripts=spec)
+    ins, res = spec.split("->")
+    parts = ins.split(",")
+    for k, part in enumerate(parts):
+        while len(set(part)) != len(part):  # a repeated index: take that diagonal first
+            c = next(c for c in part if part.count(c) > 1)
+            i, j = part.index(c), part.index(c, part.index(c) + 1)
+            ops[k] = _diagonal(ops[k], 0, i, j)  # the diagonal axis goes last
+            part = "".join(x for n, x in enumerate(part) if n not in (i, j)) + c
+        parts[k] = part
+    return bind(P.einsum, *ops, subscripts=",".join(parts) + "->" + res)
 
 
 def _einsum_explicit(subscripts: str, ndims: list[int]) -> str:
@@ -695,7 +713,11 @@ def _swap_last(a: Any) -> Any:
 
 @_register(np.linalg.eigh)
 def _eigh(a: Any, UPLO: str = "L") -> Any:
-    packed = bind(P.eigh_packed, pack(a))
+    a = pack(a)
+    if UPLO not in ("L", "U"):
+        raise InvalidArgument("UPLO argument must be 'L' or 'U'")
+    # NumPy reads one triangle: the upper one of a is the lower one of its transpose
+    packed = bind(P.eigh_packed, _swap_last(a) if UPLO == "U" else a)
     w = getitem(packed, (Ellipsis, 0, slice(None)))
     v = getitem(packed, (Ellipsis, slice(1, None), slice(None)))
     return w, v
@@ -703,7 +725,154 @@ def _eigh(a: Any, UPLO: str = "L") -> Any:
 
 @_register(np.linalg.eigvalsh)
 def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
-    return _eigh(a)[0]
+    return _eigh(a, UPLO)[0]
+
+
+class SVDResult(NamedTuple):
+    """``numpy.linalg.svd``'s result on traced values."""
+
+    U: Any
+    S: Any
+    Vh: Any
+
+
+class QRResult(NamedTuple):
+    """``numpy.linalg.qr``'s result on traced values."""
+
+    Q: Any
+    R: Any
+
+
+@_register(np.linalg.svd)
+def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> Any:
+    a = pack(a)
+    if _nd(a) < 2:
+        raise InvalidArgument("numpy.linalg.svd needs an array of at least two dimensions")
+    if not compute_uv:
+        return bind(P.svd_values, a)
+    m, n = _shape_of(a)[-2:]
+    if full_matrices and m != n:
+        raise UnsupportedOperation(
+            "numpy.linalg.svd(full_matrices=True) of a non-square traced matrix: the completion of U or "
+            "V beyond min(m, n) columns is arbitrary and has no derivative; pass full_matrices=False")
+    packed = bind(P.svd_packed, a)
+    u = _swap_last(getitem(packed, (Ellipsis, slice(None), slice(0, m))))
+    s = getitem(packed, (Ellipsis, slice(None), m))
+    vt = getitem(packed, (Ellipsis, slice(None), slice(m + 1, None)))
+    return SVDResult(u, s, vt)
+
+
+if hasattr(np.linalg, "svdvals"):
+    register_function(np.linalg.svdvals, lambda x: bind(P.svd_values, pack(x)))
+
+
+@_register(np.linalg.eigvals)
+def _eigvals(a: Any) -> Any:
+    return bind(P.eigvals, pack(a))
+
+
+@_register(np.linalg.eig)
+def _eig(a: Any) -> Any:
+    raise UnsupportedOperation(
+        "numpy.linalg.eig of a traced matrix: its eigenvectors (normalised with LAPACK's phase) are not "
+        "differentiable here; use np.linalg.eigvals for the eigenvalues, or np.linalg.eigh for a "
+        "symmetric matrix")
+
+
+@_register(np.linalg.pinv)
+def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, **kw: Any) -> Any:
+    if rcond is not None or kw.get("rtol") is not None:
+        raise UnsupportedOperation("numpy.linalg.pinv of traced values with rcond=/rtol=: NumPy's default "
+                                   "cutoff only")
+    return bind(P.pinv, pack(a))
+
+
+@_register(np.linalg.qr)
+def _qr(a: Any, mode: str = "reduced") -> Any:
+    a = pack(a)
+    m, n = _shape_of(a)[-2:]
+    if m < n:
+        raise UnsupportedOperation(
+            "numpy.linalg.qr of a wide traced matrix (m < n): differentiable here for m >= n only; "
+            "factor the transpose, or the first m columns")
+    if mode not in ("reduced", "r") and not (mode == "complete" and m == n):
+        raise UnsupportedOperation(f"numpy.linalg.qr(mode={mode!r}) of a traced {m} x {n} matrix: "
+                                   "'reduced' and 'r' (and 'complete' of a square one)")
+    packed = bind(P.qr_packed, a)
+    q = getitem(packed, (Ellipsis, slice(0, m), slice(None)))
+    r = getitem(packed, (Ellipsis, slice(m, None), slice(None)))
+    return r if mode == "r" else QRResult(q, r)
+
+
+@_register(np.linalg.matrix_power)
+def _matrix_power(a: Any, n: int) -> Any:
+    a = pack(a)
+    n = int(n)
+    shape = _shape_of(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise InvalidArgument("numpy.linalg.matrix_power needs a (stack of) square matrices")
+    if n == 0:
+        return np.broadcast_to(np.eye(shape[-1], dtype=_real_dtype(a)), shape).copy()
+    if n < 0:
+        a, n = _inv(a), -n
+    result = None
+    base = a
+    while n:  # binary powering, as NumPy
+        if n & 1:
+            result = base if result is None else bind(P.matmul, result, base)
+        n >>= 1
+        if n:
+            base = bind(P.matmul, base, base)
+    return result
+
+
+class LstsqResult(NamedTuple):
+    """``numpy.linalg.lstsq``'s result on traced values."""
+
+    x: Any
+    residuals: Any
+    rank: Any
+    s: Any
+
+
+@_register(np.linalg.lstsq)
+def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
+    a, b = pack(a), pack(b)
+    if _nd(a) != 2:
+        raise InvalidArgument("numpy.linalg.lstsq needs a 2-D coefficient matrix")
+    m, n = _shape_of(a)
+    base = concrete(a)
+    if np.asarray(base).dtype == object:
+        raise UnsupportedOperation("numpy.linalg.lstsq on the symbolic backend: use np.linalg.pinv(a) @ b")
+    rank = np.linalg.matrix_rank(base, tol=None if rcond is None else rcond * np.max(np.linalg.svd(
+        base, compute_uv=False)))
+    x = bind(P.matmul, _pinv(a), b)  # the minimum-norm least-squares solution, as NumPy's
+    if rank == n and m > n:
+        r = b - bind(P.matmul, a, x)
+        residuals = _sum(r * r, axis=0)
+        if _nd(b) == 1:
+            residuals = _reshape(residuals, (1,))
+    else:
+        residuals = np.zeros((0,), dtype=_real_dtype(a))
+    return LstsqResult(x, residuals, rank, bind(P.svd_values, a))
+
+
+def _matrix_norm(x: Any, ord: Any, axis: tuple[int, int]) -> Any:
+    """The matrix norms of ``x`` over ``axis`` (a row axis, a column axis); None for other orders."""
+    nd = _nd(x)
+    row, col = int(axis[0]) % nd, int(axis[1]) % nd
+    if ord in ("nuc", 2, -2):
+        s = bind(P.svd_values, _moveaxis(x, (row, col), (-2, -1)))
+        if ord == "nuc":
+            return _sum(s, axis=-1)
+        return getitem(s, (Ellipsis, 0 if ord == 2 else -1))
+    if ord in (1, -1, np.inf, -np.inf):
+        # 1: the largest column sum of |x| (a sum over the rows); inf: the largest row sum
+        over, then = (row, col) if ord in (1, -1) else (col, row)
+        sums = _sum(np.abs(x), axis=over)
+        then = then - 1 if then > over else then
+        return _max(sums, axis=then) if ord in (1, np.inf) else _min(sums, axis=then)
+    return None
 
 
 @_register(np.linalg.norm)
@@ -723,9 +892,807 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
             return _min(np.abs(x), axis=axis, keepdims=keepdims)
         if isinstance(ord, (int, float)) and ord > 0:
             return _sum(np.abs(x) ** ord, axis=axis, keepdims=keepdims) ** (1.0 / ord)
+    if not vector and (axis is None or (isinstance(axis, tuple) and len(axis) == 2)):
+        r = _matrix_norm(x, ord, (-2, -1) if axis is None else axis)
+        if r is not None:
+            if keepdims:
+                ax = [int(i) % nd for i in ((-2, -1) if axis is None else axis)]
+                r = _expand_dims(r, tuple(sorted(ax)))
+            return r
     what = "a vector" if vector else "a matrix"
     raise UnsupportedOperation(f"numpy.linalg.norm(ord={ord!r}) of {what} on traced values; supported: "
-                               "vector norms of order > 0 and inf/-inf, and the Frobenius norm")
+                               "vector norms of order > 0 and inf/-inf; matrix norms 'fro', 'nuc', 1, -1, 2, -2, inf, -inf")
+
+
+# ---------------------------------------------------------------------------
+# More array manipulation (docs/numpy-coverage.md): compositions of reshape,
+# broadcast_to, getitem and concatenate, exact on every backend
+# ---------------------------------------------------------------------------
+
+
+def _symbolic(a: Any) -> bool:
+    """Whether ``a``'s concrete value is a SymPy object array (the symbolic backend's)."""
+    return np.asarray(concrete(pack(a))).dtype == object
+
+
+@_register(np.tile)
+def _tile(A: Any, reps: Any) -> Any:
+    A = pack(A)
+    reps = (int(reps),) if isinstance(reps, (int, np.integer)) else tuple(int(r) for r in reps)
+    d = max(len(reps), _nd(A))
+    shape = (1,) * (d - _nd(A)) + _shape_of(A)
+    reps = (1,) * (d - len(reps)) + reps
+    inter = tuple(x for s in shape for x in (1, s))
+    wide = _broadcast_to(_reshape(A, inter), tuple(x for r, s in zip(reps, shape) for x in (r, s)))
+    return _reshape(wide, tuple(r * s for r, s in zip(reps, shape)))
+
+
+@_register(np.repeat)
+def _repeat(a: Any, repeats: Any, axis: Any = None) -> Any:
+    a = pack(a)
+    if axis is None:
+        a, axis = _ravel(a), 0
+    n = _shape_of(a)[int(axis)]
+    return _take(a, np.repeat(np.arange(n), concrete(repeats)), axis=axis)
+
+
+@_register(np.roll)
+def _roll(a: Any, shift: Any, axis: Any = None) -> Any:
+    a = pack(a)
+    if axis is None:
+        return _reshape(_roll(_ravel(a), shift, 0), _shape_of(a))
+    shifts = np.broadcast_to(np.atleast_1d(shift), np.atleast_1d(axis).shape)
+    for s, ax in zip(shifts, np.atleast_1d(axis)):
+        n = _shape_of(a)[int(ax)]
+        a = _take(a, (np.arange(n) - int(s)) % n, axis=int(ax))
+    return a
+
+
+@_register(np.flipud)
+def _flipud(m: Any) -> Any:
+    return _flip(m, 0)
+
+
+@_register(np.fliplr)
+def _fliplr(m: Any) -> Any:
+    return _flip(m, 1)
+
+
+@_register(np.rot90)
+def _rot90(m: Any, k: int = 1, axes: Any = (0, 1)) -> Any:
+    m = pack(m)
+    nd = _nd(m)
+    a0, a1 = int(axes[0]) % nd, int(axes[1]) % nd
+    k = int(k) % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return _flip(_flip(m, a0), a1)
+    perm = list(range(nd))
+    perm[a0], perm[a1] = perm[a1], perm[a0]
+    return _transpose(_flip(m, a1), perm) if k == 1 else _flip(_transpose(m, perm), a1)
+
+
+@_register(np.array_split)
+def _array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    ary = pack(ary)
+    nd = _nd(ary)
+    ax = int(axis) % nd
+    total = _shape_of(ary)[ax]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise InvalidArgument("number sections must be larger than 0.")
+        each, extras = divmod(total, sections)
+        sizes = [0] + extras * [each + 1] + (sections - extras) * [each]
+        points = np.cumsum(sizes).tolist()
+    else:
+        points = [0] + [int(i) for i in indices_or_sections] + [total]
+    lead = (slice(None),) * ax
+    return [getitem(ary, lead + (slice(points[i], points[i + 1]),)) for i in range(len(points) - 1)]
+
+
+@_register(np.split)
+def _split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    if isinstance(indices_or_sections, (int, np.integer)):
+        total = _shape_of(pack(ary))[int(axis)]
+        if total % int(indices_or_sections):
+            raise InvalidArgument("array split does not result in an equal division")
+    return _array_split(ary, indices_or_sections, axis)
+
+
+@_register(np.hsplit)
+def _hsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
+    if _nd(pack(ary)) == 0:
+        raise InvalidArgument("hsplit only works on arrays of 1 or more dimensions")
+    return _split(ary, indices_or_sections, 1 if _nd(pack(ary)) > 1 else 0)
+
+
+@_register(np.vsplit)
+def _vsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
+    if _nd(pack(ary)) < 2:
+        raise InvalidArgument("vsplit only works on arrays of 2 or more dimensions")
+    return _split(ary, indices_or_sections, 0)
+
+
+@_register(np.dsplit)
+def _dsplit(ary: Any, indices_or_sections: Any) -> list[Any]:
+    if _nd(pack(ary)) < 3:
+        raise InvalidArgument("dsplit only works on arrays of 3 or more dimensions")
+    return _split(ary, indices_or_sections, 2)
+
+
+_INDEX_PAD_MODES = ("edge", "wrap", "reflect", "symmetric")
+
+
+@_register(np.pad)
+def _pad(array: Any, pad_width: Any, mode: Any = "constant", **kw: Any) -> Any:
+    a = pack(array)
+    nd = _nd(a)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (nd, 2))
+    if mode in _INDEX_PAD_MODES and not kw:
+        # These modes copy entries: NumPy's own padding of the index vector says which.
+        for ax in range(nd):
+            idx = np.pad(np.arange(_shape_of(a)[ax]), tuple(widths[ax]), mode=mode)
+            a = _take(a, idx, axis=ax)
+        return a
+    if mode != "constant" or set(kw) - {"constant_values"}:
+        raise UnsupportedOperation(f"numpy.pad(mode={mode!r}) on traced values; supported: 'constant' "
+                                   f"(with constant_values=), {', '.join(map(repr, _INDEX_PAD_MODES))}")
+    values = kw.get("constant_values", 0)
+    cv = values if isinstance(values, Value) else np.broadcast_to(np.asarray(values, dtype=object), (nd, 2))
+    for ax in range(nd):
+        shape = list(_shape_of(a))
+        parts = []
+        for side in (0, 1):
+            w = int(widths[ax, side])
+            if w:
+                shape[ax] = w
+                c = cv if isinstance(cv, Value) else cv[ax, side]
+                parts.append(np.zeros(tuple(shape), dtype=_real_dtype(a)) + c)
+        if parts:
+            parts.insert(1 if widths[ax, 0] else 0, a)
+            a = _concatenate(parts, axis=ax)
+    return a
+
+
+@_register(np.atleast_3d)
+def _atleast_3d(*arys: Any) -> Any:
+    res = []
+    for a in arys:
+        a = pack(a)
+        shape = _shape_of(a)
+        if len(shape) == 0:
+            a = _reshape(a, (1, 1, 1))
+        elif len(shape) == 1:
+            a = _reshape(a, (1, shape[0], 1))
+        elif len(shape) == 2:
+            a = _reshape(a, shape + (1,))
+        res.append(a)
+    return res[0] if len(res) == 1 else res
+
+
+@_register(np.kron)
+def _kron(a: Any, b: Any) -> Any:
+    a, b = pack(a), pack(b)
+    d = max(_nd(a), _nd(b))
+    sa = (1,) * (d - _nd(a)) + _shape_of(a)
+    sb = (1,) * (d - _nd(b)) + _shape_of(b)
+    ai = _reshape(a, tuple(x for s in sa for x in (s, 1)))
+    bi = _reshape(b, tuple(x for s in sb for x in (1, s)))
+    return _reshape(ai * bi, tuple(x * y for x, y in zip(sa, sb)))
+
+
+@_register(np.cross)
+def _cross(a: Any, b: Any, axisa: int = -1, axisb: int = -1, axisc: int = -1, axis: Any = None) -> Any:
+    a, b = pack(a), pack(b)
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a = _moveaxis(a, axisa, -1)
+    b = _moveaxis(b, axisb, -1)
+    na, nb = _shape_of(a)[-1], _shape_of(b)[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise InvalidArgument("incompatible dimensions for cross product (dimension must be 2 or 3)")
+    ac = [getitem(a, (Ellipsis, i)) for i in range(na)] + ([0.0] if na == 2 else [])
+    bc = [getitem(b, (Ellipsis, i)) for i in range(nb)] + ([0.0] if nb == 2 else [])
+    z = ac[0] * bc[1] - ac[1] * bc[0]
+    if na == 2 and nb == 2:
+        return z
+    x = ac[1] * bc[2] - ac[2] * bc[1]
+    y = ac[2] * bc[0] - ac[0] * bc[2]
+    parts = [np.broadcast_to(concrete(p), np.shape(concrete(z))) if not isinstance(p, Value) else p
+             for p in (x, y, z)]
+    shape = np.broadcast_shapes(*[_shape_of(p) for p in parts])
+    c = _stack([_broadcast_to(p, shape) for p in parts], axis=-1)
+    return _moveaxis(c, -1, axisc)
+
+
+@_register(np.select)
+def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
+    if len(condlist) != len(choicelist):
+        raise InvalidArgument("list of cases must be same length as list of conditions")
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):
+        out = _where(cond, choice, out)
+    return out
+
+
+@_register(np.nan_to_num)
+def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
+    x = pack(x)
+    if _symbolic(x):
+        return x  # a SymPy expression of real symbols: finite
+    base = np.asarray(concrete(x))
+    if base.dtype.kind == "c":
+        raise UnsupportedOperation("numpy.nan_to_num of a complex traced value")
+    info = np.finfo(base.dtype if base.dtype.kind == "f" else np.float64)
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    bad = ~np.isfinite(base)
+    if not bad.any():
+        return x
+    fill = np.where(np.isnan(base), nan, np.where(base > 0, posinf, neginf))
+    return bind(P.where, bad, fill, x)
+
+
+@_register(np.real_if_close)
+def _real_if_close(a: Any, tol: float = 100) -> Any:
+    a = pack(a)
+    if not is_complex(a):
+        return a
+    base = np.asarray(concrete(a))
+    if base.dtype == object:  # symbolic: the imaginary part is an expression, not a number
+        raise UnsupportedOperation("numpy.real_if_close of a complex value on the symbolic backend: "
+                                   "whether it is close to real depends on the point; use np.real")
+    eps = np.finfo(base.real.dtype).eps
+    if np.all(np.abs(base.imag) < (tol * eps if tol > 1 else tol)):
+        return bind(P.real, a)
+    return a
+
+
+@_register(np.sinc)
+def _sinc(x: Any) -> Any:
+    # sin(pi x)/(pi x), 1 at 0; the derivative at exactly 0 is the constant branch's, 0 (exact)
+    x = pack(x)
+    zero = x == 0
+    y = np.pi * _where(zero, 1.0, x)
+    return _where(zero, 1.0, np.sin(y) / y)
+
+
+@_register(np.cumprod)
+def _cumprod(a: Any, axis: Any = None, dtype: Any = None, out: Any = None) -> Any:
+    _no_out(out, "cumprod")
+    a = pack(a)
+    if axis is None:
+        a, axis = _ravel(a), -1
+    ax = _axis(axis, _nd(a))
+    n = _shape_of(a)[ax]
+    lead = (slice(None),) * (_nd(a) + ax)
+    prods = [getitem(a, lead + (0,))]
+    for i in range(1, n):  # one product per entry: no division, exact at zeros
+        prods.append(prods[-1] * getitem(a, lead + (i,)))
+    return _stack(prods, axis=ax) if prods else a
+
+
+@_register(np.ptp)
+def _ptp(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False) -> Any:
+    _no_out(out, "ptp")
+    return _max(a, axis=axis, keepdims=keepdims) - _min(a, axis=axis, keepdims=keepdims)
+
+
+@_register(np.average)
+def _average(a: Any, axis: Any = None, weights: Any = None, returned: bool = False,
+              keepdims: bool = False) -> Any:
+    a = pack(a)
+    if weights is None:
+        avg = _mean(a, axis=axis, keepdims=keepdims)
+        scl = np.broadcast_to(np.asarray(_count(a, axis), dtype=float), _shape_of(avg))
+    else:
+        w = pack(weights)
+        if _shape_of(w) != _shape_of(a):
+            if axis is None or _nd(w) != 1:
+                raise InvalidArgument("numpy.average: 1-D weights need an axis; else they take a's shape")
+            ax = int(axis) % _nd(a)
+            w = _reshape(w, tuple(-1 if i == ax else 1 for i in range(_nd(a))))
+            w = _broadcast_to(w, _shape_of(a))
+        scl = _sum(w, axis=axis, keepdims=keepdims)
+        avg = _sum(a * w, axis=axis, keepdims=keepdims) / scl
+    return (avg, scl) if returned else avg
+
+
+@_register(np.linspace)
+def _linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
+              dtype: Any = None, axis: int = 0) -> Any:
+    start, stop = pack(start), pack(stop)
+    num = int(num)
+    div = (num - 1) if endpoint else num
+    delta = stop - start
+    nd = max(_nd(start), _nd(stop))
+    t = np.arange(num, dtype=float).reshape((-1,) + (1,) * nd)
+    step = delta / div if div > 0 else delta * np.nan
+    y = start + t * step if div > 0 else start + t * delta
+    if endpoint and num > 1:
+        y = _concatenate([getitem(y, (slice(None, -1),)), _reshape(stop + 0.0 * delta, (1,) + _shape_of(delta))])
+    if axis != 0:
+        y = _moveaxis(y, 0, axis)
+    return (y, step) if retstep else y
+
+
+@_register(np.gradient)
+def _gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
+    f = pack(f)
+    nd = _nd(f)
+    axes = list(range(nd)) if axis is None else [int(a) % nd for a in np.atleast_1d(axis)]
+    if len(varargs) == 0:
+        spacing = [1.0] * len(axes)
+    elif len(varargs) == 1 and np.ndim(concrete(varargs[0])) == 0:
+        spacing = [varargs[0]] * len(axes)
+    elif len(varargs) == len(axes) and all(np.ndim(concrete(v)) == 0 for v in varargs):
+        spacing = list(varargs)
+    else:
+        raise UnsupportedOperation("numpy.gradient of traced values: scalar spacings only")
+    out = []
+    for ax, h in zip(axes, spacing):
+        n = _shape_of(f)[ax]
+        if n < edge_order + 1:
+            raise InvalidArgument("Shape of array too small to calculate a numerical gradient, "
+                                  "at least (edge_order + 1) elements are required.")
+        lead = (slice(None),) * ax
+
+        def at(s: Any, lead: tuple[Any, ...] = lead) -> Any:
+            return getitem(f, lead + (s,))
+
+        inner = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * h)
+        if edge_order == 1:
+            first = (at(slice(1, 2)) - at(slice(0, 1))) / h
+            last = (at(slice(-1, None)) - at(slice(-2, -1))) / h
+        else:
+            first = (-1.5 * at(slice(0, 1)) + 2.0 * at(slice(1, 2)) - 0.5 * at(slice(2, 3))) / h
+            last = (0.5 * at(slice(-3, -2)) - 2.0 * at(slice(-2, -1)) + 1.5 * at(slice(-1, None))) / h
+        out.append(_concatenate([first, inner, last], axis=ax))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+@_register(np.convolve)
+def _convolve(a: Any, v: Any, mode: str = "full") -> Any:
+    a, v = pack(a), pack(v)
+    if _nd(a) != 1 or _nd(v) != 1:
+        raise InvalidArgument("numpy.convolve takes two 1-D arrays")
+    n, m = _shape_of(a)[0], _shape_of(v)[0]
+    if n == 0 or m == 0:
+        raise InvalidArgument("v cannot be empty" if m == 0 else "a cannot be empty")
+    if m > n:  # convolution commutes; NumPy slides the shorter one
+        a, v, n, m = v, a, m, n
+    # full[k] = sum_i a[i] v[k - i]: a Toeplitz matrix of v (an index into v padded with zeros) times a
+    vp = _pad(v, (n - 1, n - 1))
+    k, i = np.ogrid[: n + m - 1, :n]
+    full = bind(P.matmul, getitem(vp, (k - i + n - 1,)), a)
+    if mode == "full":
+        return full
+    if mode == "same":
+        start = (m - 1) // 2
+        return getitem(full, (slice(start, start + n),))
+    if mode == "valid":
+        return getitem(full, (slice(m - 1, n),))
+    raise InvalidArgument(f"numpy.convolve: mode must be 'full', 'same' or 'valid', not {mode!r}")
+
+
+@_register(np.correlate)
+def _correlate(a: Any, v: Any, mode: str = "valid") -> Any:
+    a, v = pack(a), pack(v)
+    if is_complex(v):
+        v = _conjugate(v)
+    if _shape_of(v)[0] > _shape_of(a)[0]:  # NumPy's result for the swapped pair, reversed
+        return _flip(_convolve(v, _flip(a), mode) if not is_complex(a) else _conjugate(
+            _convolve(v, _flip(_conjugate(a)), mode)), None)
+    return _convolve(a, _flip(v), mode)
+
+
+@_register(np.polyval)
+def _polyval(p: Any, x: Any) -> Any:
+    p = pack(p)
+    if isinstance(p, Value) or (type(p) is np.ndarray):
+        coeffs = [getitem(p, (i,)) if isinstance(p, Value) else p[i] for i in range(_shape_of(p)[0])]
+    else:
+        coeffs = list(p)
+    y = x * 0.0
+    for c in coeffs:  # Horner, as NumPy
+        y = y * x + c
+    return y
+
+
+@_register(np.cov)
+def _cov(m: Any, y: Any = None, rowvar: bool = True, bias: bool = False, ddof: Any = None,
+         fweights: Any = None, aweights: Any = None, **kw: Any) -> Any:
+    if fweights is not None or aweights is not None:
+        raise UnsupportedOperation("numpy.cov with fweights=/aweights= on traced values")
+    x = _atleast_2d(pack(m))
+    if not rowvar and _shape_of(x)[0] != 1:
+        x = _transpose(x)
+    if y is not None:
+        yy = _atleast_2d(pack(y))
+        if not rowvar and _shape_of(yy)[0] != 1:
+            yy = _transpose(yy)
+        x = _concatenate([x, yy], axis=0)
+    ddof = (0 if bias else 1) if ddof is None else int(ddof)
+    n = _shape_of(x)[1]
+    d = x - _mean(x, axis=1, keepdims=True)
+    c = bind(P.matmul, d, _transpose(d)) / (n - ddof)
+    return _reshape(c, ()) if _shape_of(c) == (1, 1) else c
+
+
+@_register(np.corrcoef)
+def _corrcoef(x: Any, y: Any = None, rowvar: bool = True, **kw: Any) -> Any:
+    c = _cov(x, y, rowvar)
+    if _nd(c) == 0:
+        return c / c
+    d = np.sqrt(_diagonal(c))
+    return c / _reshape(d, (-1, 1)) / _reshape(d, (1, -1))
+
+
+def _nan_filled(a: Any, fill: float, name: str) -> Any:
+    a = pack(a)
+    if _symbolic(a):
+        raise UnsupportedOperation(
+            f"numpy.{name} on the symbolic backend: which entries are NaN depends on the values, and "
+            "the symbolic backend traces without them; use backend='forward' or 'reverse'")
+    mask = np.isnan(np.asarray(concrete(a)))
+    return bind(P.where, mask, fill, a) if mask.any() else a
+
+
+@_register(np.nansum)
+def _nansum(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    return _sum(_nan_filled(a, 0.0, "nansum"), axis=axis, out=out, keepdims=keepdims)
+
+
+@_register(np.nanmean)
+def _nanmean(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    filled = _nan_filled(a, 0.0, "nanmean")
+    count = np.sum(~np.isnan(np.asarray(concrete(pack(a)))), axis=axis, keepdims=keepdims)
+    return _sum(filled, axis=axis, out=out, keepdims=keepdims) / count
+
+
+@_register(np.nanmax)
+def _nanmax(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    return _max(_nan_filled(a, -np.inf, "nanmax"), axis=axis, out=out, keepdims=keepdims)
+
+
+@_register(np.nanmin)
+def _nanmin(a: Any, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    return _min(_nan_filled(a, np.inf, "nanmin"), axis=axis, out=out, keepdims=keepdims)
+
+
+@_register(np.interp)
+def _interp(x: Any, xp: Any, fp: Any, left: Any = None, right: Any = None, period: Any = None) -> Any:
+    if period is not None:
+        raise UnsupportedOperation("numpy.interp(period=...) of traced values")
+    x, xp, fp = pack(x), pack(xp), pack(fp)
+    if any(_symbolic(v) for v in (x, xp)):
+        raise UnsupportedOperation(
+            "numpy.interp on the symbolic backend: the segment a point falls in depends on the values, "
+            "and the symbolic backend traces without them; use backend='forward' or 'reverse'")
+    cxp = np.asarray(np.real(concrete(xp)), dtype=float)  # real parts: the numeric backend may step in i
+    if cxp.ndim != 1 or _nd(fp) != 1 or cxp.size != _shape_of(fp)[0]:
+        raise InvalidArgument("numpy.interp: xp and fp must be 1-D sequences of the same length")
+    cx = np.asarray(np.real(concrete(x)), dtype=float)
+    n = cxp.size
+    if n == 1:
+        return np.zeros_like(cx) + fp[0] if not isinstance(x, Value) else x * 0.0 + getitem(fp, (0,))
+    # the segment [xp[i], xp[i + 1]] of each point; a point on a knot takes the segment to its right
+    i = np.clip(np.searchsorted(cxp, cx, side="right") - 1, 0, n - 2)
+    x0, x1 = getitem(xp, (i,)), getitem(xp, (i + 1,))
+    f0, f1 = getitem(fp, (i,)), getitem(fp, (i + 1,))
+    y = (f1 - f0) / (x1 - x0) * (x - x0) + f0
+    first, last = getitem(fp, (0,)), getitem(fp, (n - 1,))
+    y = _where(cx >= cxp[-1], last if right is None else right, y)
+    return _where(cx < cxp[0], first if left is None else left, y)
+
+
+def _refuse_symbolic_order(a: Any, name: str) -> None:
+    if _symbolic(a):
+        raise UnsupportedOperation(
+            f"numpy.{name} on the symbolic backend: the order depends on the values, and the "
+            "symbolic backend traces without them; use backend='forward' or 'reverse'")
+
+
+@_register(np.median)
+def _median(a: Any, axis: Any = None, out: Any = None, overwrite_input: bool = False,
+            keepdims: bool = False) -> Any:
+    _no_out(out, "median")
+    a = pack(a)
+    if axis is None:
+        flat = _ravel(a)
+        m = _median(flat, axis=0)
+        return _reshape(m, (1,) * _nd(a)) if keepdims else m
+    if not isinstance(axis, (int, np.integer)):
+        raise UnsupportedOperation("numpy.median of traced values: axis None or one integer")
+    ax = int(axis) % _nd(a)
+    s = _sort(a, axis=ax)
+    n = _shape_of(a)[ax]
+    lead = (slice(None),) * ax
+    if n % 2:
+        m = getitem(s, lead + (n // 2,))
+    else:
+        m = (getitem(s, lead + (n // 2 - 1,)) + getitem(s, lead + (n // 2,))) * 0.5
+    return _expand_dims(m, ax) if keepdims else m
+
+
+@_register(np.partition)
+def _partition(a: Any, kth: Any, axis: Any = -1, kind: str = "introselect", order: Any = None) -> Any:
+    a = pack(a)
+    _refuse_symbolic_order(a, "partition")
+    if axis is None:
+        a, axis = _ravel(a), -1
+    order_ = np.argpartition(concrete(a), kth, axis=axis)
+    return _take_along_axis(a, order_, axis)
+
+
+# ---------------------------------------------------------------------------
+# Discrete Fourier transforms (numpy.fft)
+# ---------------------------------------------------------------------------
+
+
+def _resized(a: Any, n: Any, axis: int) -> Any:
+    """``a`` cropped or zero-padded to length ``n`` along ``axis``, as numpy.fft does."""
+    if n is None:
+        return a
+    size = _shape_of(a)[axis]
+    n = int(n)
+    if n < 1:
+        raise InvalidArgument(f"Invalid number of FFT data points ({n}) specified.")
+    if n < size:
+        return getitem(a, (slice(None),) * (axis % _nd(a)) + (slice(0, n),))
+    if n > size:
+        widths = [(0, 0)] * _nd(a)
+        widths[axis % _nd(a)] = (0, n - size)
+        return _pad(a, widths)
+    return a
+
+
+def _fft_axes(a: Any, s: Any, axes: Any) -> tuple[Any, tuple[int, ...]]:
+    nd = _nd(a)
+    if axes is None:
+        axes = tuple(range(nd)) if s is None else tuple(range(nd - len(s), nd))
+    axes = tuple(int(x) % nd - nd for x in axes)
+    if s is not None:
+        for n, ax in zip(s, axes):
+            a = _resized(a, n, ax)
+    return a, axes
+
+
+def _fftn_handler(inverse: bool, default_axes: Any) -> Callable[..., Any]:
+    def handler(a: Any, s: Any = None, axes: Any = default_axes, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out, "fft")
+        a, axes = _fft_axes(pack(a), s, axes)
+        return bind(P.fftn, a, axes=axes, norm=norm, inverse=inverse)
+
+    return handler
+
+
+def _fft1_handler(inverse: bool) -> Callable[..., Any]:
+    def handler(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out, "fft")
+        return _fftn_handler(inverse, None)(a, None if n is None else (n,), (axis,), norm)
+
+    return handler
+
+
+register_function(np.fft.fft, _fft1_handler(False))
+register_function(np.fft.ifft, _fft1_handler(True))
+register_function(np.fft.fft2, _fftn_handler(False, (-2, -1)))
+register_function(np.fft.ifft2, _fftn_handler(True, (-2, -1)))
+register_function(np.fft.fftn, _fftn_handler(False, None))
+register_function(np.fft.ifftn, _fftn_handler(True, None))
+
+
+@_register(np.fft.rfft)
+def _rfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out, "rfft")
+    a = _resized(pack(a), n, axis)
+    if is_complex(a):
+        raise UnsupportedOperation("numpy.fft.rfft of a complex traced value: NumPy drops the imaginary "
+                                   "part; pass np.real(a)")
+    return _moveaxis(bind(P.rfft, _moveaxis(a, axis, -1), norm=norm), -1, axis)
+
+
+@_register(np.fft.irfft)
+def _irfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    _no_out(out, "irfft")
+    a = pack(a)
+    n = 2 * (_shape_of(a)[axis] - 1) if n is None else int(n)
+    a = _resized(a, n // 2 + 1, axis)
+    return _moveaxis(bind(P.irfft, _moveaxis(a, axis, -1), n=n, norm=norm), -1, axis)
+
+
+def _rfftn_handler(default_axes: Any) -> Callable[..., Any]:
+    def handler(a: Any, s: Any = None, axes: Any = default_axes, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out, "rfftn")
+        a, axes = _fft_axes(pack(a), s, axes)
+        y = _rfft(a, None, axes[-1], norm)  # the real transform along the last axis, then the others
+        return bind(P.fftn, y, axes=axes[:-1], norm=norm, inverse=False) if len(axes) > 1 else y
+
+    return handler
+
+
+def _irfftn_handler(default_axes: Any) -> Callable[..., Any]:
+    def handler(a: Any, s: Any = None, axes: Any = default_axes, norm: Any = None, out: Any = None) -> Any:
+        _no_out(out, "irfftn")
+        a = pack(a)
+        nd = _nd(a)
+        if axes is None:
+            axes = tuple(range(nd)) if s is None else tuple(range(nd - len(s), nd))
+        axes = tuple(int(x) % nd - nd for x in axes)
+        if s is not None:
+            for n, ax in zip(s[:-1], axes[:-1]):
+                a = _resized(a, n, ax)
+        if len(axes) > 1:
+            a = bind(P.fftn, a, axes=axes[:-1], norm=norm, inverse=True)
+        return _irfft(a, None if s is None else s[-1], axes[-1], norm)
+
+    return handler
+
+
+register_function(np.fft.rfft2, _rfftn_handler((-2, -1)))
+register_function(np.fft.rfftn, _rfftn_handler(None))
+register_function(np.fft.irfft2, _irfftn_handler((-2, -1)))
+register_function(np.fft.irfftn, _irfftn_handler(None))
+
+
+def _shift_handler(sign: int) -> Callable[..., Any]:
+    def handler(x: Any, axes: Any = None) -> Any:
+        x = pack(x)
+        axes = tuple(range(_nd(x))) if axes is None else tuple(np.atleast_1d(axes))
+        shifts = [sign * (_shape_of(x)[int(ax)] // 2) for ax in axes]
+        return _roll(x, shifts, axes)
+
+    return handler
+
+
+register_function(np.fft.fftshift, _shift_handler(1))
+register_function(np.fft.ifftshift, _shift_handler(-1))
+
+
+@_register(np.dstack)
+def _dstack(tup: Any) -> Any:
+    return _concatenate([_atleast_3d(x) for x in _arrays(tup)], axis=2)
+
+
+@_register(np.rollaxis)
+def _rollaxis(a: Any, axis: int, start: int = 0) -> Any:
+    nd = _nd(pack(a))
+    axis, start = int(axis) % nd, int(start) + nd if int(start) < 0 else int(start)
+    if axis < start:
+        start -= 1
+    return _moveaxis(a, axis, start) if axis != start else pack(a)
+
+
+@_register(np.meshgrid)
+def _meshgrid(*xi: Any, copy: bool = True, sparse: bool = False, indexing: str = "xy") -> Any:
+    xs = [pack(x) for x in xi]
+    n = len(xs)
+    shapes = [_shape_of(x)[0] if _nd(x) else 1 for x in xs]
+    out = []
+    for k, x in enumerate(xs):
+        shape = [1] * n
+        shape[k] = shapes[k]
+        if indexing == "xy" and n > 1:
+            shape[0], shape[1] = shape[1], shape[0]
+        out.append(_reshape(x, tuple(shape)))
+    if not sparse:
+        full = np.broadcast_shapes(*[_shape_of(o) for o in out])
+        out = [_broadcast_to(o, full) for o in out]
+    return tuple(out)
+
+
+@_register(np.vander)
+def _vander(x: Any, N: Any = None, increasing: bool = False) -> Any:
+    x = pack(x)
+    n = _shape_of(x)[0] if N is None else int(N)
+    powers = np.arange(n) if increasing else np.arange(n)[::-1]
+    col = _reshape(x, (-1, 1))
+    cols = [col ** int(p) if p else col * 0.0 + 1.0 for p in powers]
+    return _concatenate(cols, axis=1) if cols else _reshape(col, (-1, 0))
+
+
+def _trapezoid(y: Any, x: Any = None, dx: float = 1.0, axis: int = -1) -> Any:
+    y = pack(y)
+    ax = int(axis) % _nd(y)
+    lead = (slice(None),) * ax
+    upper, lower = getitem(y, lead + (slice(1, None),)), getitem(y, lead + (slice(None, -1),))
+    if x is None:
+        d = dx
+    else:
+        x = pack(x)
+        d = _diff(x, axis=-1 if _nd(x) == 1 else axis)
+        if _nd(x) == 1 and _nd(y) > 1:
+            d = _reshape(d, tuple(-1 if i == ax else 1 for i in range(_nd(y))))
+    return _sum(d * (upper + lower) * 0.5, axis=ax)
+
+
+for _name in ("trapezoid", "trapz"):
+    if hasattr(np, _name):
+        register_function(getattr(np, _name), _trapezoid)
+
+
+@_register(np.ediff1d)
+def _ediff1d(ary: Any, to_end: Any = None, to_begin: Any = None) -> Any:
+    d = _diff(_ravel(pack(ary)))
+    parts = ([_ravel(pack(to_begin))] if to_begin is not None else []) + [d] + (
+        [_ravel(pack(to_end))] if to_end is not None else [])
+    return _concatenate(parts, axis=0) if len(parts) > 1 else d
+
+
+@_register(np.logspace)
+def _logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,
+              dtype: Any = None, axis: int = 0) -> Any:
+    return np.power(base, _linspace(start, stop, num, endpoint, axis=axis))
+
+
+def _cumulative(prim_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def handler(x: Any, /, *, axis: Any = None, dtype: Any = None, out: Any = None,
+                include_initial: bool = False) -> Any:
+        _no_out(out, "cumulative")
+        x = pack(x)
+        if axis is None:
+            if _nd(x) > 1:
+                raise InvalidArgument("axis must be specified for multi-dimensional arrays")
+            axis = -1
+        r = prim_fn(x, axis=axis)
+        if include_initial:
+            shape = list(_shape_of(r))
+            shape[int(axis) % len(shape)] = 1
+            first = np.full(tuple(shape), 0.0 if prim_fn is _cumsum else 1.0)
+            r = _concatenate([first, r], axis=axis)
+        return r
+
+    return handler
+
+
+if hasattr(np, "cumulative_sum"):
+    register_function(np.cumulative_sum, _cumulative(_cumsum))
+    register_function(np.cumulative_prod, _cumulative(_cumprod))
+if hasattr(np, "matrix_transpose"):
+    register_function(np.matrix_transpose, lambda x: _swap_last(pack(x)))
+    register_function(np.linalg.matrix_transpose, lambda x: _swap_last(pack(x)))
+
+
+def _vecdot(x1: Any, x2: Any, axis: int = -1, **kw: Any) -> Any:
+    x1, x2 = pack(x1), pack(x2)
+    return _sum((_conjugate(x1) if is_complex(x1) else x1) * x2, axis=axis)
+
+
+if hasattr(np, "vecdot"):
+    if isinstance(np.vecdot, np.ufunc):  # a generalized ufunc in NumPy 2
+        register_ufunc(np.vecdot, _vecdot)
+    else:
+        register_function(np.vecdot, _vecdot)
+    register_function(np.linalg.vecdot, lambda x1, x2, /, *, axis=-1: _vecdot(x1, x2, axis))
+if hasattr(np.linalg, "outer"):
+    register_function(np.linalg.outer, lambda x1, x2: _outer(x1, x2))
+if hasattr(np.linalg, "matmul"):
+    register_function(np.linalg.matmul, lambda x1, x2: bind(P.matmul, pack(x1), pack(x2)))
+if hasattr(np.linalg, "trace"):
+    register_function(np.linalg.trace, lambda x, offset=0, dtype=None: _trace(x, offset, -2, -1))
+    register_function(np.linalg.diagonal, lambda x, offset=0: _diagonal(x, offset, -2, -1))
+if hasattr(np.linalg, "vector_norm"):
+    register_function(np.linalg.vector_norm, lambda x, axis=None, keepdims=False, ord=2: _vector_norm(
+        x, axis, keepdims, ord))
+    register_function(np.linalg.matrix_norm, lambda x, keepdims=False, ord="fro": _norm(
+        x, ord, (-2, -1), keepdims))
+
+
+def _vector_norm(x: Any, axis: Any, keepdims: bool, ord: Any) -> Any:
+    x = pack(x)
+    if axis is None:
+        r = _norm(_ravel(x), ord)
+        return _reshape(r, (1,) * _nd(x)) if keepdims else r
+    if isinstance(axis, tuple) and len(axis) > 1:
+        moved = _moveaxis(x, axis, tuple(range(-len(axis), 0)))
+        shape = _shape_of(moved)
+        x, axis = _reshape(moved, shape[:-len(axis)] + (-1,)), -1
+        if keepdims:
+            raise UnsupportedOperation("numpy.linalg.vector_norm over several axes with keepdims=True")
+    return _norm(x, ord, axis, keepdims)
 
 
 # ---------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .core.lazy import lazy_sympy, sympy
-from .core.primitive import OUT, PRIMITIVES, P, Primitive, Rule, define, vjp_from_partial
+from .core.primitive import OUT, PRIMITIVES, P, Primitive, Rule, define, jvp_from_partial, vjp_from_partial
 from .core.values import bind, concrete, is_complex, register_array_methods
 from .errors import SizeLimitError
 
@@ -425,6 +425,52 @@ define("where", np.where, sympy=_where_sympy, nargs=3, elementwise=True,
        nondiff_args=frozenset({0}), complex_safe=True,
        kink="the derivative of the selected branch, as a SymPy Piecewise",
        domain=((-INF, INF),) * 3, saves=((), (0,), (0,)))
+
+def _jump_gap(exclude_zero: bool) -> Callable[..., Any]:
+    """The sup-norm distance from (x, y) to the jumps of x mod y, the lines x = n y (and
+    y = 0, where they accumulate): min over n of |x - n y| / (1 + |n|). The nearest
+    lines have n next to x / y; ``exclude_zero`` leaves out n = 0 (fmod is continuous
+    through x = 0)."""
+
+    def gap(x: Any, y: Any) -> Any:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.floor(np.where(y == 0, 0.0, x / np.where(y == 0, 1.0, y)))
+        best = np.abs(y)
+        for n in (q - 1.0, q, q + 1.0, q + 2.0, np.ones_like(q), -np.ones_like(q)):
+            d = np.abs(x - n * y) / (1.0 + np.abs(n))
+            if exclude_zero:
+                d = np.where(n == 0, np.inf, d)
+            best = np.minimum(best, d)
+        return best
+
+    return gap
+
+
+def _mod_dy(out: Any, x: Any, y: Any) -> Any:
+    return -np.floor_divide(x, y)  # NumPy's remainder is x - y * floor_divide(x, y)
+
+
+def _fmod_dy(out: Any, x: Any, y: Any) -> Any:
+    return -np.trunc(x / y)
+
+
+_MOD_KINK = ("jumps where x / y is an integer: there the rules give d/dx = 1 and d/dy = -n "
+             "with n the quotient NumPy's own result uses (the value is the right-hand one, 0)")
+define("remainder", np.remainder, sympy=lazy_sympy("Mod"),
+       partials=(lambda out, x, y: 1.0, _mod_dy),
+       jvp=(lambda t, out, x, y: t, jvp_from_partial(_mod_dy)),
+       vjp=(lambda ct, out, x, y: ct, vjp_from_partial(_mod_dy)),
+       domain=((-INF, INF), (-INF, INF)), complex_safe=False, aliases=("mod",), saves=((), (0, 1)),
+       kink=_MOD_KINK, kink_gap=_jump_gap(False),
+       doc="x mod y with the sign of y (Python's %); d/dx = 1, d/dy = -floor(x / y)")
+define("fmod", np.fmod, sympy=lambda x, y: sympy.sign(x) * sympy.Mod(sympy.Abs(x), sympy.Abs(y)),
+       partials=(lambda out, x, y: 1.0, _fmod_dy),
+       jvp=(lambda t, out, x, y: t, jvp_from_partial(_fmod_dy)),
+       vjp=(lambda ct, out, x, y: ct, vjp_from_partial(_fmod_dy)),
+       domain=((-INF, INF), (-INF, INF)), complex_safe=False, saves=((), (0, 1)),
+       kink=_MOD_KINK.replace("an integer", "a nonzero integer"), kink_gap=_jump_gap(True),
+       doc="C's fmod, the sign of x; d/dx = 1, d/dy = -trunc(x / y)")
 
 # Piecewise-constant and logical operations: their results are plain arrays.
 # name: SymPy counterpart. On the symbolic backend comparisons become
@@ -1125,6 +1171,344 @@ define("eigh_packed", _eigh_np, jvp=(_eigh_jvp,), vjp=(_eigh_vjp,), complex_safe
            "numpy.linalg.eigh splits the result", saves=((OUT, 0),),
        structure="eigh takes A as symmetric: the rules give the symmetric gradient (G + G^T)/2, "
                  "NumPy reads only A's lower triangle")
+
+# --------------------------------------------------------------------------
+# SVD, pseudo-inverse, QR (docs/numpy-coverage.md)
+# --------------------------------------------------------------------------
+
+
+def _refuse_degenerate(s: Any, what: str) -> None:
+    """Refuse, on concrete singular values, where the factors have no derivative."""
+    s = concrete(s)
+    if type(s) is not np.ndarray or s.dtype.kind != "f" or s.shape[-1] == 0:
+        return
+    from .errors import UnsupportedOperation
+
+    top = np.max(s, axis=-1, keepdims=True)
+    tol = 8 * np.finfo(s.dtype).eps * np.where(top > 0, top, 1.0)
+    gaps = np.where(np.eye(s.shape[-1], dtype=bool), np.inf, np.abs(s[..., :, None] - s[..., None, :]))
+    if np.any(gaps <= tol[..., None]):
+        raise UnsupportedOperation(
+            f"{what}: the singular vectors are not differentiable at repeated singular values "
+            "(any rotation within their subspace is a valid factor); the singular values alone are "
+            "(np.linalg.svd(a, compute_uv=False), np.linalg.norm(a, 2 or 'nuc'))")
+    if np.any(s <= tol):
+        raise UnsupportedOperation(
+            f"{what}: the singular vectors are not differentiable at a zero singular value (a "
+            "rank-deficient matrix); the singular values alone are")
+
+
+def _svd_np(a: Any) -> Any:
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    # one array: row i holds U[:, i], s_i, Vt[i, :]
+    return np.concatenate([swap_last_axes(u), s[..., :, None], vt], axis=-1)
+
+
+def _svd_parts(out: Any, a: Any) -> tuple[Any, Any, Any]:
+    m = np.shape(a)[-2]
+    u = swap_last_axes(out[..., :, :m])
+    return u, out[..., :, m], out[..., :, m + 1:]
+
+
+def _svd_f(s: Any) -> Any:
+    # F_ij = 1 / (s_j**2 - s_i**2) off the diagonal, 0 on it
+    s2 = s * s
+    d = s2[..., None, :] - s2[..., :, None]
+    k = np.shape(s)[-1]
+    eye = _const(np.eye(k), s)
+    return (1.0 - eye) / (d + eye)
+
+
+def _svd_jvp(t: Any, out: Any, a: Any) -> Any:
+    u, s, vt = _svd_parts(out, a)
+    _refuse_degenerate(s, "np.linalg.svd")
+    v = swap_last_axes(vt)
+    m, n = np.shape(a)[-2:]
+    k = np.shape(s)[-1]
+    eye = _const(np.eye(k), a)
+    dav = np.matmul(t, v)                                   # dA V
+    dp = np.matmul(swap_last_axes(u), dav)                  # U^T dA V
+    ds = np.sum(dp * eye, axis=-1)
+    sr = s[..., None, :]                                    # scales columns: X S
+    sl = s[..., :, None]                                    # scales rows: S X
+    f = _svd_f(s)
+    dpt = swap_last_axes(dp)
+    inv_s = 1.0 / sr
+    du = np.matmul(u, f * (dp * sr + sl * dpt))
+    dv = np.matmul(v, f * (sl * dp + dpt * sr))
+    if m > k:
+        du = du + (dav - np.matmul(u, dp)) * inv_s          # (I - U U^T) dA V S^-1
+    if n > k:
+        datu = np.matmul(swap_last_axes(t), u)              # dA^T U
+        dv = dv + (datu - np.matmul(v, dpt)) * inv_s        # (I - V V^T) dA^T U S^-1
+    return np.concatenate([swap_last_axes(du), ds[..., :, None], swap_last_axes(dv)], axis=-1)
+
+
+def _svd_vjp(ct: Any, out: Any, a: Any) -> Any:
+    u, s, vt = _svd_parts(out, a)
+    _refuse_degenerate(s, "np.linalg.svd")
+    m, n = np.shape(a)[-2:]
+    k = np.shape(s)[-1]
+    ubar = swap_last_axes(ct[..., :, :m])
+    sbar = ct[..., :, m]
+    vbar = swap_last_axes(ct[..., :, m + 1:])
+    v = swap_last_axes(vt)
+    ut, eye = swap_last_axes(u), _const(np.eye(k), a)
+    f = _svd_f(s)
+    utub = np.matmul(ut, ubar)
+    vtvb = np.matmul(vt, vbar)
+    sr, sl = s[..., None, :], s[..., :, None]
+    inner = ((f * (utub - swap_last_axes(utub))) * sr + sbar[..., None, :] * eye
+             + sl * (f * (vtvb - swap_last_axes(vtvb))))
+    g = np.matmul(u, np.matmul(inner, vt))
+    if m > k:  # (I - U U^T) Ubar S^-1 V^T
+        g = g + np.matmul((ubar - np.matmul(u, utub)) / sr, vt)
+    if n > k:  # U S^-1 Vbar^T (I - V V^T)
+        g = g + np.matmul(u, swap_last_axes((vbar - np.matmul(v, vtvb)) / sr))
+    return g
+
+
+define("svd_packed", _svd_np, jvp=(_svd_jvp,), vjp=(_svd_vjp,), complex_safe=False,
+       kink="repeated or zero singular values: U and V are not differentiable; the rules refuse "
+            "(UnsupportedOperation)",
+       doc="the reduced SVD of a (stack of) matrices, row i holding U[:, i], s_i and Vt[i, :]; "
+           "numpy.linalg.svd splits the result", saves=((OUT, 0),))
+
+
+def _svdvals_jvp(t: Any, out: Any, a: Any) -> Any:
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    return np.sum(u * np.matmul(t, swap_last_axes(vt)), axis=-2)    # ds_i = u_i^T dA v_i
+
+
+def _svdvals_vjp(ct: Any, out: Any, a: Any) -> Any:
+    u, _, vt = np.linalg.svd(a, full_matrices=False)
+    return np.matmul(u * ct[..., None, :], vt)                       # U diag(sbar) V^T
+
+
+define("svd_values", lambda a: np.linalg.svd(a, compute_uv=False), jvp=(_svdvals_jvp,), vjp=(_svdvals_vjp,),
+       complex_safe=False,
+       kink="at repeated singular values the rules take NumPy's singular vectors: a one-sided "
+            "derivative of the sorted values (their sum stays exact)",
+       doc="the singular values, descending (numpy.linalg.svd(a, compute_uv=False))", saves=((0,),))
+
+
+def _pinv_jvp(t: Any, out: Any, a: Any) -> Any:
+    # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+  (Golub and Pereyra)
+    p, pt, tt = out, swap_last_axes(out), swap_last_axes(t)
+    m, n = np.shape(a)[-2:]
+    q = _const(np.eye(m), a) - np.matmul(a, p)
+    r = _const(np.eye(n), a) - np.matmul(p, a)
+    return (-np.matmul(p, np.matmul(t, p)) + np.matmul(np.matmul(p, pt), np.matmul(tt, q))
+            + np.matmul(r, np.matmul(tt, np.matmul(pt, p))))
+
+
+def _pinv_vjp(ct: Any, out: Any, a: Any) -> Any:
+    p, pt, ctt = out, swap_last_axes(out), swap_last_axes(ct)
+    m, n = np.shape(a)[-2:]
+    q = _const(np.eye(m), a) - np.matmul(a, p)
+    r = _const(np.eye(n), a) - np.matmul(p, a)
+    return (-np.matmul(pt, np.matmul(ct, pt)) + np.matmul(q, np.matmul(ctt, np.matmul(p, pt)))
+            + np.matmul(np.matmul(pt, p), np.matmul(ctt, r)))
+
+
+define("pinv", lambda a: np.linalg.pinv(a), sympy=_sym_matrix_map(lambda m: m.pinv()),
+       jvp=(_pinv_jvp,), vjp=(_pinv_vjp,), complex_safe=False,
+       kink="where the rank changes (a singular value crosses NumPy's cutoff) the pseudo-inverse "
+            "jumps; the rules hold the rank fixed",
+       doc="the Moore-Penrose pseudo-inverse, NumPy's default cutoff", saves=((OUT, 0),))
+
+
+def _copyltu(x: Any) -> Any:
+    """The symmetric matrix with x's lower triangle."""
+    n = np.shape(x)[-1]
+    low = x * _const(np.tril(np.ones((n, n)), -1), x)
+    return low + swap_last_axes(low) + x * _const(np.eye(n), x)
+
+
+def _qr_np(a: Any) -> Any:
+    q, r = np.linalg.qr(a)
+    return np.concatenate([q, r], axis=-2)  # rows 0..m-1: Q (m x n); rows m..m+n-1: R (n x n)
+
+
+def _qr_jvp(t: Any, out: Any, a: Any) -> Any:
+    m, n = np.shape(a)[-2:]
+    q, r = out[..., :m, :], out[..., m:, :]
+    rinv = np.linalg.inv(r)
+    c = np.matmul(swap_last_axes(q), np.matmul(t, rinv))     # Q^T dA R^-1
+    low = c * _const(np.tril(np.ones((n, n)), -1), a)
+    omega = low - swap_last_axes(low)
+    dr = np.matmul(c - omega, r)
+    dq = np.matmul(q, omega)
+    if m > n:
+        dar = np.matmul(t, rinv)
+        dq = dq + dar - np.matmul(q, np.matmul(swap_last_axes(q), dar))
+    return np.concatenate([dq, dr], axis=-2)
+
+
+def _qr_vjp(ct: Any, out: Any, a: Any) -> Any:
+    # Abar = (Qbar + Q copyltu(M)) R^-T with M = R Rbar^T - Qbar^T Q (m >= n)
+    m = np.shape(a)[-2]
+    q, r = out[..., :m, :], out[..., m:, :]
+    qbar, rbar = ct[..., :m, :], ct[..., m:, :]
+    mm = np.matmul(r, swap_last_axes(rbar)) - np.matmul(swap_last_axes(qbar), q)
+    b = qbar + np.matmul(q, _copyltu(mm))
+    return swap_last_axes(np.linalg.solve(r, swap_last_axes(b)))
+
+
+define("qr_packed", _qr_np, jvp=(_qr_jvp,), vjp=(_qr_vjp,), complex_safe=False,
+       doc="the reduced QR of a (stack of) m x n matrices, m >= n, full column rank: Q on rows "
+           "0..m-1, R below; numpy.linalg.qr splits the result", saves=((OUT, 0),))
+
+
+def _eig_vectors(a: Any) -> tuple[Any, Any]:
+    """NumPy's eigenvectors of a plain matrix and their inverse, for the eigvals rules."""
+    from .errors import UnsupportedOperation
+
+    a = concrete(a)
+    if type(a) is not np.ndarray or a.dtype.kind not in "fc":
+        raise UnsupportedOperation("np.linalg.eigvals: derivatives of first order only (the rules take "
+                                   "NumPy's eigenvectors of a plain matrix)")
+    w, v = np.linalg.eig(a)
+    d = np.abs(w[..., :, None] - w[..., None, :])
+    scale = np.max(np.abs(w), axis=-1, keepdims=True)[..., None]
+    if np.any(np.where(np.eye(w.shape[-1], dtype=bool), np.inf, d) <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
+        raise UnsupportedOperation("np.linalg.eigvals: repeated eigenvalues are not differentiable one by one")
+    return v, np.linalg.inv(v)
+
+
+def _eigvals_jvp(t: Any, out: Any, a: Any) -> Any:
+    v, vinv = _eig_vectors(a)
+    return np.sum(vinv * swap_last_axes(np.matmul(t, v)), axis=-1)      # diag(V^-1 dA V)
+
+
+def _eigvals_vjp(ct: Any, out: Any, a: Any) -> Any:
+    v, vinv = _eig_vectors(a)
+    return np.matmul(swap_last_axes(vinv) * ct[..., None, :], swap_last_axes(v))   # V^-T diag(ct) V^T
+
+
+define("eigvals", np.linalg.eigvals, jvp=(_eigvals_jvp,), vjp=(_eigvals_vjp,), complex_safe=False,
+       kink="repeated eigenvalues: not differentiable one by one; the rules refuse (UnsupportedOperation)",
+       doc="the eigenvalues of a general square matrix (real or complex, NumPy's order); first "
+           "derivatives only", saves=((0,),))
+
+
+# --------------------------------------------------------------------------
+# Discrete Fourier transforms (linear: the JVP is the transform of the tangent)
+#
+# DFT matrices are symmetric, so under the table's pairing Re(sum(a * b)) (no
+# conjugation) the transpose of a complex-to-complex transform is the same
+# transform with the same normalisation. rfft and irfft map between real and
+# complex values: their transposes are written out below.
+# --------------------------------------------------------------------------
+
+
+def _fft_scale(n: int, norm: str | None, inverse: bool) -> Any:
+    """The factor NumPy applies to the plain sum of a transform of length n."""
+    norm = norm or "backward"
+    if norm == "ortho":
+        return 1 / sympy.sqrt(n)
+    return sympy.Rational(1, n) if (norm == "backward") == inverse else sympy.Integer(1)
+
+
+def _sym_dft(x: Any, axis: int, n: int, inverse: bool, norm: str | None, rows: int | None = None) -> Any:
+    """A DFT along ``axis`` of an object array, by its matrix of exact roots of unity."""
+    sign = 1 if inverse else -1
+    m = n if rows is None else rows
+    w = np.array([[sympy.exp(sign * 2 * sympy.pi * sympy.I * j * k / n) * _fft_scale(n, norm, inverse)
+                   for k in range(m)] for j in range(n)], dtype=object)   # x_j -> y_k
+    moved = np.moveaxis(np.asarray(x, dtype=object), axis, -1)
+    return np.moveaxis(moved @ w, -1, axis)
+
+
+def _fftn_sympy(x: Any, axes: tuple[int, ...], norm: str | None, inverse: bool) -> Any:
+    for ax in axes:
+        x = _sym_dft(x, ax, np.shape(x)[ax], inverse, norm)
+    return x
+
+
+def _fftn_np(x: Any, axes: tuple[int, ...], norm: str | None, inverse: bool) -> Any:
+    return (np.fft.ifftn if inverse else np.fft.fftn)(x, axes=axes, norm=norm)
+
+
+def _is_object(v: Any) -> bool:
+    """A SymPy value or object array (the symbolic backend runs rules on them): NumPy's FFT
+    takes neither, the DFT matrices do."""
+    return isinstance(v, sympy.Basic) or (type(v) is np.ndarray and v.dtype == object)
+
+
+def _fftn_any(t: Any, axes: tuple[int, ...], norm: str | None, inverse: bool) -> Any:
+    if _is_object(t):
+        return _fftn_sympy(t, axes, norm, inverse)
+    return (np.fft.ifftn if inverse else np.fft.fftn)(t, axes=axes, norm=norm)
+
+
+def _fftn_rule(t: Any, out: Any, x: Any, axes: tuple[int, ...], norm: str | None, inverse: bool) -> Any:
+    return _fftn_any(t, axes, norm, inverse)
+
+
+define("fftn", _fftn_np, sympy=_fftn_sympy, jvp=(_fftn_rule,), vjp=(_fftn_rule,),
+       complex_safe=False, saves=((),), linearity="linear",
+       doc="fft/ifft/fft2/ifft2/fftn/ifftn over negative axes, the transform's length the axis's "
+           "(the handler pads or crops for n=/s=); the VJP is the same transform")
+
+
+def _rfft_np(x: Any, norm: str | None) -> Any:
+    return np.fft.rfft(x, axis=-1, norm=norm)
+
+
+def _rfft_vjp(ct: Any, out: Any, x: Any, norm: str | None) -> Any:
+    # y_k = sum_j x_j w^(jk), k < m: xbar_j = Re(sum_k ct_k w^(jk)), the fft of ct padded to n
+    n, m = np.shape(x)[-1], np.shape(out)[-1]
+    full = np.concatenate([ct, np.zeros(np.shape(ct)[:-1] + (n - m,))], axis=-1)
+    return _re(_fftn_any(full, (-1,), norm, False))
+
+
+def _rfft_sympy(x: Any, norm: str | None) -> Any:
+    return _sym_dft(x, -1, np.shape(x)[-1], False, norm, np.shape(x)[-1] // 2 + 1)
+
+
+define("rfft", _rfft_np, sympy=_rfft_sympy,
+       jvp=(lambda t, out, x, norm: _rfft_sympy(t, norm) if _is_object(t) else np.fft.rfft(t, axis=-1, norm=norm),),
+       vjp=(_rfft_vjp,),
+       complex_safe=False, saves=((OUT, 0),), linearity="linear",
+       doc="the real-input transform along the last axis (the handler moves the axis, pads or crops)")
+
+
+def _irfft_weights(m: int, n: int) -> np.ndarray:
+    """How often each input entry counts in the Hermitian extension: 1 for X_0 (and X_n/2 for
+    an even n), 2 for the others."""
+    w = np.full(m, 2.0)
+    w[0] = 1.0
+    if n % 2 == 0 and m > n // 2:
+        w[n // 2] = 1.0
+    return w
+
+
+def _irfft_vjp(ct: Any, out: Any, x: Any, n: int, norm: str | None) -> Any:
+    # x_j = Re(sum_k w_k X_k e^(2 pi i jk/n)) * scale: Xbar_k = w_k * ifft(ct)_k
+    m = np.shape(x)[-1]
+    g = _fftn_any(ct, (-1,), norm, True)
+    g = g[..., :m] * _irfft_weights(m, n)
+    return g if is_complex(x) else _re(g)
+
+
+def _irfft_sympy(x: Any, n: int, norm: str | None) -> Any:
+    x = np.asarray(x, dtype=object)
+    m = x.shape[-1]
+    w = _irfft_weights(m, n)
+    terms = np.array([[sympy.exp(2 * sympy.pi * sympy.I * j * k / n) * int(w[k]) for j in range(n)]
+                      for k in range(m)], dtype=object) * _fft_scale(n, norm, True)
+    y = x @ terms
+    return np.frompyfunc(lambda v: sympy.re(sympy.expand(v)), 1, 1)(y)
+
+
+define("irfft", lambda x, n, norm: np.fft.irfft(x, n=n, axis=-1, norm=norm), sympy=_irfft_sympy,
+       jvp=(lambda t, out, x, n, norm: _irfft_sympy(t, n, norm) if _is_object(t)
+            else np.fft.irfft(t, n=n, axis=-1, norm=norm),), vjp=(_irfft_vjp,),
+       complex_safe=False, saves=((0,),), linearity="linear",
+       doc="the inverse of rfft along the last axis, n real outputs from n // 2 + 1 inputs "
+           "(the handler pads or crops); the imaginary parts of X_0 (and X_n/2) do not count")
+
 
 register_array_methods(
     [p.name for p in PRIMITIVES.values() if p.elementwise and p.nargs in (1, 2)

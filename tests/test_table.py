@@ -51,6 +51,14 @@ STRUCTURAL = {
     "cholesky": ((np.eye(3) * 2.0 + 0.1 * np.ones((3, 3)),), {}),
     "eigh_packed": ((np.diag([1.0, 2.0, 3.0]) + 0.1 * np.ones((3, 3)),), {}),
     "to_complex": ((RNG.normal(size=(2, 3)),), {}),
+    "svd_packed": ((RNG.normal(size=(4, 3)),), {}),
+    "svd_values": ((RNG.normal(size=(4, 3)),), {}),
+    "pinv": ((RNG.normal(size=(4, 3)),), {}),
+    "qr_packed": ((RNG.normal(size=(4, 3)),), {}),
+    "eigvals": ((np.diag([1.0, 2.0, 4.0]) + 0.1 * RNG.normal(size=(3, 3)),), {}),
+    "fftn": ((RNG.normal(size=(2, 4)) + 1j * RNG.normal(size=(2, 4)),), dict(axes=(-2, -1), norm=None, inverse=False)),
+    "rfft": ((RNG.normal(size=(2, 5)),), dict(norm="ortho")),
+    "irfft": ((RNG.normal(size=(2, 3)) + 1j * RNG.normal(size=(2, 3)),), dict(n=4, norm=None)),
 }
 
 

@@ -210,7 +210,8 @@ class SymbolicTrace:
 
     def apply(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         self.charge(prim, args)
-        complex_ = prim.name not in _REAL_VALUED and any(is_complex(a) for a in args)
+        complex_ = prim.name not in _REAL_VALUED and (prim.name in _COMPLEX_VALUED
+                                                      or any(is_complex(a) for a in args))
         vals = [a.primal if type(a) is Sym and a._trace is self else _exact(a) for a in args]
         for v in vals:
             if isinstance(v, Value):  # a value of an enclosing transformation
@@ -230,8 +231,10 @@ class SymbolicTrace:
         return fn.fun(*args)  # a custom rule is checked against the function itself
 
 
-_REAL_VALUED = frozenset({"real", "imag", "absolute", "angle"})
+_REAL_VALUED = frozenset({"real", "imag", "absolute", "angle", "irfft"})
 """Primitives whose value is real also for complex arguments."""
+_COMPLEX_VALUED = frozenset({"fftn", "rfft"})
+"""Primitives whose value is complex also for real arguments."""
 
 def _complex_nodes() -> tuple[Any, ...]:
     return (sympy.I, sympy.re, sympy.im, sympy.arg, sympy.conjugate)
