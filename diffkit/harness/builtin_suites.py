@@ -284,6 +284,28 @@ def _linalg() -> list[Case]:
     ]
 
 
+_PYTREE_PARAMS = {"W1": [0.3, -0.2, 0.5, 0.1, 0.4, -0.6], "b1": [0.05, -0.1, 0.2], "W2": [0.7, -0.4, 0.3],
+                  "b2": [0.1]}
+
+
+def _families() -> list[Case]:
+    """SVD, FFT and pytree arguments: the NumPy that real code writes."""
+    from .testfunctions import LINALG_A
+
+    a = LINALG_A.tolist()
+    return [
+        Case("svd_top", _tf("top_singular_value"), (a,), "grad",
+             note="largest singular value of a 3x3: gradient u1 v1^T", tags=("linalg", "svd")),
+        *expand("nuclear_norm", _tf("nuclear_norm"), (a,), ("grad", "hessian"),
+                note="sum of the singular values of a 3x3 (distinct): gradient U V^T", tags=("linalg", "svd")),
+        *expand("fft_power", _tf("weighted_power_spectrum"), ([0.3, -1.1, 0.8, 2.0, -0.5, 0.1, 1.2, -0.7],),
+                ("grad", "hessian"), note="sum(w |rfft(x)|^2): a real function through complex values",
+                tags=("fft",)),
+        *expand("dict_mlp", _tf("dict_mlp_loss"), (_PYTREE_PARAMS,), ("grad", "hessian"),
+                note="a 2-3-1 tanh network whose parameters are a dict (a pytree)", tags=("pytree", "nn")),
+    ]
+
+
 def _special() -> list[Case]:
     """Special functions and densities: present when SciPy (the ``scipy`` extra) is installed."""
     import importlib.util
@@ -310,9 +332,9 @@ def standard() -> list[Case]:
         >>> len({c.id for c in cases}) == len(cases)
         True
         >>> sorted({t for c in cases for t in c.tags} - {"special"})   # special: with SciPy
-        ['domain', 'elementary', 'kink', 'linalg', 'nn', 'optimisation']
+        ['domain', 'elementary', 'fft', 'kink', 'linalg', 'nn', 'optimisation', 'pytree', 'svd']
     """
-    return _elementary() + _optimisation() + _nn() + _kinks() + _domain() + _linalg() + _special()
+    return _elementary() + _optimisation() + _nn() + _kinks() + _domain() + _linalg() + _families() + _special()
 
 
 # ---------------------------------------------------------------------------

@@ -72,8 +72,9 @@ class Case:
         return resolve(self.f, name=self.id, allow_import=allow_import)
 
     def point(self) -> list[Any]:
-        return [np.asarray(a, dtype=float) if isinstance(a, (list, tuple, np.ndarray)) else float(a)
-                for a in self.args]
+        """The arguments as the function gets them: numbers, float arrays, and dicts of
+        those (pytrees: a table in a suite file)."""
+        return [_point_value(a) for a in self.args]
 
     def bound(self, F: Function) -> Case:
         """This case with ``at`` put in the order of ``F``'s variables (a no-op without ``at``)."""
@@ -102,7 +103,17 @@ class Case:
                 "origin": self.origin}
 
 
+def _point_value(a: Any) -> Any:
+    if isinstance(a, dict):
+        return {k: _point_value(v) for k, v in a.items()}
+    if isinstance(a, (list, tuple, np.ndarray)):
+        return np.asarray(a, dtype=float)
+    return float(a)
+
+
 def _plain(a: Any) -> Any:
+    if isinstance(a, dict):
+        return {k: _plain(v) for k, v in a.items()}
     return np.asarray(a).tolist() if isinstance(a, (np.ndarray, list, tuple)) else a
 
 

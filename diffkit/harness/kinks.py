@@ -46,11 +46,11 @@ class _Walk(ObservingTrace):
     def wrap(self, prim: Primitive, args: tuple[Any, ...], vals: list[Any], traced: list[bool],
              params: dict[str, Any], out: Any) -> Any:
         with np.errstate(all="ignore"):
-            size = np.abs(np.asarray(out, dtype=float))
+            size = np.abs(np.asarray(out)).astype(float)  # the modulus of complex intermediates
         ok = np.isfinite(size)
         finite = size[ok]
         self.magnitude = max(self.magnitude, float(finite.max(initial=0.0)))
-        if not ok.all() and all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in vals if _is_number(v)):
+        if not ok.all() and all(np.all(np.isfinite(np.abs(np.asarray(v)))) for v in vals if _is_number(v)):
             bad = "nan" if np.isnan(size).any() else "inf"
             where = "" if size.ndim == 0 else f" at {np.argwhere(~ok).tolist()[:3]}"
             self.nonfinite.append(f"numpy.{prim.name} gives {bad}{where} from finite arguments")

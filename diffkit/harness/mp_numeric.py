@@ -65,9 +65,19 @@ def _eigh_mp(a: Any) -> Any:
     return out
 
 
+def _svd_values_mp(a: Any) -> Any:
+    """``svd_values`` in mpmath: the singular values of a matrix, descending, as NumPy's."""
+    import mpmath
+
+    arr = np.asarray(a, dtype=object)
+    m = mpmath.matrix([[mpmath.mpf(v) for v in row] for row in arr])
+    s = mpmath.svd_r(m, compute_uv=False)
+    return np.array(sorted((sympy.Float(s[i], mpmath.mp.dps) for i in range(len(s))), reverse=True), dtype=object)
+
+
 # Primitives without a SymPy form, in mpmath. Eigenvectors are defined up to sign:
 # only functions invariant to it (eigenvalues, projectors) have a reference here.
-MPMATH_FORMS: dict[str, Callable[..., Any]] = {"eigh_packed": _eigh_mp}
+MPMATH_FORMS: dict[str, Callable[..., Any]] = {"eigh_packed": _eigh_mp, "svd_values": _svd_values_mp}
 
 
 class _MpValue(Observed):

@@ -575,3 +575,58 @@ def bessel_mix(x: Any) -> Any:
     import scipy.special as sc
 
     return sc.i0(x) * np.exp(-x) + sc.i1(x)
+
+
+# ---------------------------------------------------------------------------
+# SVD, FFT and pytrees
+# ---------------------------------------------------------------------------
+
+
+def top_singular_value(a: Any) -> Any:
+    """The largest singular value of a 3x3 matrix (row by row); its gradient is ``u1 v1^T``.
+
+    Example:
+        >>> round(float(top_singular_value(np.diag([3.0, 2.0, 1.0]).ravel())), 6)
+        3.0
+    """
+    return np.linalg.svd(np.reshape(a, (3, 3)), compute_uv=False)[0]
+
+
+def nuclear_norm(a: Any) -> Any:
+    """The nuclear norm (sum of singular values) of a 3x3 matrix; its gradient is ``U V^T``.
+
+    Example:
+        >>> round(float(nuclear_norm(np.diag([3.0, -2.0, 1.0]).ravel())), 6)
+        6.0
+    """
+    return np.linalg.norm(np.reshape(a, (3, 3)), ord="nuc")
+
+
+FFT_WEIGHTS = np.array([1.0, 0.5, 0.25, 0.125, 0.0625])
+"""Weights of the power spectrum's bins (rfft of 8 points has 5)."""
+
+
+def weighted_power_spectrum(x: Any) -> Any:
+    """``sum(w * |rfft(x)|**2)`` of 8 samples: a real function through complex intermediates.
+
+    Example:
+        >>> float(weighted_power_spectrum(np.ones(8)))        # all power in bin 0: 8**2
+        64.0
+    """
+    return np.sum(FFT_WEIGHTS * np.abs(np.fft.rfft(x)) ** 2)
+
+
+def dict_mlp_loss(params: Any) -> Any:
+    """A 2-3-1 tanh network's squared loss on four fixed samples, its parameters a dict
+    ``{"W1", "b1", "W2", "b2"}`` (a pytree, as JAX users write it).
+
+    Example:
+        >>> p = {"W1": np.zeros(6), "b1": np.zeros(3), "W2": np.zeros(3), "b2": np.zeros(1)}
+        >>> round(float(dict_mlp_loss(p)), 6)
+        1.045
+    """
+    X = np.array([[0.5, -1.0], [1.5, 0.2], [-0.3, 0.8], [1.0, 1.0]])
+    y = np.array([0.3, -0.8, 0.6, 1.0])
+    h = np.tanh(X @ np.reshape(params["W1"], (2, 3)) + params["b1"])
+    out = h @ params["W2"] + params["b2"][0]
+    return 0.5 * np.sum((out - y) ** 2)
