@@ -251,6 +251,7 @@ def test_failing_case_exits_1(tmp_path):
     assert "nan/inf" in result.output
 
 
+@pytest.mark.slow  # tests/test_faults.py's SIGKILL test is the default run's kill-and-resume
 def test_killed_suite_resumes_without_loss_or_duplicates(slowmod, tmp_path):
     path = tmp_path / "slow.toml"
     path.write_text("".join(f'[[case]]\nid = "c{i}"\nf = "slowmod:slow_square"\nargs = [{i + 1}.0]\n'
