@@ -21,7 +21,7 @@ import numpy as np
 
 from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, is_complex, pack,
                           register_foreign_ufuncs, register_function, register_index, register_reduce,
-                          register_setitem, register_ufunc, shape_of)
+                          register_setitem, register_ufunc, shape_of, ufunc_handler)
 from .errors import InvalidArgument, TracingError, UnsupportedOperation
 from .primitives import PRIMITIVES, P
 
@@ -31,14 +31,7 @@ from .primitives import PRIMITIVES, P
 
 
 def _ufunc_handler(prim: Any, name: str) -> Callable[..., Any]:
-    def handler(*args: Any, **kwargs: Any) -> Any:
-        kwargs.pop("dtype", None)
-        if kwargs:
-            raise UnsupportedOperation(
-                f"numpy.{name} with {', '.join(kwargs)}= is not supported on traced values")
-        return bind(prim, *args)
-
-    return handler
+    return ufunc_handler(prim, f"numpy.{name}")
 
 
 _OWN_HANDLER = frozenset({"conj"})

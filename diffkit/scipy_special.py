@@ -35,7 +35,7 @@ import scipy.special._ufuncs as _scipy_ufuncs
 
 from .core.lazy import lazy_sympy, sympy
 from .core.primitive import OUT, PRIMITIVES, Primitive, define
-from .core.values import Value, bind, register_ufunc
+from .core.values import Value, bind, register_ufunc, ufunc_handler
 from .errors import UnsupportedOperation
 
 __all__ = ["SCIPY_PRIMITIVES", "lookup", "polygamma", "supported", "zeta"]
@@ -83,14 +83,7 @@ def _entry(name: str, fn: Any, ufuncs: tuple[Any, ...], **fields: Any) -> Primit
 
 
 def _handler(prim: Primitive, name: str) -> Any:
-    def handler(*args: Any, **kwargs: Any) -> Any:
-        kwargs.pop("dtype", None)
-        if kwargs:
-            raise UnsupportedOperation(
-                f"scipy.special.{name} with {', '.join(kwargs)}= is not supported on traced values")
-        return bind(prim, *args)
-
-    return handler
+    return ufunc_handler(prim, f"scipy.special.{name}")
 
 
 # --------------------------------------------------------------------------

@@ -63,6 +63,19 @@ def register_ufunc(ufunc: Any, handler: Callable[..., Any], primitive: Primitive
         UFUNC_PRIMITIVES[ufunc] = primitive
 
 
+def ufunc_handler(prim: Primitive, qualname: str) -> Callable[..., Any]:
+    """The handler of a ufunc that is the table's ``prim``: positional arguments only
+    (``dtype=`` is ignored, as the result takes the arguments' precision); ``qualname``
+    (``numpy.sin``, ``scipy.special.erf``) names it in the error for other keywords."""
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("dtype", None)
+        if kwargs:
+            raise UnsupportedOperation(f"{qualname} with {', '.join(kwargs)}= is not supported on traced values")
+        return bind(prim, *args)
+
+    return handler
+
+
 def register_reduce(ufunc: Any, handler: Callable[..., Any]) -> None:
     """Route ``ufunc.reduce`` on traced values to ``handler``."""
     REDUCE_HANDLERS[ufunc] = handler
