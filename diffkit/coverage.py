@@ -57,6 +57,20 @@ def _callable_name(f: Any) -> str:
     return f"{module}.{name}"
 
 
+def versions() -> str:
+    """The NumPy (and SciPy) the page is generated with: what NumPy offers differs by version."""
+    import numpy as np
+
+    text = f"NumPy {np.__version__}"
+    try:
+        import scipy
+
+        text += f", SciPy {scipy.__version__}"
+    except ImportError:
+        pass
+    return text
+
+
 def coverage_markdown() -> str:
     """The coverage page as Markdown (deterministic: sorted, no timings)."""
     from . import numpy_api  # noqa: F401 - its registrations are what is listed
@@ -74,6 +88,7 @@ def coverage_markdown() -> str:
              "numeric backend may differentiate with a complex step (complex-analytic ones). Domains are",
              "the open intervals inside which the derivative exists (blank: the real line); at a kink the",
              "backends follow the convention given ([conventions](conventions.md)).", "",
+             f"Generated with {versions()}.", "",
              "## The primitive table", "",
              "| primitive | symbolic | complex step | differentiable | domain | at a kink | note |",
              "|---|---|---|---|---|---|---|"]
