@@ -72,7 +72,11 @@ def _check(case: Case) -> None:
     detail = "\n".join(f"  {r['backend']}: {r['verdict']} {r.get('message', '')}" for r in rec["rows"])
     assert rec["verdict"] == "ok", f"{case.id} ({case.note}): {rec.get('error', '')}\n{detail}"
     allowed = ("ok", "convention", "expected") if ("kink" in case.tags or case.expect) else ("ok",)
-    assert all(r["verdict"] in allowed for r in rec["rows"]), f"{case.id}:\n{detail}"
+    # the SVD has no SymPy form (SymPy's factors differ from NumPy's in sign and order): the
+    # symbolic row is 'unsupported' there, and the case is judged by the others
+    no_sympy = "svd" in case.tags
+    assert all(r["verdict"] in allowed or (no_sympy and r["backend"] == "symbolic" and r["verdict"] == "unsupported")
+               for r in rec["rows"]), f"{case.id}:\n{detail}"
 
 
 def _param(case: Case) -> Any:

@@ -296,10 +296,10 @@ def _families() -> list[Case]:
     return [
         Case("svd_top", _tf("top_singular_value"), (a,), "grad",
              note="largest singular value of a 3x3: gradient u1 v1^T", tags=("linalg", "svd")),
-        *expand("nuclear_norm", _tf("nuclear_norm"), (a,), ("grad", "hessian"),
+        *expand("nuclear_norm", _tf("nuclear_norm"), (a,), ("grad", "jvp"),
                 note="sum of the singular values of a 3x3 (distinct): gradient U V^T", tags=("linalg", "svd")),
         *expand("fft_power", _tf("weighted_power_spectrum"), ([0.3, -1.1, 0.8, 2.0, -0.5, 0.1, 1.2, -0.7],),
-                ("grad", "hessian"), note="sum(w |rfft(x)|^2): a real function through complex values",
+                ("grad", "jvp"), note="sum(w |rfft(x)|^2): a real function through complex values",
                 tags=("fft",)),
         *expand("dict_mlp", _tf("dict_mlp_loss"), (_PYTREE_PARAMS,), ("grad", "hessian"),
                 note="a 2-3-1 tanh network whose parameters are a dict (a pytree)", tags=("pytree", "nn")),
