@@ -262,6 +262,17 @@ def _trees(F: Function, fn: Callable[..., Any], args: Sequence[Any], nums: tuple
     return None
 
 
+def _flat_call(F: Function, fn: Callable[..., Any], args: Sequence[Any], nums: tuple[int, ...],
+               op: str) -> tuple[_Trees | None, Function, Callable[..., Any], Sequence[Any], tuple[int, ...], list[Any]]:
+    """The call as the backends take it: pytree arguments flattened to their leaves
+    (:func:`_trees`) and the differentiated arguments checked and canonicalised
+    (:func:`_prepare`). Returns ``(trees, F, fn, args, nums, primals)``."""
+    trees = _trees(F, fn, args, nums, op)
+    if trees is not None:
+        F, fn, args, nums = trees.F, trees.fn, trees.args, trees.nums
+    return trees, F, fn, args, nums, _prepare(args, nums, F, op)
+
+
 _UNSEEN = object()
 
 
@@ -528,12 +539,7 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holom
     def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
         nums, single = nums_of(len(args))
         try:
-            fn = _with_keywords(F, kwargs)
-            Fx = F
-            trees = _trees(F, fn, args, nums, "grad")
-            if trees is not None:
-                Fx, fn, args, nums = trees.F, trees.fn, trees.args, trees.nums
-            primals = _prepare(args, nums, Fx, "grad")
+            trees, Fx, fn, args, nums, primals = _flat_call(F, _with_keywords(F, kwargs), args, nums, "grad")
             cplx = complex_argnums(primals, nums)
             if holomorphic:
                 check_holomorphic("grad", primals, nums, cplx, Fx.variables)
@@ -651,12 +657,7 @@ def _array_operator(f: Any, argnums: Argnums, backend: Any, op: str,
     def operator_f(*args: Any, **kwargs: Any) -> Any:
         nums, single = nums_of(len(args))
         try:
-            fn = _with_keywords(F, kwargs)
-            Fx = F
-            trees = _trees(F, fn, args, nums, op)
-            if trees is not None:
-                Fx, fn, args, nums = trees.F, trees.fn, trees.args, trees.nums
-            primals = _prepare(args, nums, Fx, op)
+            trees, Fx, fn, args, nums, primals = _flat_call(F, _with_keywords(F, kwargs), args, nums, op)
             result = compute(be, Fx, fn, primals, nums)
         except (DiffkitError, TypeError, ValueError, AttributeError) as e:
             _reraise(e, F, op, be)
@@ -710,12 +711,9 @@ def jvp(f: Any, primals: Sequence[Any], tangents: Sequence[Any], *, holomorphic:
         raise ShapeError(f"jvp of {F.name}: {len(primals)} primals but {len(tangents)} tangents")
     nums = tuple(range(len(primals)))
     with _context(F, "jvp", be):
-        fn = F.fn
-        trees = _trees(F, fn, primals, nums, "jvp")
+        trees, F, fn, primals, nums, ps = _flat_call(F, F.fn, primals, nums, "jvp")
         if trees is not None:
             tangents = trees.flatten_like(tangents, "jvp", "tangent")
-            F, fn, primals, nums = trees.F, trees.fn, trees.args, trees.nums
-        ps = _prepare(primals, nums, F, "jvp")
         ts = []
         for i, (p, t) in enumerate(zip(ps, tangents)):
             t = _canon(t, F, i, "jvp")
@@ -761,12 +759,7 @@ def vjp(f: Any, *primals: Any, has_aux: bool = False, holomorphic: bool = False,
     be = get_backend(backend)
     nums = tuple(range(len(primals)))
     with _context(F, "vjp", be):
-        f_of = F.fn
-        Fx = F
-        trees = _trees(F, f_of, primals, nums, "vjp")
-        if trees is not None:
-            Fx, f_of, primals, nums = trees.F, trees.fn, trees.args, trees.nums
-        ps = _prepare(primals, nums, Fx, "vjp")
+        trees, Fx, f_of, primals, nums, ps = _flat_call(F, F.fn, primals, nums, "vjp")
         cplx = complex_argnums(ps, nums)
         if holomorphic:
             check_holomorphic("vjp", ps, nums, cplx, Fx.variables)
