@@ -432,7 +432,7 @@ def _finish(x: Any) -> Any:
 _OBJECT_ARRAY_HINT = (
     "np.array([...]) of traced values makes a NumPy object array, and NumPy handles a function "
     "whose only array argument is such an array (np.linalg.*, a ufunc on a mix of traced values "
-    "and plain numbers, np.mean of a list) without asking diffkit; build the array with "
+    "and plain numbers) without asking diffkit; build the array with "
     "np.stack([...]) instead, which diffkit traces")
 
 

@@ -712,8 +712,6 @@ OBJECT_ARRAY_LIMITS = [
     ("inv", lambda x, y: np.sum(np.linalg.inv(np.array([[x, 1.0], [y, 2.0]])))),
     ("exp_of_mixed", lambda x, y: np.sum(np.exp(np.array([[x, y], [x * y, 1.0]])))),
     ("sin_of_mixed", lambda x, y: np.sum(np.sin(np.array([x, 1.0])))),
-    ("mean_of_object_array", lambda x, y: np.mean(np.array([x, y, x * y]))),
-    ("mean_of_list", lambda x, y: np.mean([x, y])),
 ]
 
 
@@ -734,3 +732,40 @@ def test_object_array_limits_work_with_stack(backend: str) -> None:
     assert g == pytest.approx((2 * X, -1.0), rel=1e-14)
     g = dk.grad(lambda x, y: np.mean(np.stack([x, y])), argnums=(0, 1), backend=backend)(X, Y)
     assert g == (0.5, 0.5)
+
+
+# NumPy's mean, var and std of an object array are Python code that sums the
+# elements with their own + and casts the sum back through ``dtype.type``; a
+# traced value's dtype keeps it traced there, so lists work as they are.
+OBJECT_ARRAY_REDUCTIONS = [
+    # (function, (d/dx, d/dy) by hand at (X, Y))
+    (lambda x, y: np.mean(np.array([x, y, x * y])), ((1 + Y) / 3, (1 + X) / 3)),
+    (lambda x, y: np.mean([x, y]), (0.5, 0.5)),
+    (lambda x, y: np.array([x, y * y]).mean(), (0.5, Y)),
+    (lambda x, y: np.mean([[x, y], [y * y, x]], axis=0).sum(), (1.0, 0.5 + Y)),
+    # var([x, y]) = (x - y)**2 / 4; std = |x - y| / 2
+    (lambda x, y: np.var([x, y]), ((X - Y) / 2, (Y - X) / 2)),
+    (lambda x, y: np.std([x, y]), (np.sign(X - Y) / 2, np.sign(Y - X) / 2)),
+    (lambda x, y: np.var([x, y, 2.0], ddof=1), ((2 * X - Y - 2) / 3, (2 * Y - X - 2) / 3)),
+    (lambda x, y: np.average([x, y], weights=[1.0, 3.0]), (0.25, 0.75)),
+    (lambda x, y: np.linalg.norm([x, y]), (X / np.hypot(X, Y), Y / np.hypot(X, Y))),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS + ("symbolic",))
+@pytest.mark.parametrize("case", range(len(OBJECT_ARRAY_REDUCTIONS)))
+def test_reductions_of_object_arrays(case: int, backend: str) -> None:
+    f, expected = OBJECT_ARRAY_REDUCTIONS[case]
+    g = dk.grad(f, argnums=(0, 1), backend=backend)(X, Y)
+    assert np.asarray(g, dtype=float) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS + ("symbolic",))
+def test_a_traced_values_dtype_is_numpys(backend: str) -> None:
+    # x.dtype is NumPy's dtype for everything but its .type's constructor (which keeps
+    # a traced value traced): np.zeros(n, x.dtype), ==, np.finfo, np.issubdtype work
+    def f(x: Any) -> Any:
+        assert x.dtype == np.float64 and np.issubdtype(x.dtype, np.floating)
+        assert np.dtype(x.dtype) is np.dtype(np.float64) and x.dtype.kind == "f"
+        return x.dtype.type(2.0) * x + np.zeros(3, dtype=x.dtype).sum() + np.finfo(x.dtype).eps * x
+    assert float(dk.grad(f, backend=backend)(X)) == pytest.approx(2.0 + np.finfo(float).eps, rel=1e-15)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from ..core.lazy import sympy
 
-from ..core.values import Value, is_complex, mark_argument, new_level, pack
+from ..core.values import TracedDType, Value, is_complex, mark_argument, new_level, pack
 from ..errors import (
     InvalidArgument,
     InvalidType,
@@ -78,7 +78,8 @@ The expansions grow like ``n!``: a symbolic 5x5 gradient of ``det`` takes about
 _MATRIX_PRIMITIVES = frozenset({"det", "logabsdet", "inv", "solve", "cholesky"})
 
 
-_OBJECT = np.dtype(object)
+_REAL_DTYPE = TracedDType(np.dtype(np.float64))
+_COMPLEX_DTYPE = TracedDType(np.dtype(np.complex128))
 
 
 class Sym(Value):
@@ -101,11 +102,11 @@ class Sym(Value):
         return self._complex
 
     @property
-    def dtype(self) -> np.dtype[Any]:
-        """``object``, a scalar's as an array's (SymPy expressions have no NumPy dtype). NumPy's
-        mean of an object array (``np.mean([x, y])``) casts the sum through ``dtype.type``,
-        which for ``object`` keeps the value."""
-        return _OBJECT
+    def dtype(self) -> TracedDType:
+        """float64 or complex128 (the precision the compiled derivative runs in), as the
+        other backends' traced values: NumPy's dtype but for ``.type``, which keeps a
+        traced value traced (``np.mean([x, y])`` casts its sum through it)."""
+        return _COMPLEX_DTYPE if self._complex else _REAL_DTYPE
 
     def __bool__(self) -> bool:
         cond = self.primal

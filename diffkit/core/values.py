@@ -16,6 +16,7 @@ level, which is what makes nested derivatives free of perturbation confusion
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, Callable, Protocol
 
@@ -293,6 +294,61 @@ def _reduction(fn: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
+
+class TracedDType:
+    """A traced value's ``dtype``: NumPy's dtype in every respect but one.
+
+    NumPy's own Python code casts a reduction back through the result's dtype,
+    ``ret.dtype.type(ret / n)`` (``np.mean``, ``np.var``, ``np.std`` of a list
+    of traced values, or of ``np.array([x, y])``); ``float64(traced)`` would
+    need the value's number. ``.type`` here is a subclass of the scalar type
+    whose constructor hands a traced value back unchanged (and builds plain
+    scalars as the type itself). Everything else is the dtype's: ``==``,
+    ``kind``, ``itemsize``, and ``np.dtype(x.dtype)`` (NumPy reads ``.dtype``).
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> float(dk.grad(lambda x, y: np.mean([x, y * y]), argnums=1)(1.0, 3.0))
+        3.0
+        >>> dk.grad(lambda x: np.zeros(2, x.dtype).sum() + x)(1.0)
+        np.float64(1.0)
+    """
+
+    __slots__ = ("dtype",)
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        self.dtype = dtype
+
+    @property
+    def type(self) -> type:
+        return _keeping_traced(self.dtype.type)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dtype, name)
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.dtype == (other.dtype if isinstance(other, TracedDType) else other))
+
+    def __hash__(self) -> int:
+        return hash(self.dtype)
+
+    def __repr__(self) -> str:
+        return repr(self.dtype)
+
+    def __str__(self) -> str:
+        return str(self.dtype)
+
+
+@functools.cache
+def _keeping_traced(scalar_type: type) -> type:
+    """``scalar_type`` whose constructor returns a traced argument unchanged (see TracedDType)."""
+    def __new__(cls: type, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1 and not kwargs and isinstance(args[0], Value):
+            return args[0]
+        return scalar_type(*args, **kwargs)
+    return type(scalar_type.__name__, (scalar_type,), {"__new__": __new__, "__slots__": (),
+                                                         "__module__": __name__})
+
 class Value:
     """Base class of traced values: operators and NumPy dispatch go to the table.
 
@@ -360,9 +416,11 @@ class Value:
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
-    def dtype(self) -> np.dtype[Any]:
+    def dtype(self) -> TracedDType:
         p = self.primal
-        return p.dtype if isinstance(p, Value) else np.result_type(p)  # (a nested trace's: its own)
+        if isinstance(p, Value):  # a nested trace's: its own
+            return p.dtype
+        return TracedDType(np.result_type(p))
 
     def __len__(self) -> int:
         shape = self.shape
