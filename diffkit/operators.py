@@ -366,6 +366,17 @@ def _split_out(seen: Any, flat: Any) -> Any:
     return tree_unflatten(td, parts)
 
 
+def _outputs_outside(picked: Any, seen: Any) -> Any:
+    """Results whose leaves have the raveled output leaves on their first axis -> the
+    output's structure outside, the arguments' inside (as jax.jacobian and jax.hessian)."""
+    if seen is None:
+        return picked
+    leaves, td_in = tree_flatten(picked)
+    split = [tree_flatten(_split_out(seen, J))[0] for J in leaves]
+    return tree_unflatten(seen[0], [tree_unflatten(td_in, [part[k] for part in split])
+                                    for k in range(seen[0].num_leaves)])
+
+
 def _join_out(seen: Any, tree: Any, dtype: Any, what: str, name: str) -> Any:
     """A pytree of output cotangents -> one array, as :class:`_OutTree` joins the output."""
     if seen is None:
@@ -604,17 +615,7 @@ def jacobian(f: Any, argnums: Argnums = 0, *, holomorphic: bool = False, backend
 
     def select(result: Any, single: bool, trees: _Trees | None) -> Any:
         jacs, seen = result
-        picked = _pick(jacs if trees is None else trees.regroup(jacs), single)
-        if seen is None:
-            return picked
-        # a pytree output: its structure outside, the arguments' inside (as jax.jacobian)
-        split = {}
-        leaves, td_in = tree_flatten(picked)
-        for i, J in enumerate(leaves):
-            split[i] = tree_flatten(_split_out(seen, J))[0]
-        n_out = seen[0].num_leaves
-        return tree_unflatten(seen[0], [tree_unflatten(td_in, [split[i][k] for i in range(len(leaves))])
-                                        for k in range(n_out)])
+        return _outputs_outside(_pick(jacs if trees is None else trees.regroup(jacs), single), seen)
 
     return _array_operator(F, argnums, backend, "jacobian", compute, select)
 
@@ -624,7 +625,9 @@ def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..
 
     On the reverse backend this is forward-over-reverse: one forward pass
     with a batch of tangents through the reverse-mode gradient. A tuple
-    ``argnums`` gives nested tuples ``H[i][j]``.
+    ``argnums`` gives nested tuples ``H[i][j]``; pytree arguments nest their
+    structure twice and a pytree output puts its structure outside (as
+    ``jax.hessian``).
 
     Example:
         >>> import numpy as np, diffkit as dk
@@ -636,12 +639,14 @@ def hessian(f: Any, argnums: Argnums = 0, *, backend: Any = None) -> Callable[..
 
     def compute(be: Any, F: Function, fn: Callable[..., Any], primals: list[Any], nums: tuple[int, ...]) -> Any:
         refuse_complex("hessian", primals, complex_argnums(primals, nums), F.variables)
-        return be.hessian(fn, primals, nums)
+        fn = _out_tree(fn)  # a pytree output: one array of its leaves
+        return be.hessian(fn, primals, nums), fn.structure(primals)
 
-    def select(rows: Any, single: bool, trees: _Trees | None) -> Any:
+    def select(result: Any, single: bool, trees: _Trees | None) -> Any:
+        rows, seen = result
         if trees is not None:
             rows = trees.regroup2([[_finish(h) for h in r] for r in rows])
-        return rows[0][0] if single else tuple(tuple(r) for r in rows)
+        return _outputs_outside(rows[0][0] if single else tuple(tuple(r) for r in rows), seen)
 
     return _array_operator(F, argnums, backend, "hessian", compute, select)
 

@@ -187,6 +187,24 @@ def test_hessian_with_array_leaves(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_hessian_of_a_pytree_output(backend):
+    # the output's structure outside, then the argument's twice (as jax.hessian)
+    f = lambda p: {"a": p["w"] ** 2 * p["b"], "b": (p["w"] * p["b"], np.sin(p["w"]))}  # noqa: E731
+    H = dk.hessian(f, backend=backend)({"w": 1.0, "b": 2.0})
+    tol = 1e-5 if backend == "numeric" else 1e-12
+    # w**2 b: [[2b, 2w], [2w, 0]]; w b: [[0, 1], [1, 0]]; sin w: [[-sin w, 0], [0, 0]]
+    close(H["a"], {"b": {"b": 0.0, "w": 2.0}, "w": {"b": 2.0, "w": 4.0}}, tol)
+    close(H["b"][0], {"b": {"b": 0.0, "w": 1.0}, "w": {"b": 1.0, "w": 0.0}}, tol)
+    close(H["b"][1], {"b": {"b": 0.0, "w": 0.0}, "w": {"b": 0.0, "w": -np.sin(1.0)}}, tol)
+    # a list output with an array leaf and two arguments: H[k][i][j] of shape leaf + () + ()
+    H = dk.hessian(lambda x, y: [x ** 3 * y, x * y * np.array([1.0, 2.0])], argnums=(0, 1),
+                   backend=backend)(2.0, 3.0)
+    assert isinstance(H, list) and len(H) == 2
+    close(H[0], ((36.0, 12.0), (12.0, 0.0)), tol)  # 6xy, 3x**2; 3x**2, 0
+    close(H[1], ((np.zeros(2), np.array([1.0, 2.0])), (np.array([1.0, 2.0]), np.zeros(2))), tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_jvp_and_vjp_with_tree_tangents(backend):
     def f(p, x):
         return p["w"] * np.sum(p["v"]) * x
