@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, bind, concrete, is_complex, pack,
+from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, _numpy_name, bind, concrete, is_complex, pack,
                           register_foreign_ufuncs, register_function, register_index, register_reduce,
                           register_setitem, register_ufunc, shape_of, ufunc_handler)
 from .errors import InvalidArgument, TracingError, UnsupportedOperation
@@ -1113,9 +1113,15 @@ def _select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
 @_register(np.nan_to_num)
 def _nan_to_num(x: Any, copy: bool = True, nan: float = 0.0, posinf: Any = None, neginf: Any = None) -> Any:
     x = pack(x)
-    if _symbolic(x):
-        return x  # a SymPy expression of real symbols: finite
     base = np.asarray(concrete(x))
+    if base.dtype == object:
+        # symbolic: the elements that are nan or infinite whatever the point (x + nan); a finite
+        # expression that overflows at one point keeps its formula (its derivative does not exist there)
+        from .core.lazy import sympy
+
+        bad_atoms = (sympy.nan, sympy.zoo, sympy.oo, -sympy.oo)
+        base = np.array([complex(e) if getattr(e, "is_number", True) and (e in bad_atoms or e.has(*bad_atoms))
+                         else 0.0 for e in base.ravel()]).reshape(base.shape).real
     if base.dtype.kind == "c":
         raise UnsupportedOperation("numpy.nan_to_num of a complex traced value")
     info = np.finfo(base.dtype if base.dtype.kind == "f" else np.float64)
@@ -1693,17 +1699,30 @@ def _vector_norm(x: Any, axis: Any, keepdims: bool, ord: Any) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def _on_concrete(func: Callable[..., Any]) -> Callable[..., Any]:
+def _on_concrete(func: Callable[..., Any], *, by_value: bool = True) -> Callable[..., Any]:
+    """``func`` run on the plain values: its result is constant near the point (an index,
+    a truth value, a rounded number). ``by_value``: the result depends on the numbers, which
+    the symbolic backend does not have, so it refuses there (rather than compile a derivative
+    whose constant holds at one point only)."""
     def handler(*args: Any, **kwargs: Any) -> Any:
-        return func(*[concrete(pack(a)) for a in args], **{k: concrete(v) for k, v in kwargs.items()})
+        plain = [concrete(pack(a)) for a in args]
+        if by_value and any(np.asarray(a).dtype == object for a in plain):
+            raise UnsupportedOperation(
+                f"{_numpy_name(func)} on the symbolic backend: its result depends on the values, which an "
+                "expression does not fix; write the choice with np.where(condition, a, b), or use an AD "
+                "backend (backend='reverse')")
+        return func(*plain, **{k: concrete(v) for k, v in kwargs.items()})
 
     return handler
 
 
 for _f in (np.argmax, np.argmin, np.argsort, np.nonzero, np.count_nonzero, np.any, np.all,
-           np.isclose, np.allclose, np.array_equal, np.round, np.around, np.iscomplexobj,
-           np.isrealobj, np.searchsorted, np.unique, np.argwhere, np.flatnonzero):
+           np.isclose, np.allclose, np.array_equal, np.round, np.around, np.searchsorted, np.unique,
+           np.argwhere, np.flatnonzero, np.argpartition, np.array_equiv, np.fix, np.iscomplex, np.isreal,
+           np.isneginf, np.isposinf):
     register_function(_f, _on_concrete(_f))
+for _f in (np.iscomplexobj, np.isrealobj):  # questions about the type, not the values
+    register_function(_f, _on_concrete(_f, by_value=False))
 
 
 @_register(np.shape)

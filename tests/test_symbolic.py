@@ -147,7 +147,8 @@ def test_symbolic_compilation_cache_does_not_keep_the_function_alive():
         return x**3
 
     assert dk.hessian(g, backend="symbolic")(2.0) == 12.0
-    assert g in symbolic._SHARED
+    # the cache is keyed by g, or by the operators' output wrapper that refers to g weakly
+    assert any(k is g or getattr(k, "_fn", lambda: None)() is g for k in symbolic._SHARED.keys())
     ref = weakref.ref(g)
     del g
     gc.collect()

@@ -224,12 +224,34 @@ class SymbolicTrace:
             raise UnsupportedOperation(
                 f"numpy.{prim.name} has no SymPy counterpart (backend 'symbolic'); "
                 "try backend='reverse' or 'numeric'")
+        if prim.name not in _TAKES_CONDITIONS:
+            vals = [_as_number(v) for v in vals]
+        elif prim.name == "where":
+            vals[1:] = [_as_number(v) for v in vals[1:]]
         if prim.elementwise:
             return Sym(self, _object_ufunc(prim, len(vals))(*vals), complex_)
         return Sym(self, prim.sympy(*vals, **params), complex_)
 
     def call_custom(self, fn: Any, args: tuple[Any, ...]) -> Any:
         return fn.fun(*args)  # a custom rule is checked against the function itself
+
+
+_TAKES_CONDITIONS = frozenset({"where", "logical_and", "logical_or", "logical_xor", "logical_not",
+                               "equal", "not_equal"})
+"""Primitives that take conditions as they are (np.where's first argument only)."""
+
+
+def _as_number(v: Any) -> Any:
+    """A condition as the number NumPy makes of it in arithmetic: ``x * (x > 0)`` is
+    ``x * Piecewise((1, x > 0), (0, True))``, exact at every point (a value that is
+    not a condition is returned as it is)."""
+    first = v.flat[0] if isinstance(v, np.ndarray) and v.dtype == object and v.size else v
+    if not isinstance(first, (sympy.core.relational.Relational, sympy.logic.boolalg.BooleanFunction,
+                              sympy.logic.boolalg.BooleanAtom)):  # (a Symbol is a Boolean too)
+        return v
+    if isinstance(v, np.ndarray):
+        return np.vectorize(_as_number, otypes=[object])(v)
+    return sympy.Piecewise((sympy.Integer(1), v), (sympy.Integer(0), True))
 
 
 _REAL_VALUED = frozenset({"real", "imag", "absolute", "angle", "irfft"})
@@ -247,6 +269,10 @@ def _exact(v: Any) -> Any:
     a complex constant as a SymPy complex number (1j reads I)."""
     if type(v) in (float, np.float64) and v.is_integer() and abs(v) < 2**53:
         return sympy.Integer(int(v))
+    if type(v) in (bool, np.bool_):  # True * x is x, as in NumPy
+        return sympy.Integer(int(v))
+    if isinstance(v, np.ndarray) and v.dtype == bool:
+        return v.astype(np.int64).astype(object)
     if type(v) in (complex, np.complex128):
         return _exact(v.real) + _exact(v.imag) * sympy.I
     return v
