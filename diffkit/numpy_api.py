@@ -764,12 +764,26 @@ def _eigvals(a: Any) -> Any:
     return bind(P.eigvals, pack(a))
 
 
+class EigResult(NamedTuple):
+    """``numpy.linalg.eig``'s result on traced values."""
+
+    eigenvalues: Any
+    eigenvectors: Any
+
+
 @_register(np.linalg.eig)
 def _eig(a: Any) -> Any:
-    raise UnsupportedOperation(
-        "numpy.linalg.eig of a traced matrix: its eigenvectors (normalised with LAPACK's phase) are not "
-        "differentiable here; use np.linalg.eigvals for the eigenvalues, or np.linalg.eigh for a "
-        "symmetric matrix")
+    a = pack(a)
+    shape = _shape_of(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise InvalidArgument("numpy.linalg.eig needs a (stack of) square matrices")
+    if np.asarray(concrete(a)).dtype == object:
+        raise UnsupportedOperation("numpy.linalg.eig on the symbolic backend: its eigenvectors follow "
+                                   "LAPACK's normalisation, which has no SymPy form")
+    packed = bind(P.eig_packed, a)
+    w = getitem(packed, (Ellipsis, 0, slice(None)))
+    v = getitem(packed, (Ellipsis, slice(1, None), slice(None)))
+    return EigResult(w, v)
 
 
 @_register(np.linalg.pinv)

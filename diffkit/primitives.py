@@ -1392,6 +1392,78 @@ define("eigvals", np.linalg.eigvals, jvp=(_eigvals_jvp,), vjp=(_eigvals_vjp,), c
            "derivatives only", saves=((0,),))
 
 
+def _eig_np(a: Any) -> Any:
+    w, v = np.linalg.eig(a)
+    return np.concatenate([w[..., None, :], v], axis=-2)  # row 0: eigenvalues; rows 1..n: vectors
+
+
+def _eig_parts(out: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """w, V, V^-1, F (F_ij = 1/(w_j - w_i) off the diagonal) and the one-hot mask of each
+    eigenvector's largest-modulus component (LAPACK makes it real), for the eig rules;
+    refuses at repeated eigenvalues."""
+    from .errors import UnsupportedOperation
+
+    w, v = out[..., 0, :], out[..., 1:, :]
+    wc, vc = np.asarray(concrete(w)), np.asarray(concrete(v))
+    if wc.dtype.kind not in "fc":
+        raise UnsupportedOperation("np.linalg.eig: the eigenvector rules need a numeric matrix (no SymPy form)")
+    n = wc.shape[-1]
+    d = np.abs(wc[..., :, None] - wc[..., None, :])
+    scale = np.max(np.abs(wc), axis=-1, keepdims=True)[..., None]
+    if np.any(np.where(np.eye(n, dtype=bool), np.inf, d) <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
+        raise UnsupportedOperation("np.linalg.eig: the eigenvectors are not differentiable at repeated "
+                                   "eigenvalues (any basis of their eigenspace is valid)")
+    mask = np.abs(vc) == np.max(np.abs(vc), axis=-2, keepdims=True)
+    mask = mask & (np.cumsum(mask, axis=-2) == 1)                    # the first largest, as LAPACK
+    return w, v, np.linalg.inv(v), _eigh_f(w), _const(mask.astype(float), wc.real)
+
+
+def _eig_gauge(x: Any, v: Any, mask: Any) -> Any:
+    """The multiples c_j of v_j that restore LAPACK's gauge after the step x_j:
+    Re(v_j^H (x_j + c_j v_j)) = 0 (unit norm) and Im((x_kj + c_j v_kj) / v_kj) = 0 at the
+    largest component k (real there); |v_j| = 1."""
+    s = np.sum(np.conjugate(v) * x, axis=-2)
+    if not is_complex(v):
+        return -s                                                    # real vectors: the norm only
+    p = np.sum(mask * x, axis=-2) / np.sum(mask * v, axis=-2)
+    return -_re(s) - 1j * _im(p)
+
+
+def _eig_jvp(t: Any, out: Any, a: Any) -> Any:
+    # A V = V diag(w): dw = diag(C), dV = V (F o C) + V diag(c), C = V^-1 dA V, c the gauge's
+    w, v, vinv, f, mask = _eig_parts(out)
+    c = np.matmul(vinv, np.matmul(t, v))
+    n = np.shape(w)[-1]
+    dw = np.sum(c * _const(np.eye(n), w), axis=-1)
+    x = np.matmul(v, f * c)
+    dv = x + v * _eig_gauge(x, v, mask)[..., None, :]
+    return np.concatenate([dw[..., None, :], dv], axis=-2)
+
+
+def _eig_vjp(ct: Any, out: Any, a: Any) -> Any:
+    # the transpose of _eig_jvp for the pairing Re(sum(a * b)) (docs/complex.md)
+    w, v, vinv, f, mask = _eig_parts(out)
+    wbar, vbar = ct[..., 0, :], ct[..., 1:, :]
+    n = np.shape(w)[-1]
+    cbar = np.sum(vbar * v, axis=-2)                                 # the gauge's c_j
+    if is_complex(v):
+        xbar = vbar - np.conjugate(v) * _re(cbar)[..., None, :] \
+            - 1j * mask * (_im(cbar) / np.sum(mask * v, axis=-2))[..., None, :]
+    else:
+        xbar = vbar - v * cbar[..., None, :]
+    inner = wbar[..., None, :] * _const(np.eye(n), w) + f * np.matmul(swap_last_axes(v), xbar)
+    return np.matmul(swap_last_axes(vinv), np.matmul(inner, swap_last_axes(v)))
+
+
+define("eig_packed", _eig_np, jvp=(_eig_jvp,), vjp=(_eig_vjp,), complex_safe=False,
+       kink="repeated eigenvalues: the eigenvectors are not differentiable; the rules refuse "
+            "(UnsupportedOperation). Where two components of an eigenvector tie for the largest "
+            "modulus LAPACK's phase jumps",
+       doc="eigenvalues (row 0) and eigenvectors (rows 1..n) of a general square matrix, in "
+           "LAPACK's gauge (unit norm, largest-modulus component real); numpy.linalg.eig splits "
+           "the result", saves=((OUT,),))
+
+
 # --------------------------------------------------------------------------
 # Discrete Fourier transforms (linear: the JVP is the transform of the tangent)
 #

@@ -1,0 +1,151 @@
+"""More NumPy linear algebra (docs/numpy-coverage.md): np.linalg.eig with its eigenvectors.
+
+Every derivative is checked against central differences of NumPy's own function
+(which carries LAPACK's gauge: unit eigenvectors whose largest-modulus component
+is real), on the forward and reverse backends, and on the numeric backend where
+the function is real-valued.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import diffkit as dk
+from diffkit.errors import UnsupportedOperation
+
+RNG = np.random.default_rng(20261206)
+
+
+def central_grad(f: Callable[[Any], Any], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """The gradient of a real-valued NumPy function by central differences; of a complex
+    argument JAX's df/dx - 1j df/dy (docs/complex.md)."""
+    g = np.zeros(x.shape, dtype=x.dtype)
+    for i in np.ndindex(x.shape):
+        e = np.zeros(x.shape)
+        e[i] = h
+        g[i] = (f(x + e) - f(x - e)) / (2 * h)
+        if np.iscomplexobj(x):
+            g[i] -= 1j * (f(x + 1j * e) - f(x - 1j * e)) / (2 * h)
+    return g
+
+
+def _matrix(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "real":          # real, with real distinct eigenvalues
+        q = np.eye(n) + 0.4 * rng.normal(size=(n, n))      # well conditioned eigenvectors
+        return q @ np.diag(np.arange(n) + 0.3 * rng.normal(size=n)) @ np.linalg.inv(q)
+    if kind == "pairs":         # real, with a complex conjugate pair
+        while True:
+            a = rng.normal(size=(n, n))
+            if np.any(np.abs(np.imag(np.linalg.eigvals(a))) > 0.1):
+                return a
+    return rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+
+
+CASES = [(kind, n, seed) for kind in ("real", "pairs", "complex") for n in (3, 4) for seed in (0, 1)]
+MATRICES = {c: _matrix(c[0], c[1], np.random.default_rng(100 * c[1] + c[2] + len(c[0]))) for c in CASES}
+
+GAUGED: dict[str, Callable[[Any], Any]] = {
+    "real_v01": lambda m: np.real(np.linalg.eig(m)[1][0, 1]),
+    "abs_sum": lambda m: np.abs(np.linalg.eig(m)[1]).sum(),
+    "values_and_vector": lambda m: np.real(np.linalg.eig(m)[0]).sum() + np.imag(np.linalg.eig(m)[1][1, 0]),
+    "weighted": lambda m: np.real(np.sum(np.linalg.eig(m).eigenvectors * np.arange(1.0, 1.0 + m.shape[0]) ** 2)),
+}
+
+
+def test_numpy_gauge_is_what_the_rules_assume() -> None:
+    # LAPACK (geev): unit Euclidean norm and the largest-modulus component real
+    for a in MATRICES.values():
+        v = np.linalg.eig(a)[1]
+        np.testing.assert_allclose(np.linalg.norm(v, axis=0), 1.0, rtol=1e-14)
+        k = np.argmax(np.abs(v), axis=0)
+        assert np.all(np.imag(v[k, np.arange(v.shape[1])]) == 0)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("name", sorted(GAUGED))
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}{c[1]}-{c[2]}")
+def test_eig_matches_finite_differences_of_numpy(case: tuple[str, int, int], name: str, backend: str) -> None:
+    a, f = MATRICES[case], GAUGED[name]
+    got, want = dk.grad(f, backend=backend)(a), central_grad(f, a)
+    # central differences: error ~ h**2 f''' + eps/h, relative to the derivative's size
+    np.testing.assert_allclose(got, want, atol=1e-7 * max(1.0, np.max(np.abs(want))), rtol=1e-6)
+    if case[0] != "complex":
+        assert np.asarray(got).dtype.kind == "f"   # real-valued function of a real matrix: real gradient
+
+
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] != "complex"], ids=lambda c: f"{c[0]}{c[1]}-{c[2]}")
+def test_eig_numeric_backend(case: tuple[str, int, int]) -> None:
+    a, f = MATRICES[case], GAUGED["abs_sum"]
+    np.testing.assert_allclose(dk.grad(f, backend="numeric")(a), dk.grad(f, backend="reverse")(a),
+                               atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}{c[1]}-{c[2]}")
+def test_eig_jvp_and_vjp_agree(case: tuple[str, int, int]) -> None:
+    # <vbar, J t> = <J^T vbar, t> for the pairing Re(sum(a * b)), and J t is the
+    # directional derivative of NumPy's (w, V) along t
+    a = MATRICES[case]
+    rng = np.random.default_rng(7)
+    t = rng.normal(size=a.shape) + (1j * rng.normal(size=a.shape) if case[0] == "complex" else 0)
+    (w, v), (dw, dv) = dk.jvp(np.linalg.eig, (a,), (t,), backend="forward")
+    h = 1e-6
+    (w1, v1), (w0, v0) = np.linalg.eig(a + h * t), np.linalg.eig(a - h * t)
+    np.testing.assert_allclose(dw, (w1 - w0) / (2 * h), atol=1e-7 * max(1.0, np.max(np.abs(dw))))
+    np.testing.assert_allclose(dv, (v1 - v0) / (2 * h), atol=1e-7 * max(1.0, np.max(np.abs(dv))))
+    cw = rng.normal(size=w.shape) + 1j * rng.normal(size=w.shape)
+    cv = rng.normal(size=v.shape) + 1j * rng.normal(size=v.shape)
+    if np.asarray(v).dtype.kind == "f":
+        cw, cv = cw.real, cv.real
+    _, pullback = dk.vjp(lambda m: tuple(np.linalg.eig(m)), a, backend="reverse")
+    (abar,) = pullback((cw, cv))
+    lhs = np.real(np.sum(cw * dw) + np.sum(cv * dv))
+    np.testing.assert_allclose(np.real(np.sum(abar * t)), lhs, rtol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("kind", ("real", "pairs"))
+def test_eig_hessian(kind: str, backend: str) -> None:
+    """The rules are written with traced operations: second orders are central differences
+    of the gradient."""
+    a = MATRICES[(kind, 3, 0)]
+    f = GAUGED["values_and_vector"] if kind == "pairs" else (
+        lambda m: np.real(np.linalg.eig(m)[1][0, 1]) + np.real(np.linalg.eig(m)[0]).sum() ** 2)
+    grad = dk.grad(f, backend="reverse")
+    h = 1e-5
+    want = np.zeros(a.shape * 2)
+    for i in np.ndindex(a.shape):
+        e = np.zeros(a.shape)
+        e[i] = h
+        want[(Ellipsis,) + i] = (grad(a + e) - grad(a - e)) / (2 * h)
+    np.testing.assert_allclose(dk.hessian(f, backend=backend)(a), want, atol=1e-6)
+
+
+def test_eig_by_hand() -> None:
+    # A = [[1, 1], [e, 3]]: the eigenvalue near 3 solves (1 - l)(3 - l) = e, so dl/de = 1/2;
+    # its eigenvector is +-(1, x) / sqrt(1 + x^2) with x = l - 1 = 2 + e/2 (row 0: 1 + x = l),
+    # so d v_0 / de = -x / (1 + x^2)^(3/2) * dx/de = -1 / 5^(3/2) (times NumPy's sign)
+    a = np.array([[1.0, 1.0], [0.0, 3.0]])
+    w, v = np.linalg.eig(a)
+    j = int(np.argmax(np.real(w)))
+    sign = np.sign(v[0, j])
+    for backend in ("forward", "reverse"):
+        g = dk.grad(lambda m: np.real(np.linalg.eig(m)[1][0, j]), backend=backend)(a)
+        np.testing.assert_allclose(g[1, 0], -sign / 5 ** 1.5, rtol=1e-12)
+        g = dk.grad(lambda m: np.real(np.linalg.eig(m)[0][j]), backend=backend)(a)
+        np.testing.assert_allclose(g, [[0.0, 0.0], [0.5, 1.0]], atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_eig_refuses_at_repeated_eigenvalues(backend: str) -> None:
+    for a in (np.eye(3), np.array([[2.0, 1.0], [0.0, 2.0]]), np.diag([1.0, 2.0, 1.0 + 1e-15])):
+        with pytest.raises(UnsupportedOperation, match="repeated eigenvalues"):
+            dk.grad(lambda m: np.real(np.linalg.eig(m)[1][0, 0]), backend=backend)(a)
+
+
+def test_eig_on_the_symbolic_backend_refuses() -> None:
+    with pytest.raises(UnsupportedOperation, match="numpy.linalg.eig"):
+        dk.grad(lambda m: np.real(np.linalg.eig(m)[1][0, 0]), backend="symbolic")(MATRICES[("real", 3, 0)])
