@@ -797,17 +797,22 @@ def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, **kw: Any) -> Any:
 @_register(np.linalg.qr)
 def _qr(a: Any, mode: str = "reduced") -> Any:
     a = pack(a)
+    if _nd(a) < 2:
+        raise InvalidArgument("numpy.linalg.qr needs an array of at least two dimensions")
     m, n = _shape_of(a)[-2:]
-    if m < n:
-        raise UnsupportedOperation(
-            "numpy.linalg.qr of a wide traced matrix (m < n): differentiable here for m >= n only; "
-            "factor the transpose, or the first m columns")
-    if mode not in ("reduced", "r") and not (mode == "complete" and m == n):
+    if is_complex(a):
+        raise UnsupportedOperation("numpy.linalg.qr of a complex traced matrix: the rules here are for "
+                                   "real matrices")
+    if mode not in ("reduced", "r") and not (mode == "complete" and m <= n):
         raise UnsupportedOperation(f"numpy.linalg.qr(mode={mode!r}) of a traced {m} x {n} matrix: "
-                                   "'reduced' and 'r' (and 'complete' of a square one)")
+                                   "'reduced' and 'r' (and 'complete' where m <= n, where it is 'reduced')")
     packed = bind(P.qr_packed, a)
-    q = getitem(packed, (Ellipsis, slice(0, m), slice(None)))
-    r = getitem(packed, (Ellipsis, slice(m, None), slice(None)))
+    if m < n:  # Q (m x m) and R (m x n) side by side
+        q = getitem(packed, (Ellipsis, slice(None), slice(0, m)))
+        r = getitem(packed, (Ellipsis, slice(None), slice(m, None)))
+    else:
+        q = getitem(packed, (Ellipsis, slice(0, m), slice(None)))
+        r = getitem(packed, (Ellipsis, slice(m, None), slice(None)))
     return r if mode == "r" else QRResult(q, r)
 
 

@@ -1327,37 +1327,91 @@ def _copyltu(x: Any) -> Any:
 
 def _qr_np(a: Any) -> Any:
     q, r = np.linalg.qr(a)
+    if np.shape(a)[-2] < np.shape(a)[-1]:
+        return np.concatenate([q, r], axis=-1)  # wide: columns 0..m-1: Q (m x m); m..m+n-1: R (m x n)
     return np.concatenate([q, r], axis=-2)  # rows 0..m-1: Q (m x n); rows m..m+n-1: R (n x n)
 
 
-def _qr_jvp(t: Any, out: Any, a: Any) -> Any:
+def _qr_split(x: Any, a: Any) -> tuple[Any, Any]:
+    """Q and R (or their tangents, cotangents) from the packed array, as _qr_np packs them."""
     m, n = np.shape(a)[-2:]
-    q, r = out[..., :m, :], out[..., m:, :]
+    if m < n:
+        return x[..., :, :m], x[..., :, m:]
+    return x[..., :m, :], x[..., m:, :]
+
+
+def _qr_pack(q: Any, r: Any, a: Any) -> Any:
+    m, n = np.shape(a)[-2:]
+    return np.concatenate([q, r], axis=-1 if m < n else -2)
+
+
+def _refuse_singular_r(r: Any) -> None:
+    """Refuse, on a concrete R, where Q has no derivative (dependent leading columns)."""
+    r = concrete(r)
+    if type(r) is not np.ndarray or r.dtype.kind != "f":
+        return
+    d = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
+    top = np.max(np.abs(r), axis=(-2, -1))[..., None]
+    if np.any(d <= 8 * np.finfo(r.dtype).eps * np.where(top > 0, top, 1.0)):
+        from .errors import UnsupportedOperation
+
+        raise UnsupportedOperation("np.linalg.qr: Q is not differentiable where the leading columns "
+                                   "(the first min(m, n)) are linearly dependent (R has a zero on its diagonal)")
+
+
+def _qr_tall_jvp(t: Any, q: Any, r: Any) -> tuple[Any, Any]:
+    """dQ, dR of A = QR, A m x n with m >= n and R invertible."""
+    _refuse_singular_r(r)
+    m, n = np.shape(t)[-2:]
     rinv = np.linalg.inv(r)
     c = np.matmul(swap_last_axes(q), np.matmul(t, rinv))     # Q^T dA R^-1
-    low = c * _const(np.tril(np.ones((n, n)), -1), a)
+    low = c * _const(np.tril(np.ones((n, n)), -1), t)
     omega = low - swap_last_axes(low)
     dr = np.matmul(c - omega, r)
     dq = np.matmul(q, omega)
     if m > n:
         dar = np.matmul(t, rinv)
         dq = dq + dar - np.matmul(q, np.matmul(swap_last_axes(q), dar))
-    return np.concatenate([dq, dr], axis=-2)
+    return dq, dr
 
 
-def _qr_vjp(ct: Any, out: Any, a: Any) -> Any:
+def _qr_tall_vjp(qbar: Any, rbar: Any, q: Any, r: Any) -> Any:
     # Abar = (Qbar + Q copyltu(M)) R^-T with M = R Rbar^T - Qbar^T Q (m >= n)
-    m = np.shape(a)[-2]
-    q, r = out[..., :m, :], out[..., m:, :]
-    qbar, rbar = ct[..., :m, :], ct[..., m:, :]
+    _refuse_singular_r(r)
     mm = np.matmul(r, swap_last_axes(rbar)) - np.matmul(swap_last_axes(qbar), q)
     b = qbar + np.matmul(q, _copyltu(mm))
     return swap_last_axes(np.linalg.solve(r, swap_last_axes(b)))
 
 
+def _qr_jvp(t: Any, out: Any, a: Any) -> Any:
+    m, n = np.shape(a)[-2:]
+    q, r = _qr_split(out, a)
+    if m >= n:
+        return _qr_pack(*_qr_tall_jvp(t, q, r), a)
+    # wide: A = Q [X | Y] = Q [R1 | R2], X square: X = Q R1 and R2 = Q^T Y, so
+    # dR2 = dQ^T Y + Q^T dY = Q^T (dY - dQ R2) (Q^T dQ is antisymmetric)
+    dq, dr1 = _qr_tall_jvp(t[..., :, :m], q, r[..., :, :m])
+    dr2 = np.matmul(swap_last_axes(q), t[..., :, m:] - np.matmul(dq, r[..., :, m:]))
+    return _qr_pack(dq, np.concatenate([dr1, dr2], axis=-1), a)
+
+
+def _qr_vjp(ct: Any, out: Any, a: Any) -> Any:
+    m, n = np.shape(a)[-2:]
+    q, r = _qr_split(out, a)
+    qbar, rbar = _qr_split(ct, a)
+    if m >= n:
+        return _qr_tall_vjp(qbar, rbar, q, r)
+    # the transpose of the wide JVP: Ybar = Q R2bar; dQ also meets -Q R2bar R2^T
+    r2, r2bar = r[..., :, m:], rbar[..., :, m:]
+    xbar = _qr_tall_vjp(qbar - np.matmul(q, np.matmul(r2bar, swap_last_axes(r2))), rbar[..., :, :m],
+                        q, r[..., :, :m])
+    return np.concatenate([xbar, np.matmul(q, r2bar)], axis=-1)
+
+
 define("qr_packed", _qr_np, jvp=(_qr_jvp,), vjp=(_qr_vjp,), complex_safe=False,
-       doc="the reduced QR of a (stack of) m x n matrices, m >= n, full column rank: Q on rows "
-           "0..m-1, R below; numpy.linalg.qr splits the result", saves=((OUT, 0),))
+       doc="the reduced QR of a (stack of) real m x n matrices: for m >= n (full column rank) Q on "
+           "rows 0..m-1 and R below; for m < n (first m columns independent) Q on columns 0..m-1 "
+           "and R after; numpy.linalg.qr splits the result", saves=((OUT, 0),))
 
 
 def _eig_vectors(a: Any) -> tuple[Any, Any]:

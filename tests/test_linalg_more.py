@@ -149,3 +149,69 @@ def test_eig_refuses_at_repeated_eigenvalues(backend: str) -> None:
 def test_eig_on_the_symbolic_backend_refuses() -> None:
     with pytest.raises(UnsupportedOperation, match="numpy.linalg.eig"):
         dk.grad(lambda m: np.real(np.linalg.eig(m)[1][0, 0]), backend="symbolic")(MATRICES[("real", 3, 0)])
+
+
+# ---------------------------------------------------------------------------
+# np.linalg.qr of wide matrices (m < n): A = Q [X | Y], X = Q R1 square, R2 = Q^T Y
+# ---------------------------------------------------------------------------
+
+
+def central_jacobian(f: Callable[[Any], Any], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    y0 = np.asarray(f(x))
+    jac = np.zeros(y0.shape + x.shape)
+    for i in np.ndindex(x.shape):
+        e = np.zeros(x.shape)
+        e[i] = h
+        jac[(Ellipsis,) + i] = (np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h)
+    return jac
+
+
+WIDE_QR = {"2x4": RNG.normal(size=(2, 4)), "3x5": RNG.normal(size=(3, 5)), "stack": RNG.normal(size=(2, 3, 4))}
+QR_PARTS: dict[str, Callable[[Any], Any]] = {
+    "Q": lambda m: np.linalg.qr(m)[0],
+    "R": lambda m: np.linalg.qr(m).R,
+    "r_mode": lambda m: np.linalg.qr(m, mode="r"),
+    "complete_Q": lambda m: np.linalg.qr(m, mode="complete").Q,
+    "complete_R": lambda m: np.linalg.qr(m, mode="complete")[1],
+}
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse", "numeric"))
+@pytest.mark.parametrize("part", sorted(QR_PARTS))
+@pytest.mark.parametrize("shape", sorted(WIDE_QR))
+def test_wide_qr_matches_finite_differences(shape: str, part: str, backend: str) -> None:
+    a, f = WIDE_QR[shape], QR_PARTS[part]
+    np.testing.assert_allclose(dk.jacobian(f, backend=backend)(a), central_jacobian(f, a), atol=1e-8)
+
+
+def test_wide_qr_values_are_numpys() -> None:
+    a = WIDE_QR["3x5"]
+    (q, r), _ = dk.jvp(lambda m: tuple(np.linalg.qr(m)), (a,), (np.ones_like(a),), backend="forward")
+    np.testing.assert_array_equal(q, np.linalg.qr(a)[0])
+    np.testing.assert_array_equal(r, np.linalg.qr(a)[1])
+
+
+def test_wide_qr_by_hand() -> None:
+    # A = [[1, 0, y]]: Q = [[1]], R = [[1, 0, y]]; A = [[x, 0, 0]] for x > 0 likewise, so
+    # dR/dA is the identity on a 1 x 3 matrix with a positive first entry, dQ = 0
+    a = np.array([[1.0, 0.0, 2.0]])
+    for backend in ("forward", "reverse"):
+        np.testing.assert_allclose(dk.jacobian(lambda m: np.linalg.qr(m)[1], backend=backend)(a),
+                                   np.eye(3).reshape(1, 3, 1, 3) * np.sign(np.linalg.qr(a)[1][0, 0]), atol=1e-15)
+        np.testing.assert_allclose(dk.jacobian(lambda m: np.linalg.qr(m)[0], backend=backend)(a), 0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_wide_qr_hessian(backend: str) -> None:
+    a = WIDE_QR["2x4"]
+    f = lambda m: np.sum(np.linalg.qr(m)[0] ** 3) + np.sum(np.sin(np.linalg.qr(m)[1]))  # noqa: E731
+    grad = dk.grad(f, backend="reverse")
+    want = central_jacobian(grad, a, h=1e-5)
+    np.testing.assert_allclose(dk.hessian(f, backend=backend)(a), want, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_qr_refuses_dependent_leading_columns(backend: str) -> None:
+    a = np.array([[1.0, 2.0, 0.5], [2.0, 4.0, -1.0]])  # X = first two columns, singular
+    with pytest.raises(UnsupportedOperation, match="linearly dependent"):
+        dk.jacobian(lambda m: np.linalg.qr(m)[0], backend=backend)(a)
