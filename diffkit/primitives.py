@@ -1415,17 +1415,19 @@ define("qr_packed", _qr_np, jvp=(_qr_jvp,), vjp=(_qr_vjp,), complex_safe=False,
 
 
 def _eig_vectors(a: Any) -> tuple[Any, Any]:
-    """NumPy's eigenvectors of a plain matrix and their inverse, for the eigvals rules."""
+    """NumPy's eigenvectors of a and their inverse, for the eigvals rules; of a traced a
+    (a second derivative) through numpy.linalg.eig's own traced rules."""
     from .errors import UnsupportedOperation
 
-    a = concrete(a)
-    if type(a) is not np.ndarray or a.dtype.kind not in "fc":
-        raise UnsupportedOperation("np.linalg.eigvals: derivatives of first order only (the rules take "
-                                   "NumPy's eigenvectors of a plain matrix)")
+    base = concrete(a)
+    if type(base) is not np.ndarray or base.dtype.kind not in "fc":
+        raise UnsupportedOperation("np.linalg.eigvals: no SymPy form (the rules take NumPy's "
+                                   "eigenvectors of a numeric matrix)")
     w, v = np.linalg.eig(a)
-    d = np.abs(w[..., :, None] - w[..., None, :])
-    scale = np.max(np.abs(w), axis=-1, keepdims=True)[..., None]
-    if np.any(np.where(np.eye(w.shape[-1], dtype=bool), np.inf, d) <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
+    wc = concrete(w)
+    d = np.abs(wc[..., :, None] - wc[..., None, :])
+    scale = np.max(np.abs(wc), axis=-1, keepdims=True)[..., None]
+    if np.any(np.where(np.eye(wc.shape[-1], dtype=bool), np.inf, d) <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
         raise UnsupportedOperation("np.linalg.eigvals: repeated eigenvalues are not differentiable one by one")
     return v, np.linalg.inv(v)
 
@@ -1442,8 +1444,8 @@ def _eigvals_vjp(ct: Any, out: Any, a: Any) -> Any:
 
 define("eigvals", np.linalg.eigvals, jvp=(_eigvals_jvp,), vjp=(_eigvals_vjp,), complex_safe=False,
        kink="repeated eigenvalues: not differentiable one by one; the rules refuse (UnsupportedOperation)",
-       doc="the eigenvalues of a general square matrix (real or complex, NumPy's order); first "
-           "derivatives only", saves=((0,),))
+       doc="the eigenvalues of a general square matrix (real or complex, NumPy's order); second "
+           "derivatives through numpy.linalg.eig's traced rules", saves=((0,),))
 
 
 def _eig_np(a: Any) -> Any:

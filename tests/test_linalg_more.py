@@ -215,3 +215,25 @@ def test_qr_refuses_dependent_leading_columns(backend: str) -> None:
     a = np.array([[1.0, 2.0, 0.5], [2.0, 4.0, -1.0]])  # X = first two columns, singular
     with pytest.raises(UnsupportedOperation, match="linearly dependent"):
         dk.jacobian(lambda m: np.linalg.qr(m)[0], backend=backend)(a)
+
+
+# ---------------------------------------------------------------------------
+# eigvals' second derivatives (its rules take eig's traced eigenvectors)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("kind", ("real", "pairs"))
+def test_eigvals_hessian(kind: str, backend: str) -> None:
+    a = MATRICES[(kind, 3, 1)]
+    f = lambda m: np.sum(np.real(np.linalg.eigvals(m)) ** 2) + np.prod(np.abs(np.linalg.eigvals(m)))  # noqa: E731
+    want = central_jacobian(dk.grad(f, backend="reverse"), a, h=1e-5)
+    np.testing.assert_allclose(dk.hessian(f, backend=backend)(a), want, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_eigvals_hessian_by_hand(backend: str) -> None:
+    # sum(lambda^2) = tr(A^2) (real eigenvalues): d2/dA_ij dA_kl = 2 delta_il delta_jk
+    a = MATRICES[("real", 3, 0)]
+    hess = dk.hessian(lambda m: np.sum(np.real(np.linalg.eigvals(m)) ** 2), backend=backend)(a)
+    np.testing.assert_allclose(hess, 2 * np.einsum("il,jk->ijkl", np.eye(3), np.eye(3)), atol=1e-12)
