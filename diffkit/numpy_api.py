@@ -786,12 +786,27 @@ def _eig(a: Any) -> Any:
     return EigResult(w, v)
 
 
+_NO_RTOL = object()
+
+
 @_register(np.linalg.pinv)
-def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, **kw: Any) -> Any:
-    if rcond is not None or kw.get("rtol") is not None:
-        raise UnsupportedOperation("numpy.linalg.pinv of traced values with rcond=/rtol=: NumPy's default "
-                                   "cutoff only")
-    return bind(P.pinv, pack(a))
+def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = _NO_RTOL) -> Any:
+    a = pack(a)
+    if is_complex(a):
+        raise UnsupportedOperation("numpy.linalg.pinv of a complex traced matrix: the rules here are for "
+                                   "real matrices")
+    if rcond is None and rtol is _NO_RTOL:
+        return bind(P.pinv, a)  # NumPy's default cutoff, 1e-15
+    if rcond is not None and rtol is not _NO_RTOL:
+        raise InvalidArgument("numpy.linalg.pinv: `rtol` and `rcond` can't be both set")
+    if rcond is None:  # NumPy's rtol: None means max(m, n) * eps
+        rcond = max(_shape_of(a)[-2:]) * np.finfo(float).eps if rtol is None else rtol
+    if np.ndim(rcond) != 0:
+        raise UnsupportedOperation("numpy.linalg.pinv of traced values: one scalar rcond=/rtol= only")
+    if np.asarray(concrete(a)).dtype == object:
+        raise UnsupportedOperation("numpy.linalg.pinv(rcond=/rtol=) on the symbolic backend: SymPy's pinv "
+                                   "has no cutoff; use the default one")
+    return bind(P.pinv_cut, a, rcond=float(rcond))
 
 
 @_register(np.linalg.qr)
@@ -856,9 +871,16 @@ def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
     base = concrete(a)
     if np.asarray(base).dtype == object:
         raise UnsupportedOperation("numpy.linalg.lstsq on the symbolic backend: use np.linalg.pinv(a) @ b")
-    rank = np.linalg.matrix_rank(base, tol=None if rcond is None else rcond * np.max(np.linalg.svd(
-        base, compute_uv=False)))
-    x = bind(P.matmul, _pinv(a), b)  # the minimum-norm least-squares solution, as NumPy's
+    if rcond is None:  # NumPy's default: eps * max(m, n)
+        rcond = np.finfo(float).eps * max(m, n)
+    elif rcond < 0:    # LAPACK's gelsd: machine precision
+        rcond = np.finfo(float).eps
+    s = np.linalg.svd(base, compute_uv=False)
+    rank = int(np.sum(s > rcond * np.max(s))) if s.size else 0   # LAPACK's gelsd: s <= rcond * s_max is 0
+    # the minimum-norm least-squares solution at NumPy's cutoff; where it drops nothing, the
+    # pseudo-inverse with NumPy's default cutoff is the same matrix (with second derivatives)
+    dropped = s.size and np.any(s <= max(rcond, 1e-15) * np.max(s))
+    x = bind(P.matmul, _pinv(a, rcond=rcond) if dropped else _pinv(a), b)
     if rank == n and m > n:
         r = b - bind(P.matmul, a, x)
         residuals = _sum(r * r, axis=0)

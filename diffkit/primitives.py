@@ -1292,8 +1292,27 @@ define("svd_values", lambda a: np.linalg.svd(a, compute_uv=False), jvp=(_svdvals
        doc="the singular values, descending (numpy.linalg.svd(a, compute_uv=False))", saves=((0,),))
 
 
+def _refuse_dropped(a: Any) -> None:
+    """Refuse where NumPy's default cutoff (1e-15 of the largest singular value) drops a
+    singular value: a step of that size changes the rank, so np.linalg.pinv has no usable
+    derivative there."""
+    base = concrete(a)
+    if type(base) is not np.ndarray or base.dtype.kind != "f" or 0 in base.shape[-2:]:
+        return
+    s = np.linalg.svd(base, compute_uv=False)
+    if np.any(s <= 1e-15 * np.max(s, axis=-1, keepdims=True)):
+        from .errors import UnsupportedOperation
+
+        raise UnsupportedOperation(
+            "np.linalg.pinv of a rank-deficient matrix: NumPy's default cutoff (1e-15 of the largest "
+            "singular value) drops a singular value, and a step of that size changes the rank, so the "
+            "pseudo-inverse jumps; pass rcond= (or rtol=) well above the dropped singular values to "
+            "differentiate the truncated pseudo-inverse")
+
+
 def _pinv_jvp(t: Any, out: Any, a: Any) -> Any:
     # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+  (Golub and Pereyra)
+    _refuse_dropped(a)
     p, pt, tt = out, swap_last_axes(out), swap_last_axes(t)
     m, n = np.shape(a)[-2:]
     q = _const(np.eye(m), a) - np.matmul(a, p)
@@ -1303,6 +1322,7 @@ def _pinv_jvp(t: Any, out: Any, a: Any) -> Any:
 
 
 def _pinv_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _refuse_dropped(a)
     p, pt, ctt = out, swap_last_axes(out), swap_last_axes(ct)
     m, n = np.shape(a)[-2:]
     q = _const(np.eye(m), a) - np.matmul(a, p)
@@ -1315,7 +1335,93 @@ define("pinv", lambda a: np.linalg.pinv(a), sympy=_sym_matrix_map(lambda m: m.pi
        jvp=(_pinv_jvp,), vjp=(_pinv_vjp,), complex_safe=False,
        kink="where the rank changes (a singular value crosses NumPy's cutoff) the pseudo-inverse "
             "jumps; the rules hold the rank fixed",
-       doc="the Moore-Penrose pseudo-inverse, NumPy's default cutoff", saves=((OUT, 0),))
+       doc="the Moore-Penrose pseudo-inverse, NumPy's default cutoff; the rules refuse where "
+           "that cutoff drops a singular value", saves=((OUT, 0),))
+
+
+def _pinv_cut_coefficients(a: Any, rcond: float) -> tuple[Any, Any, Any, Any]:
+    """The full SVD of a plain matrix (U, V) and the coefficients C1, C2 of the truncated
+    pseudo-inverse's derivative (see _pinv_cut_jvp); refuses where it has none."""
+    from .errors import UnsupportedOperation
+
+    if type(a) is not np.ndarray or a.dtype.kind != "f":
+        raise UnsupportedOperation("np.linalg.pinv with rcond=/rtol=: first derivatives of a real numeric "
+                                   "matrix only (the rules take NumPy's full SVD)")
+    m, n = a.shape[-2:]
+    u, s, vt = np.linalg.svd(a, full_matrices=True)
+    top = np.max(s, axis=-1, keepdims=True)
+    cut = rcond * top
+    tol = 64 * np.finfo(a.dtype).eps * top
+    if np.any(top == 0) or np.any(np.abs(s - cut) <= tol):
+        raise UnsupportedOperation(
+            f"np.linalg.pinv(rcond={rcond!r}): a singular value equals the cutoff (rcond times the "
+            "largest), where the rank changes and the pseudo-inverse jumps; no derivative there")
+    big = max(m, n)
+    sp = np.zeros(s.shape[:-1] + (big,))
+    sp[..., :s.shape[-1]] = s
+    kp = sp > cut                                                    # kept (padding: dropped)
+    ka, kb = kp[..., :, None], kp[..., None, :]
+    sa, sb = sp[..., :, None], sp[..., None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c1 = np.where(ka & kb, -1.0 / (sa * sb),
+                      np.where(kb & ~ka, sa / (sb * (sb * sb - sa * sa)),
+                               np.where(ka & ~kb, sb / (sa * (sa * sa - sb * sb)), 0.0)))
+        c2 = np.where(kb & ~ka, 1.0 / (sb * sb - sa * sa),
+                      np.where(ka & ~kb, 1.0 / (sa * sa - sb * sb), 0.0))
+    return u, swap_last_axes(vt), c1, c2
+
+
+def _pad_square(x: Any, big: int) -> Any:
+    """x (..., p, q) zero-padded to (..., big, big); by concatenation, so a traced x works."""
+    lead, (p, q) = np.shape(x)[:-2], np.shape(x)[-2:]
+    if q < big:
+        x = np.concatenate([x, np.zeros(lead + (p, big - q))], axis=-1)
+    if p < big:
+        x = np.concatenate([x, np.zeros(lead + (big - p, big))], axis=-2)
+    return x
+
+
+def _plain(*xs: Any) -> None:
+    from .core.values import Value
+    from .errors import UnsupportedOperation
+
+    if any(isinstance(x, Value) for x in xs):
+        raise UnsupportedOperation("np.linalg.pinv with rcond=/rtol=: first derivatives only (the rules "
+                                   "take NumPy's full SVD); the default cutoff has second derivatives")
+
+
+def _pinv_cut_jvp(t: Any, out: Any, a: Any, rcond: float) -> Any:
+    # P = V_K S_K^-1 U_K^T over the kept singular values (s > rcond * s_max). With the full
+    # SVD, G = U^T dA V and every s zero-padded to max(m, n): V^T dP U = M with
+    # M_ab = -G_ab / (s_a s_b) for a, b kept; s_a G_ab + s_b G_ba over s_b (s_b^2 - s_a^2) for
+    # a dropped, b kept; s_b G_ab + s_a G_ba over s_a (s_a^2 - s_b^2) for a kept, b dropped;
+    # 0 for both dropped. (Derived from dU = U Omega_U, dV = V Omega_V of the SVD; the
+    # Golub-Pereyra formula where nothing is dropped.)
+    _plain(a)
+    m, n = np.shape(a)[-2:]
+    u, v, c1, c2 = _pinv_cut_coefficients(a, rcond)
+    gp = _pad_square(np.matmul(swap_last_axes(u), np.matmul(t, v)), max(m, n))
+    mm = c1 * gp + c2 * swap_last_axes(gp)
+    return np.matmul(v, np.matmul(mm[..., :n, :m], swap_last_axes(u)))
+
+
+def _pinv_cut_vjp(ct: Any, out: Any, a: Any, rcond: float) -> Any:
+    # the transpose of _pinv_cut_jvp: Gbar = C1 o Mbar + (C2 o Mbar)^T, Abar = U Gbar V^T
+    _plain(a)
+    m, n = np.shape(a)[-2:]
+    u, v, c1, c2 = _pinv_cut_coefficients(a, rcond)
+    mbar = _pad_square(np.matmul(swap_last_axes(v), np.matmul(ct, u)), max(m, n))
+    gbar = c1 * mbar + swap_last_axes(c2 * mbar)
+    return np.matmul(u, np.matmul(gbar[..., :m, :n], swap_last_axes(v)))
+
+
+define("pinv_cut", lambda a, rcond: np.linalg.pinv(a, rcond=rcond), jvp=(_pinv_cut_jvp,),
+       vjp=(_pinv_cut_vjp,), complex_safe=False,
+       kink="where a singular value equals the cutoff rcond * s_max the rank changes and the "
+            "pseudo-inverse jumps; the rules refuse there (UnsupportedOperation)",
+       doc="the pseudo-inverse truncated at rcond times the largest singular value "
+           "(numpy.linalg.pinv(a, rcond=...) or rtol=, numpy.linalg.lstsq's cutoff); first "
+           "derivatives of real matrices", saves=((0,),))
 
 
 def _copyltu(x: Any) -> Any:

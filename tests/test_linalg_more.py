@@ -237,3 +237,91 @@ def test_eigvals_hessian_by_hand(backend: str) -> None:
     a = MATRICES[("real", 3, 0)]
     hess = dk.hessian(lambda m: np.sum(np.real(np.linalg.eigvals(m)) ** 2), backend=backend)(a)
     np.testing.assert_allclose(hess, 2 * np.einsum("il,jk->ijkl", np.eye(3), np.eye(3)), atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# np.linalg.pinv(rcond=/rtol=) and np.linalg.lstsq(rcond=): the truncated pseudo-inverse
+# ---------------------------------------------------------------------------
+
+
+def _low_rank(m: int, n: int, s: list[float], seed: int) -> np.ndarray:
+    """A matrix with the given singular values (zero-padded to min(m, n))."""
+    rng = np.random.default_rng(seed)
+    u = np.linalg.qr(rng.normal(size=(m, m)))[0]
+    v = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    k = min(m, n)
+    return (u[:, :k] * (list(s) + [0.0] * (k - len(s)))) @ v[:k]
+
+
+TRUNCATED = {
+    "tall_rank2": _low_rank(4, 3, [3.0, 1.5], 1),                 # an exactly zero singular value dropped
+    "wide_rank2": _low_rank(3, 5, [3.0, 0.8], 2),
+    "small_dropped": _low_rank(4, 4, [3.0, 1.5, 1e-3, 5e-4], 3),  # small nonzero ones dropped
+    "nothing_dropped": _low_rank(4, 3, [3.0, 1.5, 0.8], 4),       # Golub-Pereyra's case
+    "stack": np.stack([_low_rank(3, 3, [2.0, 1.0], 5), _low_rank(3, 3, [2.0, 1.0, 0.5], 6)]),
+}
+CUT: dict[str, Callable[[Any], Any]] = {
+    "rcond": lambda m: np.linalg.pinv(m, rcond=0.1),
+    "rtol": lambda m: np.linalg.pinv(m, rtol=0.1),
+    "lstsq": lambda m: np.linalg.lstsq(m[..., :, :], np.arange(1.0, 1.0 + m.shape[-2]), rcond=0.1)[0],
+}
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse", "numeric"))
+@pytest.mark.parametrize("how", sorted(CUT))
+@pytest.mark.parametrize("case", sorted(TRUNCATED))
+def test_truncated_pinv_matches_finite_differences(case: str, how: str, backend: str) -> None:
+    a, f = TRUNCATED[case], CUT[how]
+    if how == "lstsq" and a.ndim != 2:
+        pytest.skip("lstsq takes one matrix")
+    want = central_jacobian(f, a)
+    np.testing.assert_allclose(dk.jacobian(f, backend=backend)(a), want, atol=1e-8)
+
+
+def test_truncated_pinv_by_hand() -> None:
+    # A = diag(2, e): with rcond = 0.1 the e = 0 entry is dropped; pinv = diag(1/2, 0), and a
+    # step dA gives d pinv = -(1/4) dA_00 at [0, 0], dA_10 / 4 at [0, 1] (the (I - P A) dA^T P^T P
+    # term) and dA_01 / 4 at [1, 0] (P P^T dA^T (I - A P)); nothing at [1, 1]
+    a = np.diag([2.0, 0.0])
+    for backend in ("forward", "reverse"):
+        jac = dk.jacobian(lambda m: np.linalg.pinv(m, rcond=0.1), backend=backend)(a)
+        want = np.zeros((2, 2, 2, 2))
+        want[0, 0, 0, 0], want[0, 1, 1, 0], want[1, 0, 0, 1] = -0.25, 0.25, 0.25
+        np.testing.assert_allclose(jac, want, atol=1e-15)
+
+
+def test_truncated_pinv_jvp_on_reverse() -> None:
+    # the reverse backend's jvp transposes the VJP with a traced cotangent: first order still
+    a, t = TRUNCATED["small_dropped"], RNG.normal(size=(4, 4))
+    f = CUT["rcond"]
+    want = dk.jvp(f, (a,), (t,), backend="forward")[1]
+    np.testing.assert_allclose(dk.jvp(f, (a,), (t,), backend="reverse")[1], want, atol=1e-13)
+
+
+def test_truncated_pinv_values_are_numpys() -> None:
+    a = TRUNCATED["small_dropped"]
+    out, _ = dk.jvp(lambda m: np.linalg.pinv(m, rcond=0.1), (a,), (a,), backend="forward")
+    np.testing.assert_array_equal(out, np.linalg.pinv(a, rcond=0.1))
+    x, _ = dk.jvp(lambda m: np.linalg.lstsq(m, np.ones(4), rcond=0.1)[0], (a,), (a,), backend="forward")
+    np.testing.assert_allclose(x, np.linalg.lstsq(a, np.ones(4), rcond=0.1)[0], rtol=1e-12)
+    assert np.linalg.lstsq(a, np.ones(4), rcond=0.1)[2] == 2
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_pinv_refuses_where_the_rank_jumps(backend: str) -> None:
+    # the default cutoff (1e-15 of s_max) drops an exactly zero singular value: a step of that
+    # size changes the rank, so finite differences of np.linalg.pinv blow up; refuse
+    a = TRUNCATED["tall_rank2"]
+    with pytest.raises(UnsupportedOperation, match="rcond"):
+        dk.jacobian(np.linalg.pinv, backend=backend)(a)
+    # a singular value at the cutoff itself (0.1 * 3 = 0.3)
+    with pytest.raises(UnsupportedOperation, match="equals the cutoff"):
+        dk.jacobian(lambda m: np.linalg.pinv(m, rcond=0.1), backend=backend)(_low_rank(3, 3, [3.0, 0.3], 7))
+    with pytest.raises(UnsupportedOperation, match="first derivatives"):
+        dk.hessian(lambda m: np.sum(np.linalg.pinv(m, rcond=0.1)), backend=backend)(a)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_pinv_refuses_complex(backend: str) -> None:
+    with pytest.raises(UnsupportedOperation, match="complex"):
+        dk.jvp(np.linalg.pinv, (TRUNCATED["nothing_dropped"] + 1j,), (np.ones((4, 3)) + 0j,), backend=backend)

@@ -106,10 +106,10 @@ NONSMOOTH = frozenset({"absolute", "sign", "maximum", "minimum", "max", "min", "
 """Differentiable primitives with a kink convention (docs/conventions.md)."""
 
 OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot", "angle", "svd_packed", "svd_values", "pinv",
-                          "eigvals", "eig_packed"})
+                          "eigvals", "eig_packed", "pinv_cut"})
 """Also carry a ``kink`` note, legitimately: ``where`` selects a branch (it is in
 docs/conventions.md), ``eigh_packed`` is not differentiable at repeated
-eigenvalues, ``svd_packed`` and ``svd_values`` at repeated singular values, ``eigvals`` and ``eig_packed`` at repeated eigenvalues, ``pinv`` where
+eigenvalues, ``svd_packed`` and ``svd_values`` at repeated singular values, ``eigvals`` and ``eig_packed`` at repeated eigenvalues, ``pinv`` and ``pinv_cut`` where
 the rank changes, ``hypot`` and ``angle`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
 
 # ---------------------------------------------------------------------------
