@@ -821,6 +821,8 @@ def _qr(a: Any, mode: str = "reduced") -> Any:
     if mode not in ("reduced", "r") and not (mode == "complete" and m <= n):
         raise UnsupportedOperation(f"numpy.linalg.qr(mode={mode!r}) of a traced {m} x {n} matrix: "
                                    "'reduced' and 'r' (and 'complete' where m <= n, where it is 'reduced')")
+    if np.asarray(concrete(a)).dtype == object:
+        return _qr_householder(a, mode)
     packed = bind(P.qr_packed, a)
     if m < n:  # Q (m x m) and R (m x n) side by side
         q = getitem(packed, (Ellipsis, slice(None), slice(0, m)))
@@ -828,6 +830,33 @@ def _qr(a: Any, mode: str = "reduced") -> Any:
     else:
         q = getitem(packed, (Ellipsis, slice(0, m), slice(None)))
         r = getitem(packed, (Ellipsis, slice(m, None), slice(None)))
+    return r if mode == "r" else QRResult(q, r)
+
+
+def _qr_householder(a: Any, mode: str) -> Any:
+    """QR of a traced matrix by LAPACK's own algorithm (geqrf's Householder reflections, dlarfg's
+    sign: R_jj = -sign(alpha) * norm, no reflection where the column below is already zero), for
+    the symbolic backend: the branches are Python control flow, so a trace at a point takes
+    NumPy's and keeps them as guards."""
+    if _nd(a) != 2:
+        raise UnsupportedOperation("numpy.linalg.qr on the symbolic backend: one matrix at a time, not a stack")
+    m, n = _shape_of(a)
+    k = min(m, n)
+    r, q = a, np.eye(m)
+    for j in range(min(m - 1, n)):              # the last row needs no reflection (dlarfg with n = 1)
+        col = getitem(r, (slice(j, None), j))
+        alpha, below = getitem(col, 0), getitem(col, slice(1, None))
+        xs = _sum(below * below)
+        if not xs > 0:                          # dlarfg: nothing below the diagonal, H = I
+            continue
+        norm = np.sqrt(alpha * alpha + xs)
+        beta = -norm if alpha >= 0 else norm
+        v = np.concatenate([np.zeros(j), _reshape(alpha - beta, (1,)), below])
+        vv = _sum(v * v)
+        r = r - _outer(v, bind(P.matmul, v, r)) * (2 / vv)           # H r, H = I - 2 v v^T / v^T v
+        q = q - _outer(bind(P.matmul, q, v), v) * (2 / vv)           # q H
+    r = getitem(r, (slice(0, k), slice(None))) * np.triu(np.ones((k, n)))   # exact zeros below
+    q = getitem(q, (slice(None), slice(0, k)))
     return r if mode == "r" else QRResult(q, r)
 
 

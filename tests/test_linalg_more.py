@@ -325,3 +325,47 @@ def test_pinv_refuses_where_the_rank_jumps(backend: str) -> None:
 def test_pinv_refuses_complex(backend: str) -> None:
     with pytest.raises(UnsupportedOperation, match="complex"):
         dk.jvp(np.linalg.pinv, (TRUNCATED["nothing_dropped"] + 1j,), (np.ones((4, 3)) + 0j,), backend=backend)
+
+
+# ---------------------------------------------------------------------------
+# np.linalg.qr on the symbolic backend: LAPACK's Householder algorithm, traced at a point
+# ---------------------------------------------------------------------------
+
+SYMBOLIC_QR = {"tall": RNG.normal(size=(3, 2)), "square": RNG.normal(size=(3, 3)), "wide": RNG.normal(size=(2, 3)),
+               "negative_pivot": -np.abs(RNG.normal(size=(2, 2)))}
+
+
+@pytest.mark.parametrize("part", ("Q", "R", "r_mode"))
+@pytest.mark.parametrize("case", sorted(SYMBOLIC_QR))
+def test_symbolic_qr_matches_finite_differences(case: str, part: str) -> None:
+    a, f = SYMBOLIC_QR[case], QR_PARTS[part]
+    np.testing.assert_allclose(dk.jacobian(f, backend="symbolic")(a), central_jacobian(f, a), atol=1e-8)
+
+
+def test_symbolic_qr_values_are_numpys() -> None:
+    # the trace runs LAPACK's algorithm with its signs, so the factors are NumPy's
+    a = SYMBOLIC_QR["square"]
+    f = lambda m: np.linalg.qr(m)[0][1, 2] + np.linalg.qr(m)[1][0, 1]  # noqa: E731
+    r = dk.grad(f, backend="symbolic")
+    np.testing.assert_allclose(r(a), dk.grad(f, backend="reverse")(a), atol=1e-10)
+    np.testing.assert_allclose(r(-a), dk.grad(f, backend="reverse")(-a), atol=1e-10)
+
+
+def test_symbolic_qr_by_hand() -> None:
+    # R_00 = -sign(a_00) |a[:, 0]| (LAPACK's reflection), so dR_00/da[:, 0] = -sign(a_00) a[:, 0] / |a[:, 0]|
+    for a in (np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[-1.0, 2.0], [3.0, 4.0]])):
+        g = dk.grad(lambda m: np.linalg.qr(m)[1][0, 0], backend="symbolic")(a)
+        col = a[:, 0]
+        np.testing.assert_allclose(g, np.stack([-np.sign(col[0]) * col / np.linalg.norm(col), [0.0, 0.0]], axis=1),
+                                   atol=1e-15)
+
+
+def test_symbolic_qr_hessian() -> None:
+    a = SYMBOLIC_QR["negative_pivot"]
+    f = lambda m: np.sum(np.linalg.qr(m)[0] ** 3) + np.linalg.qr(m)[1][1, 1]  # noqa: E731
+    np.testing.assert_allclose(dk.hessian(f, backend="symbolic")(a), dk.hessian(f, backend="reverse")(a), atol=1e-8)
+
+
+def test_symbolic_qr_refusals() -> None:
+    with pytest.raises(UnsupportedOperation, match="stack"):
+        dk.jacobian(lambda m: np.linalg.qr(m)[0], backend="symbolic")(RNG.normal(size=(2, 2, 2)))
