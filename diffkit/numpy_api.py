@@ -835,7 +835,7 @@ def _qr(a: Any, mode: str = "reduced") -> Any:
 
 def _qr_householder(a: Any, mode: str) -> Any:
     """QR of a traced matrix by LAPACK's own algorithm (geqrf's Householder reflections, dlarfg's
-    sign: R_jj = -sign(alpha) * norm, no reflection where the column below is already zero), for
+    sign: R_jj = -sign(alpha) * norm; where the column below is already zero NumPy's QR jumps), for
     the symbolic backend: the branches are Python control flow, so a trace at a point takes
     NumPy's and keeps them as guards."""
     if _nd(a) != 2:
@@ -847,8 +847,11 @@ def _qr_householder(a: Any, mode: str) -> Any:
         col = getitem(r, (slice(j, None), j))
         alpha, below = getitem(col, 0), getitem(col, slice(1, None))
         xs = _sum(below * below)
-        if not xs > 0:                          # dlarfg: nothing below the diagonal, H = I
-            continue
+        if not xs > 0:  # dlarfg: nothing below the diagonal, H = I; any perturbation reflects
+            raise UnsupportedOperation(
+                "numpy.linalg.qr: NumPy's factors jump here (a column already zero below the "
+                "diagonal, as in a triangular matrix: LAPACK skips its reflection, any perturbation "
+                "makes one and flips the signs of R's row and Q's column); no derivative")
         norm = np.sqrt(alpha * alpha + xs)
         beta = -norm if alpha >= 0 else norm
         v = np.concatenate([np.zeros(j), _reshape(alpha - beta, (1,)), below])

@@ -1489,7 +1489,35 @@ def _qr_tall_vjp(qbar: Any, rbar: Any, q: Any, r: Any) -> Any:
     return swap_last_axes(np.linalg.solve(r, swap_last_axes(b)))
 
 
+def _refuse_qr_jump(a: Any) -> None:
+    """Refuse where NumPy's QR jumps: LAPACK (dlarfg) skips the reflection of a column already
+    zero below the diagonal (R_jj = alpha), while any perturbation there reflects it
+    (R_jj = -sign(alpha) * norm): a triangular matrix, the identity."""
+    base = concrete(a)
+    if type(base) is not np.ndarray or base.dtype.kind != "f":
+        return
+    m, n = base.shape[-2:]
+    r = base.reshape((-1, m, n)).copy()
+    tiny = np.finfo(base.dtype).tiny
+    for j in range(min(m - 1, n)):
+        below = np.linalg.norm(r[:, j + 1:, j], axis=-1)
+        if np.any(below <= tiny):
+            from .errors import UnsupportedOperation
+
+            raise UnsupportedOperation(
+                "np.linalg.qr: NumPy's factors jump here (a column already zero below the diagonal, "
+                "as in a triangular matrix: LAPACK skips its reflection, any perturbation makes one and "
+                "flips the signs of R's row and Q's column); no derivative")
+        x = r[:, j:, j]
+        alpha = x[:, 0]
+        v = x.copy()
+        v[:, 0] = alpha + np.where(alpha >= 0, 1.0, -1.0) * np.linalg.norm(x, axis=-1)
+        v /= np.linalg.norm(v, axis=-1, keepdims=True)
+        r[:, j:, :] -= 2 * v[:, :, None] * np.einsum("bi,bik->bk", v, r[:, j:, :])[:, None, :]
+
+
 def _qr_jvp(t: Any, out: Any, a: Any) -> Any:
+    _refuse_qr_jump(a)
     m, n = np.shape(a)[-2:]
     q, r = _qr_split(out, a)
     if m >= n:
@@ -1502,6 +1530,7 @@ def _qr_jvp(t: Any, out: Any, a: Any) -> Any:
 
 
 def _qr_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _refuse_qr_jump(a)
     m, n = np.shape(a)[-2:]
     q, r = _qr_split(out, a)
     qbar, rbar = _qr_split(ct, a)
@@ -1515,6 +1544,8 @@ def _qr_vjp(ct: Any, out: Any, a: Any) -> Any:
 
 
 define("qr_packed", _qr_np, jvp=(_qr_jvp,), vjp=(_qr_vjp,), complex_safe=False,
+       kink="where a column is already zero below the diagonal (a triangular matrix) LAPACK skips "
+            "its reflection and the signs jump; the rules refuse (UnsupportedOperation)",
        doc="the reduced QR of a (stack of) real m x n matrices: for m >= n (full column rank) Q on "
            "rows 0..m-1 and R below; for m < n (first m columns independent) Q on columns 0..m-1 "
            "and R after; numpy.linalg.qr splits the result", saves=((OUT, 0),))

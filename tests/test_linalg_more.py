@@ -369,3 +369,18 @@ def test_symbolic_qr_hessian() -> None:
 def test_symbolic_qr_refusals() -> None:
     with pytest.raises(UnsupportedOperation, match="stack"):
         dk.jacobian(lambda m: np.linalg.qr(m)[0], backend="symbolic")(RNG.normal(size=(2, 2, 2)))
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse", "symbolic"))
+@pytest.mark.parametrize("a", [np.eye(3), np.array([[2.0, 1.0], [0.0, 3.0]]), np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 1.0]]),
+                               np.array([[1.0, 2.0], [3.0, 4.0], [0.0, 0.0]]) @ np.array([[1.0, 0.0], [0.0, 1.0]])],
+                         ids=["identity", "triangular", "wide_triangular", "tall_zero_row"])
+def test_qr_refuses_where_numpy_jumps(a: np.ndarray, backend: str) -> None:
+    # LAPACK skips the reflection of a column already zero below the diagonal (R_jj = alpha);
+    # any perturbation reflects it (R_jj = -sign(alpha) |x|), so NumPy's factors jump:
+    e = np.zeros_like(a)
+    e[1, 0] = 1e-9
+    if a[1, 0] == 0 and a.shape[0] > 1 and not np.any(a[2:, 0]):
+        assert np.sign(np.linalg.qr(a + e)[1][0, 0]) != np.sign(np.linalg.qr(a)[1][0, 0]) or a[0, 0] == 0
+    with pytest.raises(UnsupportedOperation, match="jump"):
+        dk.jacobian(lambda m: np.linalg.qr(m)[1], backend=backend)(a)
