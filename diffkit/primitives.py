@@ -1102,10 +1102,20 @@ define("det", np.linalg.det, sympy=_sym_matrix_map(lambda m: m.det()),
        domain=((-INF, INF),), doc="determinant; the rule uses inv(a), so a must be invertible", saves=((OUT, 0),))
 define("logabsdet", lambda a: np.linalg.slogdet(a)[1],
        sympy=_sym_matrix_map(lambda m: sympy.log(sympy.Abs(m.det()))),
-       jvp=(lambda t, out, a: np.sum(swap_last_axes(np.linalg.inv(a)) * t, axis=(-2, -1)),),
+       jvp=(lambda t, out, a: _re(np.sum(swap_last_axes(np.linalg.inv(a)) * t, axis=(-2, -1))),),
        vjp=(lambda ct, out, a: _expand2(ct) * swap_last_axes(np.linalg.inv(a)),),
        domain=((-INF, INF),), complex_safe=False,
-       doc="log|det a|, the second output of slogdet; |det| is not analytic", saves=((0,),))
+       doc="log|det a| = Re(log det a), the second output of slogdet; not analytic: the JVP is "
+           "Re(tr(a^-1 da)), the VJP ct a^-T", saves=((0,),))
+
+
+def _real_matrix(a: Any, what: str) -> None:
+    """Refuse a complex matrix where the rules are written for real ones (transposes where the
+    complex rules need conjugate transposes)."""
+    if is_complex(a):
+        from .errors import UnsupportedOperation
+
+        raise UnsupportedOperation(f"{what} of a complex matrix: the rules here are for real matrices")
 
 
 def _phi(x: Any) -> Any:
@@ -1115,12 +1125,14 @@ def _phi(x: Any) -> Any:
 
 
 def _cholesky_jvp(t: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.cholesky")
     # dL = L Phi(L^-1 dA L^-T)  (Murray 2016, "Differentiation of the Cholesky decomposition")
     linv = np.linalg.inv(out)
     return np.matmul(out, _phi(np.matmul(linv, np.matmul(t, swap_last_axes(linv)))))
 
 
 def _cholesky_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _real_matrix(out, "np.linalg.cholesky")   # reads the factor only (saves)
     # Abar = sym(L^-T Phi(L^T Lbar) L^-1), symmetrized because A is
     linv = np.linalg.inv(out)
     s = np.matmul(swap_last_axes(linv), np.matmul(_phi(np.matmul(swap_last_axes(out), ct)), linv))
@@ -1148,6 +1160,7 @@ def _eigh_f(w: Any) -> Any:
 
 
 def _eigh_jvp(t: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.eigh")
     w, v = out[..., 0, :], out[..., 1:, :]
     vtav = np.matmul(swap_last_axes(v), np.matmul(0.5 * (t + swap_last_axes(t)), v))
     n = np.shape(w)[-1]
@@ -1157,6 +1170,7 @@ def _eigh_jvp(t: Any, out: Any, a: Any) -> Any:
 
 
 def _eigh_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.eigh")
     w, v = out[..., 0, :], out[..., 1:, :]
     wbar, vbar = ct[..., 0, :], ct[..., 1:, :]
     n = np.shape(w)[-1]
@@ -1220,6 +1234,7 @@ def _svd_f(s: Any) -> Any:
 
 
 def _svd_jvp(t: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.svd")
     u, s, vt = _svd_parts(out, a)
     _refuse_degenerate(s, "np.linalg.svd")
     v = swap_last_axes(vt)
@@ -1245,6 +1260,7 @@ def _svd_jvp(t: Any, out: Any, a: Any) -> Any:
 
 
 def _svd_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.svd")
     u, s, vt = _svd_parts(out, a)
     _refuse_degenerate(s, "np.linalg.svd")
     m, n = np.shape(a)[-2:]
@@ -1276,11 +1292,13 @@ define("svd_packed", _svd_np, jvp=(_svd_jvp,), vjp=(_svd_vjp,), complex_safe=Fal
 
 
 def _svdvals_jvp(t: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "the singular values (np.linalg.svd, svdvals, norm)")
     u, _, vt = np.linalg.svd(a, full_matrices=False)
     return np.sum(u * np.matmul(t, swap_last_axes(vt)), axis=-2)    # ds_i = u_i^T dA v_i
 
 
 def _svdvals_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "the singular values (np.linalg.svd, svdvals, norm)")
     u, _, vt = np.linalg.svd(a, full_matrices=False)
     return np.matmul(u * ct[..., None, :], vt)                       # U diag(sbar) V^T
 

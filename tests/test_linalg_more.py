@@ -384,3 +384,34 @@ def test_qr_refuses_where_numpy_jumps(a: np.ndarray, backend: str) -> None:
         assert np.sign(np.linalg.qr(a + e)[1][0, 0]) != np.sign(np.linalg.qr(a)[1][0, 0]) or a[0, 0] == 0
     with pytest.raises(UnsupportedOperation, match="jump"):
         dk.jacobian(lambda m: np.linalg.qr(m)[1], backend=backend)(a)
+
+
+# ---------------------------------------------------------------------------
+# Complex matrices: rules written for real ones refuse; log|det| is exact
+# ---------------------------------------------------------------------------
+
+_CA = np.random.default_rng(11).normal(size=(3, 3)) + 1j * np.random.default_rng(12).normal(size=(3, 3))
+_CH = _CA.conj().T @ _CA + np.eye(3)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("name", ["svd", "svdvals", "norm_2", "eigh", "cholesky"])
+def test_real_only_rules_refuse_complex(name: str, backend: str) -> None:
+    f, a = {
+        "svd": (lambda m: np.abs(np.linalg.svd(m)[0]).sum(), _CA),
+        "svdvals": (lambda m: np.linalg.svd(m, compute_uv=False).sum(), _CA),
+        "norm_2": (lambda m: np.linalg.norm(m, 2), _CA),
+        "eigh": (lambda m: np.linalg.eigh(m)[0].sum() + np.abs(np.linalg.eigh(m)[1]).sum(), _CH),
+        "cholesky": (lambda m: np.abs(np.linalg.cholesky(m)).sum(), _CH),
+    }[name]
+    with pytest.raises(UnsupportedOperation, match="complex matrix"):
+        dk.grad(f, backend=backend)(a)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_logabsdet_of_a_complex_matrix(backend: str) -> None:
+    # log|det A| = Re(log det A): the step dA changes it by Re(tr(A^-1 dA)); JAX's gradient is A^-T
+    f = lambda m: np.linalg.slogdet(m)[1]  # noqa: E731
+    got = dk.grad(f, backend=backend)(_CA)
+    np.testing.assert_allclose(got, central_grad(f, _CA), atol=1e-8)
+    np.testing.assert_allclose(got, np.linalg.inv(_CA).T, atol=1e-12)
