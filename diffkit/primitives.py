@@ -1372,8 +1372,10 @@ def _pinv_cut_coefficients(a: Any, rcond: float) -> tuple[Any, Any, Any, Any]:
     tol = 64 * np.finfo(a.dtype).eps * top
     if np.any(top == 0) or np.any(np.abs(s - cut) <= tol):
         raise UnsupportedOperation(
-            f"np.linalg.pinv(rcond={rcond!r}): a singular value equals the cutoff (rcond times the "
-            "largest), where the rank changes and the pseudo-inverse jumps; no derivative there")
+            f"np.linalg.pinv or lstsq with rcond={rcond!r}: a singular value equals the cutoff (rcond "
+            "times the largest, within rounding), where the rank changes and the pseudo-inverse jumps; "
+            "no derivative there. For a rank-deficient matrix pass an rcond= whose cutoff is well "
+            "above the dropped singular values: the derivative holds for steps smaller than that gap")
     big = max(m, n)
     sp = np.zeros(s.shape[:-1] + (big,))
     sp[..., :s.shape[-1]] = s

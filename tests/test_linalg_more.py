@@ -415,3 +415,21 @@ def test_logabsdet_of_a_complex_matrix(backend: str) -> None:
     got = dk.grad(f, backend=backend)(_CA)
     np.testing.assert_allclose(got, central_grad(f, _CA), atol=1e-8)
     np.testing.assert_allclose(got, np.linalg.inv(_CA).T, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_eig_of_a_stack(backend: str) -> None:
+    a = np.stack([MATRICES[("pairs", 3, 0)], MATRICES[("real", 3, 1)]])
+    f = lambda m: np.abs(np.linalg.eig(m)[1]).sum() + np.real(np.linalg.eig(m)[0]).sum() ** 2  # noqa: E731
+    np.testing.assert_allclose(dk.grad(f, backend=backend)(a), central_grad(f, a), atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_lstsq_of_a_rank_deficient_matrix(backend: str) -> None:
+    a, b = TRUNCATED["tall_rank2"], np.arange(1.0, 5.0)
+    # NumPy's default cutoff (eps * max(m, n) of s_max) sits at the zero singular value: refuse
+    with pytest.raises(UnsupportedOperation, match="rcond"):
+        dk.grad(lambda m: np.linalg.lstsq(m, b)[0].sum(), backend=backend)(a)
+    # a cutoff well above the dropped value (0.1 * 3): the truncated solution, smooth for steps below 0.3
+    f = lambda m: np.linalg.lstsq(m, b, rcond=0.1)[0].sum()  # noqa: E731
+    np.testing.assert_allclose(dk.grad(f, backend=backend)(a), central_grad(f, a), atol=1e-8)
