@@ -1584,7 +1584,8 @@ def _eig_vectors(a: Any) -> tuple[Any, Any]:
     wc = concrete(w)
     d = np.abs(wc[..., :, None] - wc[..., None, :])
     scale = np.max(np.abs(wc), axis=-1, keepdims=True)[..., None]
-    if np.any(np.where(np.eye(wc.shape[-1], dtype=bool), np.inf, d) <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
+    gaps = np.where(np.eye(wc.shape[-1], dtype=bool), np.inf, d)
+    if np.any(gaps <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
         raise UnsupportedOperation("np.linalg.eigvals: repeated eigenvalues are not differentiable one by one")
     return v, np.linalg.inv(v)
 

@@ -204,7 +204,7 @@ def test_wide_qr_by_hand() -> None:
 @pytest.mark.parametrize("backend", ("forward", "reverse"))
 def test_wide_qr_hessian(backend: str) -> None:
     a = WIDE_QR["2x4"]
-    f = lambda m: np.sum(np.linalg.qr(m)[0] ** 3) + np.sum(np.sin(np.linalg.qr(m)[1]))  # noqa: E731
+    f = lambda m: np.sum(np.linalg.qr(m)[0] ** 3) + np.sum(np.sin(np.linalg.qr(m)[1]))
     grad = dk.grad(f, backend="reverse")
     want = central_jacobian(grad, a, h=1e-5)
     np.testing.assert_allclose(dk.hessian(f, backend=backend)(a), want, atol=1e-7)
@@ -226,7 +226,7 @@ def test_qr_refuses_dependent_leading_columns(backend: str) -> None:
 @pytest.mark.parametrize("kind", ("real", "pairs"))
 def test_eigvals_hessian(kind: str, backend: str) -> None:
     a = MATRICES[(kind, 3, 1)]
-    f = lambda m: np.sum(np.real(np.linalg.eigvals(m)) ** 2) + np.prod(np.abs(np.linalg.eigvals(m)))  # noqa: E731
+    f = lambda m: np.sum(np.real(np.linalg.eigvals(m)) ** 2) + np.prod(np.abs(np.linalg.eigvals(m)))
     want = central_jacobian(dk.grad(f, backend="reverse"), a, h=1e-5)
     np.testing.assert_allclose(dk.hessian(f, backend=backend)(a), want, atol=1e-7)
 
@@ -345,7 +345,7 @@ def test_symbolic_qr_matches_finite_differences(case: str, part: str) -> None:
 def test_symbolic_qr_values_are_numpys() -> None:
     # the trace runs LAPACK's algorithm with its signs, so the factors are NumPy's
     a = SYMBOLIC_QR["square"]
-    f = lambda m: np.linalg.qr(m)[0][1, 2] + np.linalg.qr(m)[1][0, 1]  # noqa: E731
+    f = lambda m: np.linalg.qr(m)[0][1, 2] + np.linalg.qr(m)[1][0, 1]
     r = dk.grad(f, backend="symbolic")
     np.testing.assert_allclose(r(a), dk.grad(f, backend="reverse")(a), atol=1e-10)
     np.testing.assert_allclose(r(-a), dk.grad(f, backend="reverse")(-a), atol=1e-10)
@@ -362,7 +362,7 @@ def test_symbolic_qr_by_hand() -> None:
 
 def test_symbolic_qr_hessian() -> None:
     a = SYMBOLIC_QR["negative_pivot"]
-    f = lambda m: np.sum(np.linalg.qr(m)[0] ** 3) + np.linalg.qr(m)[1][1, 1]  # noqa: E731
+    f = lambda m: np.sum(np.linalg.qr(m)[0] ** 3) + np.linalg.qr(m)[1][1, 1]
     np.testing.assert_allclose(dk.hessian(f, backend="symbolic")(a), dk.hessian(f, backend="reverse")(a), atol=1e-8)
 
 
@@ -372,7 +372,8 @@ def test_symbolic_qr_refusals() -> None:
 
 
 @pytest.mark.parametrize("backend", ("forward", "reverse", "symbolic"))
-@pytest.mark.parametrize("a", [np.eye(3), np.array([[2.0, 1.0], [0.0, 3.0]]), np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 1.0]]),
+@pytest.mark.parametrize("a", [np.eye(3), np.array([[2.0, 1.0], [0.0, 3.0]]),
+                               np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 1.0]]),
                                np.array([[1.0, 2.0], [3.0, 4.0], [0.0, 0.0]]) @ np.array([[1.0, 0.0], [0.0, 1.0]])],
                          ids=["identity", "triangular", "wide_triangular", "tall_zero_row"])
 def test_qr_refuses_where_numpy_jumps(a: np.ndarray, backend: str) -> None:
@@ -411,7 +412,7 @@ def test_real_only_rules_refuse_complex(name: str, backend: str) -> None:
 @pytest.mark.parametrize("backend", ("forward", "reverse"))
 def test_logabsdet_of_a_complex_matrix(backend: str) -> None:
     # log|det A| = Re(log det A): the step dA changes it by Re(tr(A^-1 dA)); JAX's gradient is A^-T
-    f = lambda m: np.linalg.slogdet(m)[1]  # noqa: E731
+    f = lambda m: np.linalg.slogdet(m)[1]
     got = dk.grad(f, backend=backend)(_CA)
     np.testing.assert_allclose(got, central_grad(f, _CA), atol=1e-8)
     np.testing.assert_allclose(got, np.linalg.inv(_CA).T, atol=1e-12)
@@ -420,7 +421,7 @@ def test_logabsdet_of_a_complex_matrix(backend: str) -> None:
 @pytest.mark.parametrize("backend", ("forward", "reverse"))
 def test_eig_of_a_stack(backend: str) -> None:
     a = np.stack([MATRICES[("pairs", 3, 0)], MATRICES[("real", 3, 1)]])
-    f = lambda m: np.abs(np.linalg.eig(m)[1]).sum() + np.real(np.linalg.eig(m)[0]).sum() ** 2  # noqa: E731
+    f = lambda m: np.abs(np.linalg.eig(m)[1]).sum() + np.real(np.linalg.eig(m)[0]).sum() ** 2
     np.testing.assert_allclose(dk.grad(f, backend=backend)(a), central_grad(f, a), atol=1e-7)
 
 
@@ -431,5 +432,5 @@ def test_lstsq_of_a_rank_deficient_matrix(backend: str) -> None:
     with pytest.raises(UnsupportedOperation, match="rcond"):
         dk.grad(lambda m: np.linalg.lstsq(m, b)[0].sum(), backend=backend)(a)
     # a cutoff well above the dropped value (0.1 * 3): the truncated solution, smooth for steps below 0.3
-    f = lambda m: np.linalg.lstsq(m, b, rcond=0.1)[0].sum()  # noqa: E731
+    f = lambda m: np.linalg.lstsq(m, b, rcond=0.1)[0].sum()
     np.testing.assert_allclose(dk.grad(f, backend=backend)(a), central_grad(f, a), atol=1e-8)
