@@ -721,6 +721,13 @@ def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
     return _eigh(a, UPLO)[0]
 
 
+def _lower_symmetric(a: Any) -> Any:
+    """The symmetric matrix of a's lower triangle: what NumPy's eigh-based paths
+    (``hermitian=True``) read."""
+    n = _shape_of(a)[-1]
+    return a * np.tril(np.ones((n, n))) + _swap_last(a * np.tril(np.ones((n, n)), -1))
+
+
 class SVDResult(NamedTuple):
     """``numpy.linalg.svd``'s result on traced values."""
 
@@ -742,7 +749,13 @@ def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian:
     if _nd(a) < 2:
         raise InvalidArgument("numpy.linalg.svd needs an array of at least two dimensions")
     if not compute_uv:
+        if hermitian:  # NumPy reads the lower triangle (through eigvalsh)
+            a = _lower_symmetric(a)
         return bind(P.svd_values, a)
+    if hermitian:
+        raise UnsupportedOperation(
+            "numpy.linalg.svd(hermitian=True) of a traced matrix: NumPy builds U and Vh from eigh's "
+            "eigenvectors, with other signs than the SVD's; use np.linalg.eigh, or hermitian=False")
     m, n = _shape_of(a)[-2:]
     if full_matrices and m != n:
         raise UnsupportedOperation(
@@ -795,6 +808,8 @@ def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = _NO
     if is_complex(a):
         raise UnsupportedOperation("numpy.linalg.pinv of a complex traced matrix: the rules here are for "
                                    "real matrices")
+    if hermitian:  # NumPy reads the lower triangle (through eigh): the symmetric matrix it sees
+        a = _lower_symmetric(a)
     if rcond is None and rtol is _NO_RTOL:
         return bind(P.pinv, a)  # NumPy's default cutoff, 1e-15
     if rcond is not None and rtol is not _NO_RTOL:

@@ -434,3 +434,33 @@ def test_lstsq_of_a_rank_deficient_matrix(backend: str) -> None:
     # a cutoff well above the dropped value (0.1 * 3): the truncated solution, smooth for steps below 0.3
     f = lambda m: np.linalg.lstsq(m, b, rcond=0.1)[0].sum()
     np.testing.assert_allclose(dk.grad(f, backend=backend)(a), central_grad(f, a), atol=1e-8)
+
+
+# ---------------------------------------------------------------------------
+# hermitian=True: NumPy goes through eigh, which reads the lower triangle
+# ---------------------------------------------------------------------------
+
+_SYM = MATRICES[("real", 3, 0)] + MATRICES[("real", 3, 0)].T
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("how", ("default", "rcond"))
+def test_pinv_hermitian_reads_the_lower_triangle(how: str, backend: str) -> None:
+    kw = {"rcond": 0.01} if how == "rcond" else {}
+    f = lambda m: np.sum(np.linalg.pinv(m, hermitian=True, **kw) * np.arange(9.0).reshape(3, 3))
+    for a in (_SYM, MATRICES[("real", 3, 1)] + 5 * np.eye(3)):      # NumPy ignores the upper triangle
+        got = dk.grad(f, backend=backend)(a)
+        np.testing.assert_allclose(got, central_grad(f, a), atol=1e-7)
+        np.testing.assert_allclose(np.triu(got, 1), 0.0)
+
+
+@pytest.mark.parametrize("backend", ("forward", "reverse"))
+def test_svd_hermitian_refuses_its_vectors(backend: str) -> None:
+    with pytest.raises(UnsupportedOperation, match="hermitian"):
+        dk.grad(lambda m: np.linalg.svd(m, hermitian=True)[0][0, 0], backend=backend)(_SYM)
+    # the singular values alone: NumPy reads the lower triangle (eigvalsh) here too
+    f = lambda m: np.sum(np.linalg.svd(m, hermitian=True, compute_uv=False) * [3.0, 2.0, 1.0])
+    for a in (_SYM - 2 * np.eye(3), MATRICES[("real", 3, 1)] - np.eye(3)):
+        got = dk.grad(f, backend=backend)(a)
+        np.testing.assert_allclose(got, central_grad(f, a), atol=1e-7)
+        np.testing.assert_allclose(np.triu(got, 1), 0.0)
