@@ -721,6 +721,13 @@ def _eigvalsh(a: Any, UPLO: str = "L") -> Any:
     return _eigh(a, UPLO)[0]
 
 
+def _lower_symmetric(a: Any) -> Any:
+    """The symmetric matrix of a's lower triangle: what NumPy's eigh-based paths
+    (``hermitian=True``) read."""
+    n = _shape_of(a)[-1]
+    return a * np.tril(np.ones((n, n))) + _swap_last(a * np.tril(np.ones((n, n)), -1))
+
+
 class SVDResult(NamedTuple):
     """``numpy.linalg.svd``'s result on traced values."""
 
@@ -742,7 +749,13 @@ def _svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian:
     if _nd(a) < 2:
         raise InvalidArgument("numpy.linalg.svd needs an array of at least two dimensions")
     if not compute_uv:
+        if hermitian:  # NumPy reads the lower triangle (through eigvalsh)
+            a = _lower_symmetric(a)
         return bind(P.svd_values, a)
+    if hermitian:
+        raise UnsupportedOperation(
+            "numpy.linalg.svd(hermitian=True) of a traced matrix: NumPy builds U and Vh from eigh's "
+            "eigenvectors, with other signs than the SVD's; use np.linalg.eigh, or hermitian=False")
     m, n = _shape_of(a)[-2:]
     if full_matrices and m != n:
         raise UnsupportedOperation(
@@ -764,36 +777,104 @@ def _eigvals(a: Any) -> Any:
     return bind(P.eigvals, pack(a))
 
 
+class EigResult(NamedTuple):
+    """``numpy.linalg.eig``'s result on traced values."""
+
+    eigenvalues: Any
+    eigenvectors: Any
+
+
 @_register(np.linalg.eig)
 def _eig(a: Any) -> Any:
-    raise UnsupportedOperation(
-        "numpy.linalg.eig of a traced matrix: its eigenvectors (normalised with LAPACK's phase) are not "
-        "differentiable here; use np.linalg.eigvals for the eigenvalues, or np.linalg.eigh for a "
-        "symmetric matrix")
+    a = pack(a)
+    shape = _shape_of(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise InvalidArgument("numpy.linalg.eig needs a (stack of) square matrices")
+    if np.asarray(concrete(a)).dtype == object:
+        raise UnsupportedOperation("numpy.linalg.eig on the symbolic backend: its eigenvectors follow "
+                                   "LAPACK's normalisation, which has no SymPy form")
+    packed = bind(P.eig_packed, a)
+    w = getitem(packed, (Ellipsis, 0, slice(None)))
+    v = getitem(packed, (Ellipsis, slice(1, None), slice(None)))
+    return EigResult(w, v)
+
+
+_NO_RTOL = object()
 
 
 @_register(np.linalg.pinv)
-def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, **kw: Any) -> Any:
-    if rcond is not None or kw.get("rtol") is not None:
-        raise UnsupportedOperation("numpy.linalg.pinv of traced values with rcond=/rtol=: NumPy's default "
-                                   "cutoff only")
-    return bind(P.pinv, pack(a))
+def _pinv(a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = _NO_RTOL) -> Any:
+    a = pack(a)
+    if is_complex(a):
+        raise UnsupportedOperation("numpy.linalg.pinv of a complex traced matrix: the rules here are for "
+                                   "real matrices")
+    if hermitian:  # NumPy reads the lower triangle (through eigh): the symmetric matrix it sees
+        a = _lower_symmetric(a)
+    if rcond is None and rtol is _NO_RTOL:
+        return bind(P.pinv, a)  # NumPy's default cutoff, 1e-15
+    if rcond is not None and rtol is not _NO_RTOL:
+        raise InvalidArgument("numpy.linalg.pinv: `rtol` and `rcond` can't be both set")
+    if rcond is None:  # NumPy's rtol: None means max(m, n) * eps
+        rcond = max(_shape_of(a)[-2:]) * np.finfo(float).eps if rtol is None else rtol
+    if np.ndim(rcond) != 0:
+        raise UnsupportedOperation("numpy.linalg.pinv of traced values: one scalar rcond=/rtol= only")
+    if np.asarray(concrete(a)).dtype == object:
+        raise UnsupportedOperation("numpy.linalg.pinv(rcond=/rtol=) on the symbolic backend: SymPy's pinv "
+                                   "has no cutoff; use the default one")
+    return bind(P.pinv_cut, a, rcond=float(rcond))
 
 
 @_register(np.linalg.qr)
 def _qr(a: Any, mode: str = "reduced") -> Any:
     a = pack(a)
+    if _nd(a) < 2:
+        raise InvalidArgument("numpy.linalg.qr needs an array of at least two dimensions")
     m, n = _shape_of(a)[-2:]
-    if m < n:
-        raise UnsupportedOperation(
-            "numpy.linalg.qr of a wide traced matrix (m < n): differentiable here for m >= n only; "
-            "factor the transpose, or the first m columns")
-    if mode not in ("reduced", "r") and not (mode == "complete" and m == n):
+    if is_complex(a):
+        raise UnsupportedOperation("numpy.linalg.qr of a complex traced matrix: the rules here are for "
+                                   "real matrices")
+    if mode not in ("reduced", "r") and not (mode == "complete" and m <= n):
         raise UnsupportedOperation(f"numpy.linalg.qr(mode={mode!r}) of a traced {m} x {n} matrix: "
-                                   "'reduced' and 'r' (and 'complete' of a square one)")
+                                   "'reduced' and 'r' (and 'complete' where m <= n, where it is 'reduced')")
+    if np.asarray(concrete(a)).dtype == object:
+        return _qr_householder(a, mode)
     packed = bind(P.qr_packed, a)
-    q = getitem(packed, (Ellipsis, slice(0, m), slice(None)))
-    r = getitem(packed, (Ellipsis, slice(m, None), slice(None)))
+    if m < n:  # Q (m x m) and R (m x n) side by side
+        q = getitem(packed, (Ellipsis, slice(None), slice(0, m)))
+        r = getitem(packed, (Ellipsis, slice(None), slice(m, None)))
+    else:
+        q = getitem(packed, (Ellipsis, slice(0, m), slice(None)))
+        r = getitem(packed, (Ellipsis, slice(m, None), slice(None)))
+    return r if mode == "r" else QRResult(q, r)
+
+
+def _qr_householder(a: Any, mode: str) -> Any:
+    """QR of a traced matrix by LAPACK's own algorithm (geqrf's Householder reflections, dlarfg's
+    sign: R_jj = -sign(alpha) * norm; where the column below is already zero NumPy's QR jumps), for
+    the symbolic backend: the branches are Python control flow, so a trace at a point takes
+    NumPy's and keeps them as guards."""
+    if _nd(a) != 2:
+        raise UnsupportedOperation("numpy.linalg.qr on the symbolic backend: one matrix at a time, not a stack")
+    m, n = _shape_of(a)
+    k = min(m, n)
+    r, q = a, np.eye(m)
+    for j in range(min(m - 1, n)):              # the last row needs no reflection (dlarfg with n = 1)
+        col = getitem(r, (slice(j, None), j))
+        alpha, below = getitem(col, 0), getitem(col, slice(1, None))
+        xs = _sum(below * below)
+        if not xs > 0:  # dlarfg: nothing below the diagonal, H = I; any perturbation reflects
+            raise UnsupportedOperation(
+                "numpy.linalg.qr: NumPy's factors jump here (a column already zero below the "
+                "diagonal, as in a triangular matrix: LAPACK skips its reflection, any perturbation "
+                "makes one and flips the signs of R's row and Q's column); no derivative")
+        norm = np.sqrt(alpha * alpha + xs)
+        beta = -norm if alpha >= 0 else norm
+        v = np.concatenate([np.zeros(j), _reshape(alpha - beta, (1,)), below])
+        vv = _sum(v * v)
+        r = r - _outer(v, bind(P.matmul, v, r)) * (2 / vv)           # H r, H = I - 2 v v^T / v^T v
+        q = q - _outer(bind(P.matmul, q, v), v) * (2 / vv)           # q H
+    r = getitem(r, (slice(0, k), slice(None))) * np.triu(np.ones((k, n)))   # exact zeros below
+    q = getitem(q, (slice(None), slice(0, k)))
     return r if mode == "r" else QRResult(q, r)
 
 
@@ -837,9 +918,16 @@ def _lstsq(a: Any, b: Any, rcond: Any = None) -> Any:
     base = concrete(a)
     if np.asarray(base).dtype == object:
         raise UnsupportedOperation("numpy.linalg.lstsq on the symbolic backend: use np.linalg.pinv(a) @ b")
-    rank = np.linalg.matrix_rank(base, tol=None if rcond is None else rcond * np.max(np.linalg.svd(
-        base, compute_uv=False)))
-    x = bind(P.matmul, _pinv(a), b)  # the minimum-norm least-squares solution, as NumPy's
+    if rcond is None:  # NumPy's default: eps * max(m, n)
+        rcond = np.finfo(float).eps * max(m, n)
+    elif rcond < 0:    # LAPACK's gelsd: machine precision
+        rcond = np.finfo(float).eps
+    s = np.linalg.svd(base, compute_uv=False)
+    rank = int(np.sum(s > rcond * np.max(s))) if s.size else 0   # LAPACK's gelsd: s <= rcond * s_max is 0
+    # the minimum-norm least-squares solution at NumPy's cutoff; where it drops nothing, the
+    # pseudo-inverse with NumPy's default cutoff is the same matrix (with second derivatives)
+    dropped = s.size and np.any(s <= max(rcond, 1e-15) * np.max(s))
+    x = bind(P.matmul, _pinv(a, rcond=rcond) if dropped else _pinv(a), b)
     if rank == n and m > n:
         r = b - bind(P.matmul, a, x)
         residuals = _sum(r * r, axis=0)

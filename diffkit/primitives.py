@@ -1102,10 +1102,20 @@ define("det", np.linalg.det, sympy=_sym_matrix_map(lambda m: m.det()),
        domain=((-INF, INF),), doc="determinant; the rule uses inv(a), so a must be invertible", saves=((OUT, 0),))
 define("logabsdet", lambda a: np.linalg.slogdet(a)[1],
        sympy=_sym_matrix_map(lambda m: sympy.log(sympy.Abs(m.det()))),
-       jvp=(lambda t, out, a: np.sum(swap_last_axes(np.linalg.inv(a)) * t, axis=(-2, -1)),),
+       jvp=(lambda t, out, a: _re(np.sum(swap_last_axes(np.linalg.inv(a)) * t, axis=(-2, -1))),),
        vjp=(lambda ct, out, a: _expand2(ct) * swap_last_axes(np.linalg.inv(a)),),
        domain=((-INF, INF),), complex_safe=False,
-       doc="log|det a|, the second output of slogdet; |det| is not analytic", saves=((0,),))
+       doc="log|det a| = Re(log det a), the second output of slogdet; not analytic: the JVP is "
+           "Re(tr(a^-1 da)), the VJP ct a^-T", saves=((0,),))
+
+
+def _real_matrix(a: Any, what: str) -> None:
+    """Refuse a complex matrix where the rules are written for real ones (transposes where the
+    complex rules need conjugate transposes)."""
+    if is_complex(a):
+        from .errors import UnsupportedOperation
+
+        raise UnsupportedOperation(f"{what} of a complex matrix: the rules here are for real matrices")
 
 
 def _phi(x: Any) -> Any:
@@ -1115,12 +1125,14 @@ def _phi(x: Any) -> Any:
 
 
 def _cholesky_jvp(t: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.cholesky")
     # dL = L Phi(L^-1 dA L^-T)  (Murray 2016, "Differentiation of the Cholesky decomposition")
     linv = np.linalg.inv(out)
     return np.matmul(out, _phi(np.matmul(linv, np.matmul(t, swap_last_axes(linv)))))
 
 
 def _cholesky_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _real_matrix(out, "np.linalg.cholesky")   # reads the factor only (saves)
     # Abar = sym(L^-T Phi(L^T Lbar) L^-1), symmetrized because A is
     linv = np.linalg.inv(out)
     s = np.matmul(swap_last_axes(linv), np.matmul(_phi(np.matmul(swap_last_axes(out), ct)), linv))
@@ -1148,6 +1160,7 @@ def _eigh_f(w: Any) -> Any:
 
 
 def _eigh_jvp(t: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.eigh")
     w, v = out[..., 0, :], out[..., 1:, :]
     vtav = np.matmul(swap_last_axes(v), np.matmul(0.5 * (t + swap_last_axes(t)), v))
     n = np.shape(w)[-1]
@@ -1157,6 +1170,7 @@ def _eigh_jvp(t: Any, out: Any, a: Any) -> Any:
 
 
 def _eigh_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.eigh")
     w, v = out[..., 0, :], out[..., 1:, :]
     wbar, vbar = ct[..., 0, :], ct[..., 1:, :]
     n = np.shape(w)[-1]
@@ -1220,6 +1234,7 @@ def _svd_f(s: Any) -> Any:
 
 
 def _svd_jvp(t: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.svd")
     u, s, vt = _svd_parts(out, a)
     _refuse_degenerate(s, "np.linalg.svd")
     v = swap_last_axes(vt)
@@ -1245,6 +1260,7 @@ def _svd_jvp(t: Any, out: Any, a: Any) -> Any:
 
 
 def _svd_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "np.linalg.svd")
     u, s, vt = _svd_parts(out, a)
     _refuse_degenerate(s, "np.linalg.svd")
     m, n = np.shape(a)[-2:]
@@ -1276,11 +1292,13 @@ define("svd_packed", _svd_np, jvp=(_svd_jvp,), vjp=(_svd_vjp,), complex_safe=Fal
 
 
 def _svdvals_jvp(t: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "the singular values (np.linalg.svd, svdvals, norm)")
     u, _, vt = np.linalg.svd(a, full_matrices=False)
     return np.sum(u * np.matmul(t, swap_last_axes(vt)), axis=-2)    # ds_i = u_i^T dA v_i
 
 
 def _svdvals_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _real_matrix(a, "the singular values (np.linalg.svd, svdvals, norm)")
     u, _, vt = np.linalg.svd(a, full_matrices=False)
     return np.matmul(u * ct[..., None, :], vt)                       # U diag(sbar) V^T
 
@@ -1292,8 +1310,27 @@ define("svd_values", lambda a: np.linalg.svd(a, compute_uv=False), jvp=(_svdvals
        doc="the singular values, descending (numpy.linalg.svd(a, compute_uv=False))", saves=((0,),))
 
 
+def _refuse_dropped(a: Any) -> None:
+    """Refuse where NumPy's default cutoff (1e-15 of the largest singular value) drops a
+    singular value: a step of that size changes the rank, so np.linalg.pinv has no usable
+    derivative there."""
+    base = concrete(a)
+    if type(base) is not np.ndarray or base.dtype.kind != "f" or 0 in base.shape[-2:]:
+        return
+    s = np.linalg.svd(base, compute_uv=False)
+    if np.any(s <= 1e-15 * np.max(s, axis=-1, keepdims=True)):
+        from .errors import UnsupportedOperation
+
+        raise UnsupportedOperation(
+            "np.linalg.pinv of a rank-deficient matrix: NumPy's default cutoff (1e-15 of the largest "
+            "singular value) drops a singular value, and a step of that size changes the rank, so the "
+            "pseudo-inverse jumps; pass rcond= (or rtol=) well above the dropped singular values to "
+            "differentiate the truncated pseudo-inverse")
+
+
 def _pinv_jvp(t: Any, out: Any, a: Any) -> Any:
     # dA+ = -A+ dA A+ + A+ A+^T dA^T (I - A A+) + (I - A+ A) dA^T A+^T A+  (Golub and Pereyra)
+    _refuse_dropped(a)
     p, pt, tt = out, swap_last_axes(out), swap_last_axes(t)
     m, n = np.shape(a)[-2:]
     q = _const(np.eye(m), a) - np.matmul(a, p)
@@ -1303,6 +1340,7 @@ def _pinv_jvp(t: Any, out: Any, a: Any) -> Any:
 
 
 def _pinv_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _refuse_dropped(a)
     p, pt, ctt = out, swap_last_axes(out), swap_last_axes(ct)
     m, n = np.shape(a)[-2:]
     q = _const(np.eye(m), a) - np.matmul(a, p)
@@ -1315,7 +1353,95 @@ define("pinv", lambda a: np.linalg.pinv(a), sympy=_sym_matrix_map(lambda m: m.pi
        jvp=(_pinv_jvp,), vjp=(_pinv_vjp,), complex_safe=False,
        kink="where the rank changes (a singular value crosses NumPy's cutoff) the pseudo-inverse "
             "jumps; the rules hold the rank fixed",
-       doc="the Moore-Penrose pseudo-inverse, NumPy's default cutoff", saves=((OUT, 0),))
+       doc="the Moore-Penrose pseudo-inverse, NumPy's default cutoff; the rules refuse where "
+           "that cutoff drops a singular value", saves=((OUT, 0),))
+
+
+def _pinv_cut_coefficients(a: Any, rcond: float) -> tuple[Any, Any, Any, Any]:
+    """The full SVD of a plain matrix (U, V) and the coefficients C1, C2 of the truncated
+    pseudo-inverse's derivative (see _pinv_cut_jvp); refuses where it has none."""
+    from .errors import UnsupportedOperation
+
+    if type(a) is not np.ndarray or a.dtype.kind != "f":
+        raise UnsupportedOperation("np.linalg.pinv with rcond=/rtol=: first derivatives of a real numeric "
+                                   "matrix only (the rules take NumPy's full SVD)")
+    m, n = a.shape[-2:]
+    u, s, vt = np.linalg.svd(a, full_matrices=True)
+    top = np.max(s, axis=-1, keepdims=True)
+    cut = rcond * top
+    tol = 64 * np.finfo(a.dtype).eps * top
+    if np.any(top == 0) or np.any(np.abs(s - cut) <= tol):
+        raise UnsupportedOperation(
+            f"np.linalg.pinv or lstsq with rcond={rcond!r}: a singular value equals the cutoff (rcond "
+            "times the largest, within rounding), where the rank changes and the pseudo-inverse jumps; "
+            "no derivative there. For a rank-deficient matrix pass an rcond= whose cutoff is well "
+            "above the dropped singular values: the derivative holds for steps smaller than that gap")
+    big = max(m, n)
+    sp = np.zeros(s.shape[:-1] + (big,))
+    sp[..., :s.shape[-1]] = s
+    kp = sp > cut                                                    # kept (padding: dropped)
+    ka, kb = kp[..., :, None], kp[..., None, :]
+    sa, sb = sp[..., :, None], sp[..., None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c1 = np.where(ka & kb, -1.0 / (sa * sb),
+                      np.where(kb & ~ka, sa / (sb * (sb * sb - sa * sa)),
+                               np.where(ka & ~kb, sb / (sa * (sa * sa - sb * sb)), 0.0)))
+        c2 = np.where(kb & ~ka, 1.0 / (sb * sb - sa * sa),
+                      np.where(ka & ~kb, 1.0 / (sa * sa - sb * sb), 0.0))
+    return u, swap_last_axes(vt), c1, c2
+
+
+def _pad_square(x: Any, big: int) -> Any:
+    """x (..., p, q) zero-padded to (..., big, big); by concatenation, so a traced x works."""
+    lead, (p, q) = np.shape(x)[:-2], np.shape(x)[-2:]
+    if q < big:
+        x = np.concatenate([x, np.zeros(lead + (p, big - q))], axis=-1)
+    if p < big:
+        x = np.concatenate([x, np.zeros(lead + (big - p, big))], axis=-2)
+    return x
+
+
+def _plain(*xs: Any) -> None:
+    from .core.values import Value
+    from .errors import UnsupportedOperation
+
+    if any(isinstance(x, Value) for x in xs):
+        raise UnsupportedOperation("np.linalg.pinv with rcond=/rtol=: first derivatives only (the rules "
+                                   "take NumPy's full SVD); the default cutoff has second derivatives")
+
+
+def _pinv_cut_jvp(t: Any, out: Any, a: Any, rcond: float) -> Any:
+    # P = V_K S_K^-1 U_K^T over the kept singular values (s > rcond * s_max). With the full
+    # SVD, G = U^T dA V and every s zero-padded to max(m, n): V^T dP U = M with
+    # M_ab = -G_ab / (s_a s_b) for a, b kept; s_a G_ab + s_b G_ba over s_b (s_b^2 - s_a^2) for
+    # a dropped, b kept; s_b G_ab + s_a G_ba over s_a (s_a^2 - s_b^2) for a kept, b dropped;
+    # 0 for both dropped. (Derived from dU = U Omega_U, dV = V Omega_V of the SVD; the
+    # Golub-Pereyra formula where nothing is dropped.)
+    _plain(a)
+    m, n = np.shape(a)[-2:]
+    u, v, c1, c2 = _pinv_cut_coefficients(a, rcond)
+    gp = _pad_square(np.matmul(swap_last_axes(u), np.matmul(t, v)), max(m, n))
+    mm = c1 * gp + c2 * swap_last_axes(gp)
+    return np.matmul(v, np.matmul(mm[..., :n, :m], swap_last_axes(u)))
+
+
+def _pinv_cut_vjp(ct: Any, out: Any, a: Any, rcond: float) -> Any:
+    # the transpose of _pinv_cut_jvp: Gbar = C1 o Mbar + (C2 o Mbar)^T, Abar = U Gbar V^T
+    _plain(a)
+    m, n = np.shape(a)[-2:]
+    u, v, c1, c2 = _pinv_cut_coefficients(a, rcond)
+    mbar = _pad_square(np.matmul(swap_last_axes(v), np.matmul(ct, u)), max(m, n))
+    gbar = c1 * mbar + swap_last_axes(c2 * mbar)
+    return np.matmul(u, np.matmul(gbar[..., :m, :n], swap_last_axes(v)))
+
+
+define("pinv_cut", lambda a, rcond: np.linalg.pinv(a, rcond=rcond), jvp=(_pinv_cut_jvp,),
+       vjp=(_pinv_cut_vjp,), complex_safe=False,
+       kink="where a singular value equals the cutoff rcond * s_max the rank changes and the "
+            "pseudo-inverse jumps; the rules refuse there (UnsupportedOperation)",
+       doc="the pseudo-inverse truncated at rcond times the largest singular value "
+           "(numpy.linalg.pinv(a, rcond=...) or rtol=, numpy.linalg.lstsq's cutoff); first "
+           "derivatives of real matrices", saves=((0,),))
 
 
 def _copyltu(x: Any) -> Any:
@@ -1327,51 +1453,139 @@ def _copyltu(x: Any) -> Any:
 
 def _qr_np(a: Any) -> Any:
     q, r = np.linalg.qr(a)
+    if np.shape(a)[-2] < np.shape(a)[-1]:
+        return np.concatenate([q, r], axis=-1)  # wide: columns 0..m-1: Q (m x m); m..m+n-1: R (m x n)
     return np.concatenate([q, r], axis=-2)  # rows 0..m-1: Q (m x n); rows m..m+n-1: R (n x n)
 
 
-def _qr_jvp(t: Any, out: Any, a: Any) -> Any:
+def _qr_split(x: Any, a: Any) -> tuple[Any, Any]:
+    """Q and R (or their tangents, cotangents) from the packed array, as _qr_np packs them."""
     m, n = np.shape(a)[-2:]
-    q, r = out[..., :m, :], out[..., m:, :]
+    if m < n:
+        return x[..., :, :m], x[..., :, m:]
+    return x[..., :m, :], x[..., m:, :]
+
+
+def _qr_pack(q: Any, r: Any, a: Any) -> Any:
+    m, n = np.shape(a)[-2:]
+    return np.concatenate([q, r], axis=-1 if m < n else -2)
+
+
+def _refuse_singular_r(r: Any) -> None:
+    """Refuse, on a concrete R, where Q has no derivative (dependent leading columns)."""
+    r = concrete(r)
+    if type(r) is not np.ndarray or r.dtype.kind != "f":
+        return
+    d = np.abs(np.diagonal(r, axis1=-2, axis2=-1))
+    top = np.max(np.abs(r), axis=(-2, -1))[..., None]
+    if np.any(d <= 8 * np.finfo(r.dtype).eps * np.where(top > 0, top, 1.0)):
+        from .errors import UnsupportedOperation
+
+        raise UnsupportedOperation("np.linalg.qr: Q is not differentiable where the leading columns "
+                                   "(the first min(m, n)) are linearly dependent (R has a zero on its diagonal)")
+
+
+def _qr_tall_jvp(t: Any, q: Any, r: Any) -> tuple[Any, Any]:
+    """dQ, dR of A = QR, A m x n with m >= n and R invertible."""
+    _refuse_singular_r(r)
+    m, n = np.shape(t)[-2:]
     rinv = np.linalg.inv(r)
     c = np.matmul(swap_last_axes(q), np.matmul(t, rinv))     # Q^T dA R^-1
-    low = c * _const(np.tril(np.ones((n, n)), -1), a)
+    low = c * _const(np.tril(np.ones((n, n)), -1), t)
     omega = low - swap_last_axes(low)
     dr = np.matmul(c - omega, r)
     dq = np.matmul(q, omega)
     if m > n:
         dar = np.matmul(t, rinv)
         dq = dq + dar - np.matmul(q, np.matmul(swap_last_axes(q), dar))
-    return np.concatenate([dq, dr], axis=-2)
+    return dq, dr
 
 
-def _qr_vjp(ct: Any, out: Any, a: Any) -> Any:
+def _qr_tall_vjp(qbar: Any, rbar: Any, q: Any, r: Any) -> Any:
     # Abar = (Qbar + Q copyltu(M)) R^-T with M = R Rbar^T - Qbar^T Q (m >= n)
-    m = np.shape(a)[-2]
-    q, r = out[..., :m, :], out[..., m:, :]
-    qbar, rbar = ct[..., :m, :], ct[..., m:, :]
+    _refuse_singular_r(r)
     mm = np.matmul(r, swap_last_axes(rbar)) - np.matmul(swap_last_axes(qbar), q)
     b = qbar + np.matmul(q, _copyltu(mm))
     return swap_last_axes(np.linalg.solve(r, swap_last_axes(b)))
 
 
+def _refuse_qr_jump(a: Any) -> None:
+    """Refuse where NumPy's QR jumps: LAPACK (dlarfg) skips the reflection of a column already
+    zero below the diagonal (R_jj = alpha), while any perturbation there reflects it
+    (R_jj = -sign(alpha) * norm): a triangular matrix, the identity."""
+    base = concrete(a)
+    if type(base) is not np.ndarray or base.dtype.kind != "f":
+        return
+    m, n = base.shape[-2:]
+    r = base.reshape((-1, m, n)).copy()
+    tiny = np.finfo(base.dtype).tiny
+    for j in range(min(m - 1, n)):
+        below = np.linalg.norm(r[:, j + 1:, j], axis=-1)
+        if np.any(below <= tiny):
+            from .errors import UnsupportedOperation
+
+            raise UnsupportedOperation(
+                "np.linalg.qr: NumPy's factors jump here (a column already zero below the diagonal, "
+                "as in a triangular matrix: LAPACK skips its reflection, any perturbation makes one and "
+                "flips the signs of R's row and Q's column); no derivative")
+        x = r[:, j:, j]
+        alpha = x[:, 0]
+        v = x.copy()
+        v[:, 0] = alpha + np.where(alpha >= 0, 1.0, -1.0) * np.linalg.norm(x, axis=-1)
+        v /= np.linalg.norm(v, axis=-1, keepdims=True)
+        r[:, j:, :] -= 2 * v[:, :, None] * np.einsum("bi,bik->bk", v, r[:, j:, :])[:, None, :]
+
+
+def _qr_jvp(t: Any, out: Any, a: Any) -> Any:
+    _refuse_qr_jump(a)
+    m, n = np.shape(a)[-2:]
+    q, r = _qr_split(out, a)
+    if m >= n:
+        return _qr_pack(*_qr_tall_jvp(t, q, r), a)
+    # wide: A = Q [X | Y] = Q [R1 | R2], X square: X = Q R1 and R2 = Q^T Y, so
+    # dR2 = dQ^T Y + Q^T dY = Q^T (dY - dQ R2) (Q^T dQ is antisymmetric)
+    dq, dr1 = _qr_tall_jvp(t[..., :, :m], q, r[..., :, :m])
+    dr2 = np.matmul(swap_last_axes(q), t[..., :, m:] - np.matmul(dq, r[..., :, m:]))
+    return _qr_pack(dq, np.concatenate([dr1, dr2], axis=-1), a)
+
+
+def _qr_vjp(ct: Any, out: Any, a: Any) -> Any:
+    _refuse_qr_jump(a)
+    m, n = np.shape(a)[-2:]
+    q, r = _qr_split(out, a)
+    qbar, rbar = _qr_split(ct, a)
+    if m >= n:
+        return _qr_tall_vjp(qbar, rbar, q, r)
+    # the transpose of the wide JVP: Ybar = Q R2bar; dQ also meets -Q R2bar R2^T
+    r2, r2bar = r[..., :, m:], rbar[..., :, m:]
+    xbar = _qr_tall_vjp(qbar - np.matmul(q, np.matmul(r2bar, swap_last_axes(r2))), rbar[..., :, :m],
+                        q, r[..., :, :m])
+    return np.concatenate([xbar, np.matmul(q, r2bar)], axis=-1)
+
+
 define("qr_packed", _qr_np, jvp=(_qr_jvp,), vjp=(_qr_vjp,), complex_safe=False,
-       doc="the reduced QR of a (stack of) m x n matrices, m >= n, full column rank: Q on rows "
-           "0..m-1, R below; numpy.linalg.qr splits the result", saves=((OUT, 0),))
+       kink="where a column is already zero below the diagonal (a triangular matrix) LAPACK skips "
+            "its reflection and the signs jump; the rules refuse (UnsupportedOperation)",
+       doc="the reduced QR of a (stack of) real m x n matrices: for m >= n (full column rank) Q on "
+           "rows 0..m-1 and R below; for m < n (first m columns independent) Q on columns 0..m-1 "
+           "and R after; numpy.linalg.qr splits the result", saves=((OUT, 0),))
 
 
 def _eig_vectors(a: Any) -> tuple[Any, Any]:
-    """NumPy's eigenvectors of a plain matrix and their inverse, for the eigvals rules."""
+    """NumPy's eigenvectors of a and their inverse, for the eigvals rules; of a traced a
+    (a second derivative) through numpy.linalg.eig's own traced rules."""
     from .errors import UnsupportedOperation
 
-    a = concrete(a)
-    if type(a) is not np.ndarray or a.dtype.kind not in "fc":
-        raise UnsupportedOperation("np.linalg.eigvals: derivatives of first order only (the rules take "
-                                   "NumPy's eigenvectors of a plain matrix)")
+    base = concrete(a)
+    if type(base) is not np.ndarray or base.dtype.kind not in "fc":
+        raise UnsupportedOperation("np.linalg.eigvals: no SymPy form (the rules take NumPy's "
+                                   "eigenvectors of a numeric matrix)")
     w, v = np.linalg.eig(a)
-    d = np.abs(w[..., :, None] - w[..., None, :])
-    scale = np.max(np.abs(w), axis=-1, keepdims=True)[..., None]
-    if np.any(np.where(np.eye(w.shape[-1], dtype=bool), np.inf, d) <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
+    wc = concrete(w)
+    d = np.abs(wc[..., :, None] - wc[..., None, :])
+    scale = np.max(np.abs(wc), axis=-1, keepdims=True)[..., None]
+    gaps = np.where(np.eye(wc.shape[-1], dtype=bool), np.inf, d)
+    if np.any(gaps <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
         raise UnsupportedOperation("np.linalg.eigvals: repeated eigenvalues are not differentiable one by one")
     return v, np.linalg.inv(v)
 
@@ -1388,8 +1602,80 @@ def _eigvals_vjp(ct: Any, out: Any, a: Any) -> Any:
 
 define("eigvals", np.linalg.eigvals, jvp=(_eigvals_jvp,), vjp=(_eigvals_vjp,), complex_safe=False,
        kink="repeated eigenvalues: not differentiable one by one; the rules refuse (UnsupportedOperation)",
-       doc="the eigenvalues of a general square matrix (real or complex, NumPy's order); first "
-           "derivatives only", saves=((0,),))
+       doc="the eigenvalues of a general square matrix (real or complex, NumPy's order); second "
+           "derivatives through numpy.linalg.eig's traced rules", saves=((0,),))
+
+
+def _eig_np(a: Any) -> Any:
+    w, v = np.linalg.eig(a)
+    return np.concatenate([w[..., None, :], v], axis=-2)  # row 0: eigenvalues; rows 1..n: vectors
+
+
+def _eig_parts(out: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """w, V, V^-1, F (F_ij = 1/(w_j - w_i) off the diagonal) and the one-hot mask of each
+    eigenvector's largest-modulus component (LAPACK makes it real), for the eig rules;
+    refuses at repeated eigenvalues."""
+    from .errors import UnsupportedOperation
+
+    w, v = out[..., 0, :], out[..., 1:, :]
+    wc, vc = np.asarray(concrete(w)), np.asarray(concrete(v))
+    if wc.dtype.kind not in "fc":
+        raise UnsupportedOperation("np.linalg.eig: the eigenvector rules need a numeric matrix (no SymPy form)")
+    n = wc.shape[-1]
+    d = np.abs(wc[..., :, None] - wc[..., None, :])
+    scale = np.max(np.abs(wc), axis=-1, keepdims=True)[..., None]
+    if np.any(np.where(np.eye(n, dtype=bool), np.inf, d) <= 1e3 * np.finfo(float).eps * np.maximum(scale, 1.0)):
+        raise UnsupportedOperation("np.linalg.eig: the eigenvectors are not differentiable at repeated "
+                                   "eigenvalues (any basis of their eigenspace is valid)")
+    mask = np.abs(vc) == np.max(np.abs(vc), axis=-2, keepdims=True)
+    mask = mask & (np.cumsum(mask, axis=-2) == 1)                    # the first largest, as LAPACK
+    return w, v, np.linalg.inv(v), _eigh_f(w), _const(mask.astype(float), wc.real)
+
+
+def _eig_gauge(x: Any, v: Any, mask: Any) -> Any:
+    """The multiples c_j of v_j that restore LAPACK's gauge after the step x_j:
+    Re(v_j^H (x_j + c_j v_j)) = 0 (unit norm) and Im((x_kj + c_j v_kj) / v_kj) = 0 at the
+    largest component k (real there); |v_j| = 1."""
+    s = np.sum(np.conjugate(v) * x, axis=-2)
+    if not is_complex(v):
+        return -s                                                    # real vectors: the norm only
+    p = np.sum(mask * x, axis=-2) / np.sum(mask * v, axis=-2)
+    return -_re(s) - 1j * _im(p)
+
+
+def _eig_jvp(t: Any, out: Any, a: Any) -> Any:
+    # A V = V diag(w): dw = diag(C), dV = V (F o C) + V diag(c), C = V^-1 dA V, c the gauge's
+    w, v, vinv, f, mask = _eig_parts(out)
+    c = np.matmul(vinv, np.matmul(t, v))
+    n = np.shape(w)[-1]
+    dw = np.sum(c * _const(np.eye(n), w), axis=-1)
+    x = np.matmul(v, f * c)
+    dv = x + v * _eig_gauge(x, v, mask)[..., None, :]
+    return np.concatenate([dw[..., None, :], dv], axis=-2)
+
+
+def _eig_vjp(ct: Any, out: Any, a: Any) -> Any:
+    # the transpose of _eig_jvp for the pairing Re(sum(a * b)) (docs/complex.md)
+    w, v, vinv, f, mask = _eig_parts(out)
+    wbar, vbar = ct[..., 0, :], ct[..., 1:, :]
+    n = np.shape(w)[-1]
+    cbar = np.sum(vbar * v, axis=-2)                                 # the gauge's c_j
+    if is_complex(v):
+        xbar = vbar - np.conjugate(v) * _re(cbar)[..., None, :] \
+            - 1j * mask * (_im(cbar) / np.sum(mask * v, axis=-2))[..., None, :]
+    else:
+        xbar = vbar - v * cbar[..., None, :]
+    inner = wbar[..., None, :] * _const(np.eye(n), w) + f * np.matmul(swap_last_axes(v), xbar)
+    return np.matmul(swap_last_axes(vinv), np.matmul(inner, swap_last_axes(v)))
+
+
+define("eig_packed", _eig_np, jvp=(_eig_jvp,), vjp=(_eig_vjp,), complex_safe=False,
+       kink="repeated eigenvalues: the eigenvectors are not differentiable; the rules refuse "
+            "(UnsupportedOperation). Where two components of an eigenvector tie for the largest "
+            "modulus LAPACK's phase jumps",
+       doc="eigenvalues (row 0) and eigenvectors (rows 1..n) of a general square matrix, in "
+           "LAPACK's gauge (unit norm, largest-modulus component real); numpy.linalg.eig splits "
+           "the result", saves=((OUT,),))
 
 
 # --------------------------------------------------------------------------

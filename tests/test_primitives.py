@@ -106,11 +106,11 @@ NONSMOOTH = frozenset({"absolute", "sign", "maximum", "minimum", "max", "min", "
 """Differentiable primitives with a kink convention (docs/conventions.md)."""
 
 OTHER_KINKED = frozenset({"where", "eigh_packed", "hypot", "angle", "svd_packed", "svd_values", "pinv",
-                          "eigvals"})
+                          "eigvals", "eig_packed", "pinv_cut", "qr_packed"})
 """Also carry a ``kink`` note, legitimately: ``where`` selects a branch (it is in
 docs/conventions.md), ``eigh_packed`` is not differentiable at repeated
-eigenvalues, ``svd_packed`` and ``svd_values`` at repeated singular values, ``eigvals`` at repeated eigenvalues, ``pinv`` where
-the rank changes, ``hypot`` and ``angle`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
+eigenvalues, ``svd_packed`` and ``svd_values`` at repeated singular values, ``eigvals`` and ``eig_packed`` at repeated eigenvalues, ``pinv`` and ``pinv_cut`` where
+the rank changes, ``qr_packed`` at triangular matrices (LAPACK's signs jump), ``hypot`` and ``angle`` at the origin. Every non-differentiable (piecewise-constant) entry has one too."""
 
 # ---------------------------------------------------------------------------
 # Points inside a domain
