@@ -10,13 +10,15 @@ they give SciPy's values. Imported by the user only: ``import diffkit`` does
 not import it (nor SciPy).
 
 * :func:`logsumexp` (``axis``, ``b``, ``keepdims``), also as ``special.logsumexp``, with
-  ``special.polygamma`` and ``special.zeta`` (Python functions in SciPy, not ufuncs);
-* ``stats.norm``: ``logpdf``, ``pdf``, ``cdf``, ``logcdf``, ``sf`` (in x, loc, scale);
-* ``stats.t``: ``logpdf``, ``pdf`` (in x, df, loc, scale); ``cdf`` (in x, loc, scale: not df);
+  ``special.polygamma``, ``special.zeta`` and ``special.multigammaln`` (Python functions in
+  SciPy, not ufuncs);
+* ``stats.norm``: ``logpdf``, ``pdf``, ``cdf``, ``logcdf``, ``sf``, ``logsf`` (in x, loc, scale);
+* ``stats.t``: ``logpdf``, ``pdf`` (in x, df, loc, scale); ``cdf``, ``logcdf`` (in x, loc, scale: not df);
+* ``stats.chi2``: ``logpdf``, ``pdf`` (in x, df, loc, scale); ``cdf`` (in x, loc, scale: not df);
 * ``stats.gamma``: ``logpdf``, ``pdf`` (in x, a, loc, scale); ``cdf`` (in x, loc, scale: not a);
 * ``stats.beta``: ``logpdf``, ``pdf`` (in x, a, b, loc, scale); ``cdf`` (in x, loc, scale: not a, b);
-* ``stats.poisson``: ``logpmf``, ``pmf`` (in mu; k is an integer);
-* ``stats.multivariate_normal``: ``logpdf``, ``pdf`` (in x, mean, cov);
+* ``stats.poisson``: ``logpmf``, ``pmf``, ``cdf`` (in mu; k is an integer);
+* ``stats.multivariate_normal``: ``logpdf``, ``pdf`` (in x, mean, cov); ``entropy`` (in cov);
 * ``stats.dirichlet``: ``logpdf``, ``pdf`` (in x, alpha).
 
 Example:
@@ -144,6 +146,26 @@ def _poisson_logpmf(k: Any, mu: Any, loc: Any = 0.0) -> Any:
     return sc.xlogy(k, mu) - mu - sc.gammaln(np.asarray(k, dtype=float) + 1.0)
 
 
+def _poisson_cdf(k: Any, mu: Any, loc: Any = 0.0) -> Any:
+    # P(K <= k) = Q(floor(k) + 1, mu), the regularized upper incomplete gamma in mu:
+    # d/dmu = -pmf(floor(k), mu); 0 for k < 0
+    if isinstance(k, Value) or isinstance(loc, Value):  # counts: floor(k - loc) has derivative 0 or none
+        raise UnsupportedOperation("diffkit.scipy.stats.poisson.cdf is not differentiable in k or loc; "
+                                   "pass them as constants")
+    k = np.floor(np.asarray(k, dtype=float) - loc)
+    return np.where(k >= 0, sc.gammaincc(np.maximum(k, 0.0) + 1.0, mu), 0.0)
+
+
+def _chi2_logpdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    z = _standard(x, loc, scale)
+    half = 0.5 * df
+    return sc.xlogy(half - 1.0, z) - 0.5 * z - sc.gammaln(half) - half * math.log(2.0) - np.log(scale)
+
+
+def _chi2_cdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    return sc.gammainc(0.5 * _constant(df, "chi2.cdf", "df"), 0.5 * _standard(x, loc, scale))
+
+
 def _constant(v: Any, where: str, name: str) -> Any:
     # the symbolic backend traces every argument as a symbol: there the parameter is a
     # constant of the derivatives (its partial is not in the table)
@@ -161,6 +183,14 @@ def _mvn_logpdf(x: Any, mean: Any = None, cov: Any = 1.0) -> Any:
     quad = np.sum(r * np.swapaxes(sol, -1, -2), axis=-1) if np.ndim(r) > 1 else np.sum(r * sol)
     _, logdet = np.linalg.slogdet(cov)
     return -0.5 * (d * _LOG_2PI + logdet + quad)
+
+
+def _mvn_entropy(mean: Any = None, cov: Any = 1.0) -> Any:
+    # 0.5 (d (1 + log 2 pi) + log det cov): d/dcov = 0.5 inv(cov)^T; the mean does not enter
+    cov = np.atleast_2d(cov) if np.ndim(cov) < 2 else cov
+    d = np.shape(cov)[-1]
+    _, logdet = np.linalg.slogdet(cov)
+    return 0.5 * (d * (1.0 + _LOG_2PI) + logdet)
 
 
 def _dirichlet_logpdf(x: Any, alpha: Any) -> Any:
@@ -183,19 +213,21 @@ def _log_of(f: Any) -> Any:
     return logf
 
 
-special = SimpleNamespace(logsumexp=logsumexp, polygamma=scipy_special.polygamma, zeta=scipy_special.zeta)
+special = SimpleNamespace(logsumexp=logsumexp, polygamma=scipy_special.polygamma, zeta=scipy_special.zeta,
+                          multigammaln=scipy_special.multigammaln)
 """``scipy.special``'s Python functions (not ufuncs) for traced values: ``special.logsumexp``,
-``special.polygamma``, ``special.zeta``. SciPy's ufuncs (``erf``, ``gammaln`` ...) need no
+``special.polygamma``, ``special.zeta``, ``special.multigammaln``. SciPy's ufuncs (``erf``, ``gammaln`` ...) need no
 stand-in: call SciPy's."""
 
 stats = SimpleNamespace(
     norm=SimpleNamespace(logpdf=_norm_logpdf, pdf=_exp_of(_norm_logpdf), cdf=_norm_cdf, logcdf=_log_of(_norm_cdf),
-                         sf=_norm_sf),
-    t=SimpleNamespace(logpdf=_t_logpdf, pdf=_exp_of(_t_logpdf), cdf=_t_cdf),
+                         sf=_norm_sf, logsf=_log_of(_norm_sf)),
+    t=SimpleNamespace(logpdf=_t_logpdf, pdf=_exp_of(_t_logpdf), cdf=_t_cdf, logcdf=_log_of(_t_cdf)),
+    chi2=SimpleNamespace(logpdf=_chi2_logpdf, pdf=_exp_of(_chi2_logpdf), cdf=_chi2_cdf),
     gamma=SimpleNamespace(logpdf=_gamma_logpdf, pdf=_exp_of(_gamma_logpdf), cdf=_gamma_cdf),
     beta=SimpleNamespace(logpdf=_beta_logpdf, pdf=_exp_of(_beta_logpdf), cdf=_beta_cdf),
-    poisson=SimpleNamespace(logpmf=_poisson_logpmf, pmf=_exp_of(_poisson_logpmf)),
-    multivariate_normal=SimpleNamespace(logpdf=_mvn_logpdf, pdf=_exp_of(_mvn_logpdf)),
+    poisson=SimpleNamespace(logpmf=_poisson_logpmf, pmf=_exp_of(_poisson_logpmf), cdf=_poisson_cdf),
+    multivariate_normal=SimpleNamespace(logpdf=_mvn_logpdf, pdf=_exp_of(_mvn_logpdf), entropy=_mvn_entropy),
     dirichlet=SimpleNamespace(logpdf=_dirichlet_logpdf, pdf=_exp_of(_dirichlet_logpdf)),
 )
 """``scipy.stats``' distributions as functions on the table's primitives: ``stats.norm.logpdf(x, loc, scale)``
