@@ -19,7 +19,9 @@ not import it (nor SciPy).
 * ``stats.beta``: ``logpdf``, ``pdf`` (in x, a, b, loc, scale); ``cdf`` (in x, loc, scale: not a, b);
 * ``stats.poisson``: ``logpmf``, ``pmf``, ``cdf`` (in mu; k is an integer);
 * ``stats.multivariate_normal``: ``logpdf``, ``pdf`` (in x, mean, cov); ``entropy`` (in cov);
-* ``stats.dirichlet``: ``logpdf``, ``pdf`` (in x, alpha).
+* ``stats.dirichlet``: ``logpdf``, ``pdf`` (in x, alpha);
+* ``signal.convolve``, ``signal.correlate`` (also :func:`convolve`, :func:`correlate`): N-d, in
+  both arrays, modes ``'full'``, ``'valid'``, ``'same'``, every ``method``.
 
 Example:
     >>> import numpy as np, diffkit as dk
@@ -41,10 +43,10 @@ import numpy as np
 import scipy.special as sc
 
 from . import scipy_special  # defines SciPy's entries of the table
-from .core.values import Value, concrete
-from .errors import UnsupportedOperation
+from .core.values import Value, concrete, is_complex
+from .errors import InvalidArgument, UnsupportedOperation
 
-__all__ = ["logsumexp", "special", "stats"]
+__all__ = ["convolve", "correlate", "logsumexp", "signal", "special", "stats"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _SQRT2 = math.sqrt(2.0)
@@ -211,6 +213,112 @@ def _log_of(f: Any) -> Any:
         return np.log(f(*args, **kwargs))
 
     return logf
+
+
+# --------------------------------------------------------------------------
+# scipy.signal: convolve and correlate
+# --------------------------------------------------------------------------
+
+_CONV_MODES = ("full", "valid", "same")
+_CONV_METHODS = ("auto", "direct", "fft")
+
+
+def _full_convolution(a: Any, v: Any) -> Any:
+    """The full N-d convolution ``out[k] = sum_i a[i] v[k - i]``: the array ``v``, zero-padded
+    and gathered at ``k - i`` (the N-d Toeplitz operator of ``v``), times ``a``. Made of
+    indexing, padding, reshapes and a matrix product (table operations), so every backend
+    runs it and its derivative in either argument is the transpose of the same operator."""
+    sa, sv = np.shape(a), np.shape(v)
+    if int(np.prod(sa)) > int(np.prod(sv)):  # gather K x I entries with I the smaller array
+        a, v, sa, sv = v, a, sv, sa
+    nd = len(sa)
+    out_shape = tuple(n + m - 1 for n, m in zip(sa, sv))
+    vp = np.pad(v, [(n - 1, n - 1) for n in sa])
+    index = []
+    for d in range(nd):
+        k = np.arange(out_shape[d]).reshape([-1 if e == d else 1 for e in range(2 * nd)])
+        i = np.arange(sa[d]).reshape([-1 if e == nd + d else 1 for e in range(2 * nd)])
+        index.append(k - i + (sa[d] - 1))
+    toeplitz = np.reshape(vp[tuple(index)], (int(np.prod(out_shape)), int(np.prod(sa))))
+    return np.reshape(toeplitz @ np.reshape(a, (-1,)), out_shape)
+
+
+def _conv_arguments(in1: Any, in2: Any, mode: str, method: str, where: str) -> None:
+    if mode not in _CONV_MODES:
+        raise InvalidArgument(f"diffkit.scipy.signal.{where}: acceptable mode flags are 'valid', 'same', or "
+                              f"'full', not {mode!r}")
+    if method not in _CONV_METHODS:
+        raise InvalidArgument(f"diffkit.scipy.signal.{where}: acceptable method flags are 'auto', 'direct', "
+                              f"or 'fft', not {method!r}")
+    s1, s2 = np.shape(in1), np.shape(in2)
+    if len(s1) != len(s2):
+        raise InvalidArgument(f"diffkit.scipy.signal.{where}: in1 and in2 should have the same dimensionality")
+    if mode == "valid" and not (all(n >= m for n, m in zip(s1, s2)) or all(m >= n for n, m in zip(s1, s2))):
+        raise InvalidArgument(f"diffkit.scipy.signal.{where}: for 'valid' mode, one must be at least as large "
+                              "as the other in every dimension")
+
+
+def convolve(in1: Any, in2: Any, mode: str = "full", method: str = "auto") -> Any:
+    """``scipy.signal.convolve`` on traced values: the N-d convolution of ``in1`` and ``in2``
+    (same number of dimensions), ``mode`` ``'full'``, ``'valid'`` or ``'same'`` (the size of
+    ``in1``, centred like SciPy's). ``method`` (``'auto'``, ``'direct'``, ``'fft'``) chooses
+    how SciPy computes it, not what it is: diffkit computes the sum directly, so the values
+    agree with SciPy's to rounding and the derivative is the same for every method. Both
+    arguments may be traced; on plain arrays this is SciPy's function.
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> convolve(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]))
+        array([0. , 1. , 2.5, 4. , 1.5])
+        >>> dk.grad(lambda k: np.sum(convolve(np.array([1.0, 2.0, 3.0]), k, mode="valid")))(np.ones(2))
+        array([5., 3.])
+    """
+    if not isinstance(in1, Value) and not isinstance(in2, Value):
+        import scipy.signal
+
+        return scipy.signal.convolve(in1, in2, mode=mode, method=method)
+    _conv_arguments(in1, in2, mode, method, "convolve")
+    s1, s2 = np.shape(in1), np.shape(in2)
+    if len(s1) == 0:
+        return in1 * in2
+    if 0 in s1 or 0 in s2:
+        raise InvalidArgument("diffkit.scipy.signal.convolve of an empty array")
+    full = _full_convolution(in1, in2)
+    if mode == "full":
+        return full
+    if mode == "valid":  # the part where the smaller array lies inside the larger
+        box = tuple(slice(min(n, m) - 1, max(n, m)) for n, m in zip(s1, s2))
+    else:  # 'same': in1's size, centred in the full result (SciPy's _centered)
+        box = tuple(slice((m - 1) // 2, (m - 1) // 2 + n) for n, m in zip(s1, s2))
+    return full[box]
+
+
+def correlate(in1: Any, in2: Any, mode: str = "full", method: str = "auto") -> Any:
+    """``scipy.signal.correlate`` on traced values: the convolution of ``in1`` with ``in2``
+    reversed along every axis (and conjugated, if complex), as SciPy defines it; the modes
+    and methods of :func:`convolve`.
+
+    Example:
+        >>> import numpy as np, diffkit as dk
+        >>> correlate(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]), mode="same")
+        array([2. , 3.5, 3. ])
+        >>> dk.grad(lambda x: correlate(x, np.array([1.0, -1.0]), mode="valid")[0])(np.zeros(3))
+        array([ 1., -1.,  0.])
+    """
+    if not isinstance(in1, Value) and not isinstance(in2, Value):
+        import scipy.signal
+
+        return scipy.signal.correlate(in1, in2, mode=mode, method=method)
+    _conv_arguments(in1, in2, mode, method, "correlate")
+    if np.ndim(in2):
+        in2 = in2[(slice(None, None, -1),) * np.ndim(in2)]
+    if is_complex(in2):
+        in2 = np.conj(in2)
+    return convolve(in1, in2, mode=mode, method=method)
+
+
+signal = SimpleNamespace(convolve=convolve, correlate=correlate)
+"""``scipy.signal``'s ``convolve`` and ``correlate`` for traced values."""
 
 
 special = SimpleNamespace(logsumexp=logsumexp, polygamma=scipy_special.polygamma, zeta=scipy_special.zeta,

@@ -130,6 +130,9 @@ INVENTORY: dict[str, tuple[Callable[..., Any], tuple[Any, ...], tuple[int, ...]]
     "special.expit": (sc.expit, (-1.3,), (0,)),
     "special.logsumexp": (lambda x: dks.logsumexp(x, axis=1)[1], (M46,), (0,)),
     "special.logsumexp-b": (lambda x, b: dks.logsumexp(x, b=b), (X8[:3], np.array([0.5, 1.0, 2.0])), (0, 1)),
+    # scipy.signal
+    "signal.convolve": (lambda a, b: real_of(dks.signal.convolve(a, b, mode="same")), (M46, M46[:2, :3]), (0, 1)),
+    "signal.correlate": (lambda a, b: real_of(dks.signal.correlate(a, b, mode="valid")), (X8, X7[:3]), (0, 1)),
     # scipy.stats
     "stats.beta.cdf": (dks.stats.beta.cdf, (0.45, 2.5, 1.5), (0,)),
     "stats.beta.logpdf": (dks.stats.beta.logpdf, (0.45, 2.5, 1.5), (0, 1, 2)),
@@ -176,8 +179,9 @@ def test_inventory_matches_central_differences(name: str, backend: str) -> None:
 
 
 def test_inventory_names_every_autograd_function() -> None:
-    # what HIPS autograd's fft.py, scipy/special.py, scipy/stats/*.py differentiate
+    # what HIPS autograd's fft.py, scipy/signal.py, scipy/special.py, scipy/stats/*.py differentiate
     autograd = {
+        "signal": "convolve",
         "fft": "fft ifft fft2 ifft2 fftn ifftn rfft irfft rfft2 irfft2 rfftn irfftn fftshift ifftshift",
         "special": "beta betainc betaln polygamma psi digamma gamma gammaln gammainc gammaincc gammasgn rgamma "
                    "multigammaln j0 y0 j1 y1 jn yn i0 i1 iv ive erf erfc erfinv erfcinv logit expit logsumexp",
@@ -385,3 +389,104 @@ def test_hfft_values_match_numpy() -> None:
         np.testing.assert_allclose(got, np.fft.hfft(c, n=9, norm=norm), rtol=1e-13)
         got_i = dk.jvp(lambda x: np.fft.ihfft(x, n=6, norm=norm), (X8,), (np.ones(8),))[0]
         np.testing.assert_allclose(got_i, np.fft.ihfft(X8, n=6, norm=norm), rtol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# scipy.signal.convolve and correlate (diffkit.scipy.signal)
+# ---------------------------------------------------------------------------
+
+ss = pytest.importorskip("scipy.signal")
+
+# (shape of in1, shape of in2): 1-D and 2-D (and one 3-D), either argument the larger, and a
+# pair where neither is larger in every axis (no 'valid' mode there)
+CONV_SHAPES = [((6,), (3,)), ((3,), (6,)), ((4,), (4,)), ((5, 4), (2, 3)), ((2, 3), (5, 4)), ((4, 5), (4, 2)),
+               ((3, 2), (2, 4)), ((3, 3, 2), (2, 2, 2))]
+
+
+def _conv_cases() -> list[tuple[Any, ...]]:
+    cases = []
+    for s1, s2 in CONV_SHAPES:
+        for mode in ("full", "valid", "same"):
+            fits = all(n >= m for n, m in zip(s1, s2)) or all(m >= n for n, m in zip(s1, s2))
+            if mode == "valid" and not fits:
+                continue
+            cases.append((s1, s2, mode))
+    return cases
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("fname", ["convolve", "correlate"])
+@pytest.mark.parametrize(("s1", "s2", "mode"), _conv_cases())
+def test_convolve_correlate_match_scipy_and_central_differences(s1: Any, s2: Any, mode: str, fname: str,
+                                                                backend: str) -> None:
+    rng = np.random.default_rng(abs(hash((s1, s2, mode))) % 2**32)
+    a, b = rng.normal(size=s1), rng.normal(size=s2)
+    ours, theirs = getattr(dks.signal, fname), getattr(ss, fname)
+    for method in ("direct", "fft", "auto"):
+        want = theirs(a, b, mode=mode, method=method)
+        got = dk.jvp(lambda x: ours(x, b, mode, method), (a,), (np.zeros_like(a),), backend=backend)[0]
+        np.testing.assert_allclose(got, want, atol=1e-12, err_msg=method)
+        w = weights(want.shape)
+        f1 = lambda x: np.sum(w * ours(x, b, mode=mode, method=method))  # noqa: E731
+        f2 = lambda y: np.sum(w * ours(a, y, mode=mode, method=method))  # noqa: E731
+        both = lambda x, y: np.sum(w * ours(x, y, mode=mode, method=method))  # noqa: E731
+        np.testing.assert_allclose(dk.grad(f1, backend=backend)(a), central(f1, (a,), 0), atol=1e-8)
+        np.testing.assert_allclose(dk.grad(f2, backend=backend)(b), central(f2, (b,), 0), atol=1e-8)
+        ga, gb = dk.grad(both, argnums=(0, 1), backend=backend)(a, b)
+        np.testing.assert_allclose(ga, central(both, (a, b), 0), atol=1e-8)
+        np.testing.assert_allclose(gb, central(both, (a, b), 1), atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", ["symbolic", "numeric"])
+@pytest.mark.parametrize("mode", ["full", "valid", "same"])
+def test_convolve_2d_on_the_symbolic_and_numeric_backends(mode: str, backend: str) -> None:
+    a = np.array([[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]])
+    k = np.array([[0.5, 1.0], [2.0, -1.0]])
+    for fname in ("convolve", "correlate"):
+        f = lambda x, y: np.sum(getattr(dks.signal, fname)(x, y, mode) ** 2)  # noqa: E731
+        ga, gk = dk.grad(f, argnums=(0, 1), backend=backend)(a, k)
+        np.testing.assert_allclose(ga, central(f, (a, k), 0), rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(gk, central(f, (a, k), 1), rtol=1e-7, atol=1e-8)
+        if backend == "symbolic":  # exact: the reverse backend's numbers to rounding
+            ra, rk = dk.grad(f, argnums=(0, 1), backend="reverse")(a, k)
+            np.testing.assert_allclose(ga, ra, rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(gk, rk, rtol=1e-13, atol=1e-13)
+
+
+def test_convolve_gradient_by_hand() -> None:
+    # d/dk sum(w * convolve(x, k, 'valid')) = correlate(x, w, 'valid') reversed: by the sum's definition
+    # out[t] = sum_j k[j] x[t + m - 1 - j], so d/dk[j] = sum_t w[t] x[t + m - 1 - j]
+    x, k, w = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.5, -1.0]), np.array([1.0, 10.0, 100.0])
+    g = dk.grad(lambda k: np.sum(w * dks.signal.convolve(x, k, mode="valid")), backend="reverse")(k)
+    want = [sum(w[t] * x[t + 1 - j] for t in range(3)) for j in range(2)]
+    np.testing.assert_allclose(g, want, rtol=1e-15)
+    # the gradient of 'same' in in1 for a kernel centred at its middle tap is the flipped kernel
+    g = dk.grad(lambda x: dks.signal.convolve(x, np.array([1.0, 2.0, 3.0]), mode="same")[2],
+                backend="forward")(np.zeros(5))
+    np.testing.assert_allclose(g, [0.0, 3.0, 2.0, 1.0, 0.0])
+
+
+def test_complex_correlate_conjugates_its_second_argument() -> None:
+    a = np.array([1.0, 2.0, -0.5])
+    z = np.array([1.0 + 2.0j, -0.5j, 0.3])
+    f = lambda x: np.sum(np.abs(dks.signal.correlate(x * (1 + 0.5j), z)) ** 2)  # noqa: E731
+    np.testing.assert_allclose(dks.signal.correlate(a, z), ss.correlate(a, z), rtol=1e-14)
+    for backend in ("forward", "reverse"):
+        np.testing.assert_allclose(dk.grad(f, backend=backend)(a), central(f, (a,), 0), rtol=1e-7)
+        np.testing.assert_allclose(
+            dk.jvp(lambda x: dks.signal.correlate(a, x * z), (np.ones(3),), (np.zeros(3),), backend=backend)[0],
+            ss.correlate(a, z), rtol=1e-14)
+
+
+def test_convolve_arguments_are_checked() -> None:
+    x = np.ones(3)
+    for bad, match in (({"mode": "circular"}, "mode flags"), ({"method": "overlap"}, "method flags")):
+        with pytest.raises(dk.InvalidArgument, match=match):
+            dk.grad(lambda x: np.sum(dks.signal.convolve(x, x, **bad)))(x)
+    with pytest.raises(dk.InvalidArgument, match="same dimensionality"):
+        dk.grad(lambda x: np.sum(dks.signal.convolve(x, np.ones((2, 2)))))(x)
+    with pytest.raises(dk.InvalidArgument, match="at least as large"):
+        dk.grad(lambda x: np.sum(dks.signal.correlate(x, np.ones((2, 4)), mode="valid")))(np.ones((3, 2)))
+    # 0-d inputs multiply, as SciPy's do; plain inputs are SciPy's result
+    assert float(dk.grad(lambda s: dks.signal.convolve(s, np.array(3.0)))(np.array(2.0))) == 3.0
+    assert dks.signal.convolve is dks.convolve and type(dks.convolve(x, x)) is np.ndarray
