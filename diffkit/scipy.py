@@ -115,6 +115,14 @@ def _norm_sf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     return 0.5 * sc.erfc(_standard(x, loc, scale) / _SQRT2)
 
 
+def _norm_logcdf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    return sc.log_ndtr(_standard(x, loc, scale))
+
+
+def _norm_logsf(x: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
+    return sc.log_ndtr(-_standard(x, loc, scale))
+
+
 def _t_logpdf(x: Any, df: Any, loc: Any = 0.0, scale: Any = 1.0) -> Any:
     z = _standard(x, loc, scale)
     return (sc.gammaln(0.5 * (df + 1.0)) - sc.gammaln(0.5 * df) - 0.5 * np.log(df * math.pi) - np.log(scale)
@@ -328,8 +336,8 @@ special = SimpleNamespace(logsumexp=logsumexp, polygamma=scipy_special.polygamma
 stand-in: call SciPy's."""
 
 stats = SimpleNamespace(
-    norm=SimpleNamespace(logpdf=_norm_logpdf, pdf=_exp_of(_norm_logpdf), cdf=_norm_cdf, logcdf=_log_of(_norm_cdf),
-                         sf=_norm_sf, logsf=_log_of(_norm_sf)),
+    norm=SimpleNamespace(logpdf=_norm_logpdf, pdf=_exp_of(_norm_logpdf), cdf=_norm_cdf, logcdf=_norm_logcdf,
+                         sf=_norm_sf, logsf=_norm_logsf),
     t=SimpleNamespace(logpdf=_t_logpdf, pdf=_exp_of(_t_logpdf), cdf=_t_cdf, logcdf=_log_of(_t_cdf)),
     chi2=SimpleNamespace(logpdf=_chi2_logpdf, pdf=_exp_of(_chi2_logpdf), cdf=_chi2_cdf),
     gamma=SimpleNamespace(logpdf=_gamma_logpdf, pdf=_exp_of(_gamma_logpdf), cdf=_gamma_cdf),

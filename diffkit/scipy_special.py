@@ -141,6 +141,13 @@ _entry("erfcinv", sc.erfcinv, (sc.erfcinv,), sympy=lazy_sympy("erfcinv"),
        partials=(lambda out, x: -_SQRT_PI_OVER_TWO * np.exp(out * out),), domain=((0.0, 2.0),), saves=((OUT,),),
        doc="d/dx = -sqrt(pi)/2 exp(erfcinv(x)^2), on (0, 2)")
 
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_entry("log_ndtr", sc.log_ndtr, (sc.log_ndtr,), sympy=lambda x: sympy.log(sympy.erfc(-x / sympy.sqrt(2)) / 2),
+       partials=(lambda out, x: np.exp(-0.5 * (x * x) - _HALF_LOG_2PI - out),), domain=((-INF, INF),),
+       saves=((OUT, 0),),
+       doc="log of the standard normal distribution function; d/dx = exp(-x^2/2 - log(2 pi)/2 - log_ndtr(x)), "
+           "the density over the distribution function, without underflow in the lower tail")
+
 # --------------------------------------------------------------------------
 # Gamma and friends
 # --------------------------------------------------------------------------

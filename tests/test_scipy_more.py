@@ -25,8 +25,37 @@ st = pytest.importorskip("scipy.stats")
 mpmath = pytest.importorskip("mpmath")
 
 import diffkit as dk
-from diffkit import scipy as dks
-from diffkit.scipy_special import multigammaln
+
+
+class _DiffkitScipy:
+    """``diffkit.scipy``, imported on first use: importing it adds SciPy's entries to the
+    table, which must not happen while pytest collects (other modules parametrise over
+    the table then)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # pytest's collection asks for __test__, pytestmark ...
+            raise AttributeError(name)
+        import diffkit.scipy
+
+        return getattr(diffkit.scipy, name)
+
+
+dks = _DiffkitScipy()
+
+
+def _d(path: str) -> Callable[..., Any]:
+    """``diffkit.scipy``'s function at ``path`` (``"stats.norm.logpdf"``), looked up when called."""
+    def f(*args: Any, **kwargs: Any) -> Any:
+        obj: Any = dks
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj(*args, **kwargs)
+
+    f.__name__ = path.replace(".", "_")
+    return f
+
+
+multigammaln = _d("special.multigammaln")
 
 RNG = np.random.default_rng(7)
 
@@ -129,42 +158,43 @@ INVENTORY: dict[str, tuple[Callable[..., Any], tuple[Any, ...], tuple[int, ...]]
     "special.erfcinv": (sc.erfcinv, (0.3,), (0,)),
     "special.logit": (sc.logit, (0.35,), (0,)),
     "special.expit": (sc.expit, (-1.3,), (0,)),
+    "special.log_ndtr": (sc.log_ndtr, (-2.3,), (0,)),
     "special.logsumexp": (lambda x: dks.logsumexp(x, axis=1)[1], (M46,), (0,)),
     "special.logsumexp-b": (lambda x, b: dks.logsumexp(x, b=b), (X8[:3], np.array([0.5, 1.0, 2.0])), (0, 1)),
     # scipy.signal
     "signal.convolve": (lambda a, b: real_of(dks.signal.convolve(a, b, mode="same")), (M46, M46[:2, :3]), (0, 1)),
     "signal.correlate": (lambda a, b: real_of(dks.signal.correlate(a, b, mode="valid")), (X8, X7[:3]), (0, 1)),
     # scipy.stats
-    "stats.beta.cdf": (dks.stats.beta.cdf, (0.45, 2.5, 1.5), (0,)),
-    "stats.beta.logpdf": (dks.stats.beta.logpdf, (0.45, 2.5, 1.5), (0, 1, 2)),
-    "stats.beta.pdf": (dks.stats.beta.pdf, (0.45, 2.5, 1.5), (0, 1, 2)),
-    "stats.chi2.cdf": (dks.stats.chi2.cdf, (1.3, 2.5), (0,)),
-    "stats.chi2.logpdf": (dks.stats.chi2.logpdf, (1.3, 2.5), (0, 1)),
-    "stats.chi2.pdf": (dks.stats.chi2.pdf, (1.3, 3.0), (0, 1)),
-    "stats.dirichlet.logpdf": (dks.stats.dirichlet.logpdf, (np.array([0.2, 0.3, 0.5]), np.array([1.5, 2.0, 0.7])),
+    "stats.beta.cdf": (_d("stats.beta.cdf"), (0.45, 2.5, 1.5), (0,)),
+    "stats.beta.logpdf": (_d("stats.beta.logpdf"), (0.45, 2.5, 1.5), (0, 1, 2)),
+    "stats.beta.pdf": (_d("stats.beta.pdf"), (0.45, 2.5, 1.5), (0, 1, 2)),
+    "stats.chi2.cdf": (_d("stats.chi2.cdf"), (1.3, 2.5), (0,)),
+    "stats.chi2.logpdf": (_d("stats.chi2.logpdf"), (1.3, 2.5), (0, 1)),
+    "stats.chi2.pdf": (_d("stats.chi2.pdf"), (1.3, 3.0), (0, 1)),
+    "stats.dirichlet.logpdf": (_d("stats.dirichlet.logpdf"), (np.array([0.2, 0.3, 0.5]), np.array([1.5, 2.0, 0.7])),
                                (0, 1)),
-    "stats.dirichlet.pdf": (dks.stats.dirichlet.pdf, (np.array([0.2, 0.3, 0.5]), np.array([1.5, 2.0, 0.7])), (0, 1)),
-    "stats.gamma.cdf": (dks.stats.gamma.cdf, (2.1, 2.5), (0,)),
-    "stats.gamma.logpdf": (dks.stats.gamma.logpdf, (2.1, 2.5), (0, 1)),
-    "stats.gamma.pdf": (dks.stats.gamma.pdf, (2.1, 2.5), (0, 1)),
-    "stats.multivariate_normal.logpdf": (dks.stats.multivariate_normal.logpdf, (np.array([0.1, 0.3, -0.2]), MEAN, COV),
+    "stats.dirichlet.pdf": (_d("stats.dirichlet.pdf"), (np.array([0.2, 0.3, 0.5]), np.array([1.5, 2.0, 0.7])), (0, 1)),
+    "stats.gamma.cdf": (_d("stats.gamma.cdf"), (2.1, 2.5), (0,)),
+    "stats.gamma.logpdf": (_d("stats.gamma.logpdf"), (2.1, 2.5), (0, 1)),
+    "stats.gamma.pdf": (_d("stats.gamma.pdf"), (2.1, 2.5), (0, 1)),
+    "stats.multivariate_normal.logpdf": (_d("stats.multivariate_normal.logpdf"), (np.array([0.1, 0.3, -0.2]), MEAN, COV),
                                          (0, 1, 2)),
-    "stats.multivariate_normal.pdf": (dks.stats.multivariate_normal.pdf, (np.array([0.1, 0.3, -0.2]), MEAN, COV),
+    "stats.multivariate_normal.pdf": (_d("stats.multivariate_normal.pdf"), (np.array([0.1, 0.3, -0.2]), MEAN, COV),
                                       (0, 1, 2)),
     "stats.multivariate_normal.entropy": (lambda c: dks.stats.multivariate_normal.entropy(MEAN, c), (COV,), (0,)),
-    "stats.norm.pdf": (dks.stats.norm.pdf, (0.4, -0.3, 1.7), (0, 1, 2)),
-    "stats.norm.cdf": (dks.stats.norm.cdf, (0.4, -0.3, 1.7), (0, 1, 2)),
-    "stats.norm.sf": (dks.stats.norm.sf, (0.4, -0.3, 1.7), (0, 1, 2)),
-    "stats.norm.logpdf": (dks.stats.norm.logpdf, (0.4, -0.3, 1.7), (0, 1, 2)),
-    "stats.norm.logcdf": (dks.stats.norm.logcdf, (0.4, -0.3, 1.7), (0, 1, 2)),
-    "stats.norm.logsf": (dks.stats.norm.logsf, (0.4, -0.3, 1.7), (0, 1, 2)),
+    "stats.norm.pdf": (_d("stats.norm.pdf"), (0.4, -0.3, 1.7), (0, 1, 2)),
+    "stats.norm.cdf": (_d("stats.norm.cdf"), (0.4, -0.3, 1.7), (0, 1, 2)),
+    "stats.norm.sf": (_d("stats.norm.sf"), (0.4, -0.3, 1.7), (0, 1, 2)),
+    "stats.norm.logpdf": (_d("stats.norm.logpdf"), (0.4, -0.3, 1.7), (0, 1, 2)),
+    "stats.norm.logcdf": (_d("stats.norm.logcdf"), (0.4, -0.3, 1.7), (0, 1, 2)),
+    "stats.norm.logsf": (_d("stats.norm.logsf"), (0.4, -0.3, 1.7), (0, 1, 2)),
     "stats.poisson.cdf": (lambda mu: dks.stats.poisson.cdf(3.0, mu), (2.2,), (0,)),
     "stats.poisson.logpmf": (lambda mu: dks.stats.poisson.logpmf(3, mu), (2.2,), (0,)),
     "stats.poisson.pmf": (lambda mu: dks.stats.poisson.pmf(3, mu), (2.2,), (0,)),
-    "stats.t.pdf": (dks.stats.t.pdf, (0.9, 3.5, 0.2, 1.3), (0, 1, 2, 3)),
-    "stats.t.cdf": (dks.stats.t.cdf, (0.9, 3.5, 0.2, 1.3), (0, 2, 3)),
-    "stats.t.logpdf": (dks.stats.t.logpdf, (0.9, 3.5, 0.2, 1.3), (0, 1, 2, 3)),
-    "stats.t.logcdf": (dks.stats.t.logcdf, (0.9, 3.5, 0.2, 1.3), (0, 2, 3)),
+    "stats.t.pdf": (_d("stats.t.pdf"), (0.9, 3.5, 0.2, 1.3), (0, 1, 2, 3)),
+    "stats.t.cdf": (_d("stats.t.cdf"), (0.9, 3.5, 0.2, 1.3), (0, 2, 3)),
+    "stats.t.logpdf": (_d("stats.t.logpdf"), (0.9, 3.5, 0.2, 1.3), (0, 1, 2, 3)),
+    "stats.t.logcdf": (_d("stats.t.logcdf"), (0.9, 3.5, 0.2, 1.3), (0, 2, 3)),
 }
 
 
@@ -298,7 +328,9 @@ def test_multigammaln_values_and_domain() -> None:
     np.testing.assert_allclose(multigammaln(a, 3), sc.multigammaln(a, 3), rtol=1e-14)
     g = dk.grad(lambda a: np.sum(multigammaln(a, 3)))(a)
     np.testing.assert_allclose(g, sc.digamma(a) + sc.digamma(a - 0.5) + sc.digamma(a - 1.0), rtol=1e-13)
-    assert dks.special.multigammaln is multigammaln
+    from diffkit.scipy_special import multigammaln as mgl
+
+    assert dks.special.multigammaln is mgl
     with pytest.raises(dk.InvalidArgument, match="multigammaln"):
         dk.grad(lambda a: multigammaln(a, 4))(1.2)
 
@@ -308,14 +340,14 @@ def test_multigammaln_values_and_domain() -> None:
 # ---------------------------------------------------------------------------
 
 STATS_VALUES = {  # name: (diffkit function, SciPy function, args)
-    "chi2.logpdf": (dks.stats.chi2.logpdf, st.chi2.logpdf, (1.3, 2.5, 0.1, 1.2)),
-    "chi2.pdf": (dks.stats.chi2.pdf, st.chi2.pdf, (np.array([0.4, 1.3, 5.0]), 3.0)),
-    "chi2.cdf": (dks.stats.chi2.cdf, st.chi2.cdf, (1.3, 2.5, 0.1, 1.2)),
-    "norm.logsf": (dks.stats.norm.logsf, st.norm.logsf, (np.array([-1.0, 0.4, 3.0]), -0.3, 1.7)),
-    "t.logcdf": (dks.stats.t.logcdf, st.t.logcdf, (np.array([-1.0, 0.4, 3.0]), 3.5, 0.2, 1.3)),
-    "poisson.cdf": (dks.stats.poisson.cdf, st.poisson.cdf, (np.array([-1.0, 0.0, 2.5, 3.0]), 1.7)),
-    "poisson.cdf-loc": (dks.stats.poisson.cdf, st.poisson.cdf, (np.array([1.0, 4.0]), 1.7, 1.0)),
-    "mvn.entropy": (dks.stats.multivariate_normal.entropy, st.multivariate_normal.entropy, (MEAN, COV)),
+    "chi2.logpdf": (_d("stats.chi2.logpdf"), st.chi2.logpdf, (1.3, 2.5, 0.1, 1.2)),
+    "chi2.pdf": (_d("stats.chi2.pdf"), st.chi2.pdf, (np.array([0.4, 1.3, 5.0]), 3.0)),
+    "chi2.cdf": (_d("stats.chi2.cdf"), st.chi2.cdf, (1.3, 2.5, 0.1, 1.2)),
+    "norm.logsf": (_d("stats.norm.logsf"), st.norm.logsf, (np.array([-1.0, 0.4, 3.0]), -0.3, 1.7)),
+    "t.logcdf": (_d("stats.t.logcdf"), st.t.logcdf, (np.array([-1.0, 0.4, 3.0]), 3.5, 0.2, 1.3)),
+    "poisson.cdf": (_d("stats.poisson.cdf"), st.poisson.cdf, (np.array([-1.0, 0.0, 2.5, 3.0]), 1.7)),
+    "poisson.cdf-loc": (_d("stats.poisson.cdf"), st.poisson.cdf, (np.array([1.0, 4.0]), 1.7, 1.0)),
+    "mvn.entropy": (_d("stats.multivariate_normal.entropy"), st.multivariate_normal.entropy, (MEAN, COV)),
 }
 
 
@@ -330,16 +362,16 @@ def test_new_distribution_derivatives_by_hand(backend: str) -> None:
     tol = {"rtol": 1e-6 if backend == "numeric" else 1e-11}
     x, df = 1.3, 2.5
     # chi2: d/dx logpdf = (df/2 - 1)/x - 1/2; d/dx cdf = pdf
-    np.testing.assert_allclose(float(dk.grad(dks.stats.chi2.logpdf, backend=backend)(x, df)),
+    np.testing.assert_allclose(float(dk.grad(_d("stats.chi2.logpdf"), backend=backend)(x, df)),
                                (df / 2 - 1) / x - 0.5, **tol)
-    np.testing.assert_allclose(float(dk.grad(dks.stats.chi2.cdf, backend=backend)(x, df)), st.chi2.pdf(x, df), **tol)
+    np.testing.assert_allclose(float(dk.grad(_d("stats.chi2.cdf"), backend=backend)(x, df)), st.chi2.pdf(x, df), **tol)
     # d/ddf logpdf = (log(x/2) - digamma(df/2)) / 2
-    np.testing.assert_allclose(float(dk.grad(dks.stats.chi2.logpdf, argnums=1, backend=backend)(x, df)),
+    np.testing.assert_allclose(float(dk.grad(_d("stats.chi2.logpdf"), argnums=1, backend=backend)(x, df)),
                                0.5 * (np.log(x / 2) - sc.digamma(df / 2)), **tol)
     # norm.logsf: -pdf/sf; t.logcdf: pdf/cdf
-    np.testing.assert_allclose(float(dk.grad(dks.stats.norm.logsf, backend=backend)(0.4)),
+    np.testing.assert_allclose(float(dk.grad(_d("stats.norm.logsf"), backend=backend)(0.4)),
                                -st.norm.pdf(0.4) / st.norm.sf(0.4), **tol)
-    np.testing.assert_allclose(float(dk.grad(dks.stats.t.logcdf, backend=backend)(0.4, 3.5)),
+    np.testing.assert_allclose(float(dk.grad(_d("stats.t.logcdf"), backend=backend)(0.4, 3.5)),
                                st.t.pdf(0.4, 3.5) / st.t.cdf(0.4, 3.5), **tol)
     # poisson.cdf in mu: -pmf(floor(k), mu)
     np.testing.assert_allclose(float(dk.grad(lambda m: dks.stats.poisson.cdf(2.5, m), backend=backend)(1.7)),
@@ -498,3 +530,26 @@ def test_convolve_arguments_are_checked() -> None:
     # 0-d inputs multiply, as SciPy's do; plain inputs are SciPy's result
     assert float(dk.grad(lambda s: dks.signal.convolve(s, np.array(3.0)))(np.array(2.0))) == 3.0
     assert dks.signal.convolve is dks.convolve and type(dks.convolve(x, x)) is np.ndarray
+
+
+@pytest.mark.parametrize("backend", ["forward", "reverse", "symbolic", "numeric"])
+def test_norm_logcdf_and_logsf_in_the_tails(backend: str) -> None:
+    # log_ndtr keeps the tails: the derivative is pdf/cdf, ~ -x far in the lower tail, where
+    # log(cdf) would underflow; mpmath at 40 digits is the reference
+    x = np.array([-30.0, -5.0, 0.3, 8.0]) if backend != "symbolic" else np.array([-5.0, 0.3, 8.0])
+    with mpmath.workdps(40):
+        want = [float(mpmath.diff(lambda t: mpmath.log(mpmath.ncdf(t)), mpmath.mpf(v))) for v in x]
+        want_sf = [float(mpmath.diff(lambda t: mpmath.log(mpmath.erfc(t / mpmath.sqrt(2)) / 2), mpmath.mpf(v)))
+                   for v in -x]
+    np.testing.assert_allclose(dks.stats.norm.logcdf(x), st.norm.logcdf(x), rtol=1e-14)
+    np.testing.assert_allclose(dks.stats.norm.logsf(-x), st.norm.logsf(-x), rtol=1e-14)
+    # SymPy writes erfc(-y) as 2 - erfc(y): the symbolic backend's lower tail loses digits to that
+    rtol = {"numeric": 1e-6, "symbolic": 1e-9}.get(backend, 1e-12)
+    got = dk.grad(lambda x: np.sum(dks.stats.norm.logcdf(x)), backend=backend)(x)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-300 if backend != "numeric" else 1e-9)
+    got_sf = dk.grad(lambda x: np.sum(dks.stats.norm.logsf(x)), backend=backend)(-x)
+    np.testing.assert_allclose(got_sf, want_sf, rtol=rtol, atol=1e-300 if backend != "numeric" else 1e-9)
+    with mpmath.workdps(40):
+        h = float(mpmath.diff(lambda t: mpmath.log(mpmath.ncdf(t)), mpmath.mpf(-1.3), 2))
+    np.testing.assert_allclose(float(dk.hessian(_d("stats.norm.logcdf"), backend=backend)(-1.3)), h,
+                               rtol=1e-4 if backend == "numeric" else 1e-11)
