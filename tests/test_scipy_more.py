@@ -15,7 +15,8 @@ and numeric backends too.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -395,8 +396,12 @@ def test_multivariate_normal_entropy_gradient_is_half_the_inverse(backend: str) 
 @pytest.mark.parametrize("backend", ["forward", "reverse", "symbolic", "numeric"])
 def test_hfft_ihfft_match_numpy_and_central_differences(norm: Any, backend: str) -> None:
     for n in (None, 7, 10):
-        f = lambda x: real_of(np.fft.hfft(x[:5] + 1j * x[3:], n=n, norm=norm))  # noqa: E731
-        g = lambda x: real_of(np.fft.ihfft(x, n=n, norm=norm))  # noqa: E731
+        def f(x: Any, n: Any = n) -> Any:
+            return real_of(np.fft.hfft(x[:5] + 1j * x[3:], n=n, norm=norm))
+
+        def g(x: Any, n: Any = n) -> Any:
+            return real_of(np.fft.ihfft(x, n=n, norm=norm))
+
         for fn in (f, g):
             np.testing.assert_allclose(dk.grad(fn, backend=backend)(X8), central(fn, (X8,), 0), rtol=1e-6, atol=1e-8)
     y = dk.jacobian(lambda x: np.fft.hfft(x + 0.5j, norm=norm), backend="forward")
@@ -424,10 +429,9 @@ def test_hfft_by_hand() -> None:
 def test_hfft_values_match_numpy() -> None:
     for norm in (None, "ortho", "forward"):
         c = X8[:5] + 1j * X8[3:]
-        np.testing.assert_allclose(dk.grad(lambda x: 0.0 * np.sum(x), backend="forward")(X8), 0.0)
-        got = dk.jvp(lambda x: np.fft.hfft(x[:5] + 1j * x[3:], n=9, norm=norm), (X8,), (np.ones(8),))[0]
+        got = dk.jvp(lambda x, norm=norm: np.fft.hfft(x[:5] + 1j * x[3:], n=9, norm=norm), (X8,), (np.ones(8),))[0]
         np.testing.assert_allclose(got, np.fft.hfft(c, n=9, norm=norm), rtol=1e-13)
-        got_i = dk.jvp(lambda x: np.fft.ihfft(x, n=6, norm=norm), (X8,), (np.ones(8),))[0]
+        got_i = dk.jvp(lambda x, norm=norm: np.fft.ihfft(x, n=6, norm=norm), (X8,), (np.ones(8),))[0]
         np.testing.assert_allclose(got_i, np.fft.ihfft(X8, n=6, norm=norm), rtol=1e-13)
 
 
@@ -464,12 +468,18 @@ def test_convolve_correlate_match_scipy_and_central_differences(s1: Any, s2: Any
     ours, theirs = getattr(dks.signal, fname), getattr(ss, fname)
     for method in ("direct", "fft", "auto"):
         want = theirs(a, b, mode=mode, method=method)
-        got = dk.jvp(lambda x: ours(x, b, mode, method), (a,), (np.zeros_like(a),), backend=backend)[0]
+        got = dk.jvp(lambda x, method=method: ours(x, b, mode, method), (a,), (np.zeros_like(a),), backend=backend)[0]
         np.testing.assert_allclose(got, want, atol=1e-12, err_msg=method)
         w = weights(want.shape)
-        f1 = lambda x: np.sum(w * ours(x, b, mode=mode, method=method))  # noqa: E731
-        f2 = lambda y: np.sum(w * ours(a, y, mode=mode, method=method))  # noqa: E731
-        both = lambda x, y: np.sum(w * ours(x, y, mode=mode, method=method))  # noqa: E731
+        def both(x: Any, y: Any, w: Any = w, method: str = method) -> Any:
+            return np.sum(w * ours(x, y, mode=mode, method=method))
+
+        def f1(x: Any, both: Any = both) -> Any:
+            return both(x, b)
+
+        def f2(y: Any, both: Any = both) -> Any:
+            return both(a, y)
+
         np.testing.assert_allclose(dk.grad(f1, backend=backend)(a), central(f1, (a,), 0), atol=1e-8)
         np.testing.assert_allclose(dk.grad(f2, backend=backend)(b), central(f2, (b,), 0), atol=1e-8)
         ga, gb = dk.grad(both, argnums=(0, 1), backend=backend)(a, b)
@@ -483,7 +493,9 @@ def test_convolve_2d_on_the_symbolic_and_numeric_backends(mode: str, backend: st
     a = np.array([[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]])
     k = np.array([[0.5, 1.0], [2.0, -1.0]])
     for fname in ("convolve", "correlate"):
-        f = lambda x, y: np.sum(getattr(dks.signal, fname)(x, y, mode) ** 2)  # noqa: E731
+        def f(x: Any, y: Any, fname: str = fname) -> Any:
+            return np.sum(getattr(dks.signal, fname)(x, y, mode) ** 2)
+
         ga, gk = dk.grad(f, argnums=(0, 1), backend=backend)(a, k)
         np.testing.assert_allclose(ga, central(f, (a, k), 0), rtol=1e-7, atol=1e-8)
         np.testing.assert_allclose(gk, central(f, (a, k), 1), rtol=1e-7, atol=1e-8)
@@ -509,7 +521,9 @@ def test_convolve_gradient_by_hand() -> None:
 def test_complex_correlate_conjugates_its_second_argument() -> None:
     a = np.array([1.0, 2.0, -0.5])
     z = np.array([1.0 + 2.0j, -0.5j, 0.3])
-    f = lambda x: np.sum(np.abs(dks.signal.correlate(x * (1 + 0.5j), z)) ** 2)  # noqa: E731
+    def f(x: Any) -> Any:
+        return np.sum(np.abs(dks.signal.correlate(x * (1 + 0.5j), z)) ** 2)
+
     np.testing.assert_allclose(dks.signal.correlate(a, z), ss.correlate(a, z), rtol=1e-14)
     for backend in ("forward", "reverse"):
         np.testing.assert_allclose(dk.grad(f, backend=backend)(a), central(f, (a,), 0), rtol=1e-7)
@@ -522,7 +536,7 @@ def test_convolve_arguments_are_checked() -> None:
     x = np.ones(3)
     for bad, match in (({"mode": "circular"}, "mode flags"), ({"method": "overlap"}, "method flags")):
         with pytest.raises(dk.InvalidArgument, match=match):
-            dk.grad(lambda x: np.sum(dks.signal.convolve(x, x, **bad)))(x)
+            dk.grad(lambda x, bad=bad: np.sum(dks.signal.convolve(x, x, **bad)))(x)
     with pytest.raises(dk.InvalidArgument, match="same dimensionality"):
         dk.grad(lambda x: np.sum(dks.signal.convolve(x, np.ones((2, 2)))))(x)
     with pytest.raises(dk.InvalidArgument, match="at least as large"):
