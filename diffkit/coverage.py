@@ -104,7 +104,7 @@ def coverage_markdown() -> str:
     # a function is written with the table's primitives (several, or one with other arguments)
     rows = set()
     for u in UFUNC_HANDLERS:
-        prim = UFUNC_PRIMITIVES.get(u)
+        prim = UFUNC_PRIMITIVES.get(u) or getattr(UFUNC_HANDLERS[u], "primitive", None)
         rows.add((_callable_name(u), "ufunc", f"`{prim.name}`" if prim is not None else "several"))
     for u in REDUCE_HANDLERS:
         rows.add((_callable_name(u) + ".reduce", "reduction", "several"))

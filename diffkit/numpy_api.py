@@ -1619,6 +1619,31 @@ def _irfftn_handler(default_axes: Any) -> Callable[..., Any]:
     return handler
 
 
+_SWAPPED_NORM = {None: "forward", "backward": "forward", "forward": "backward", "ortho": "ortho"}
+
+
+def _swapped_norm(norm: Any) -> Any:
+    if norm not in _SWAPPED_NORM:
+        raise InvalidArgument(f"Invalid norm value {norm}; should be 'backward', 'ortho' or 'forward'.")
+    return _SWAPPED_NORM[norm]
+
+
+@_register(np.fft.hfft)
+def _hfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    # NumPy's definition: the inverse real transform of the conjugate, with the normalization's
+    # direction swapped; its derivative follows from irfft's and conjugate's
+    _no_out(out, "hfft")
+    a = pack(a)
+    return _irfft(_conjugate(a) if is_complex(a) else a, n, axis, _swapped_norm(norm))
+
+
+@_register(np.fft.ihfft)
+def _ihfft(a: Any, n: Any = None, axis: int = -1, norm: Any = None, out: Any = None) -> Any:
+    # the conjugate of the real transform, the normalization's direction swapped (NumPy's definition)
+    _no_out(out, "ihfft")
+    return _conjugate(_rfft(a, n, axis, _swapped_norm(norm)))
+
+
 register_function(np.fft.rfft2, _rfftn_handler((-2, -1)))
 register_function(np.fft.rfftn, _rfftn_handler(None))
 register_function(np.fft.irfft2, _irfftn_handler((-2, -1)))

@@ -35,10 +35,10 @@ import scipy.special._ufuncs as _scipy_ufuncs
 
 from .core.lazy import lazy_sympy, sympy
 from .core.primitive import OUT, PRIMITIVES, Primitive, define
-from .core.values import Value, bind, register_ufunc, ufunc_handler
-from .errors import UnsupportedOperation
+from .core.values import Value, bind, concrete, register_ufunc, ufunc_handler
+from .errors import InvalidArgument, UnsupportedOperation
 
-__all__ = ["SCIPY_PRIMITIVES", "lookup", "polygamma", "supported", "zeta"]
+__all__ = ["SCIPY_PRIMITIVES", "lookup", "multigammaln", "polygamma", "supported", "zeta"]
 
 INF = math.inf
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -78,12 +78,51 @@ def _entry(name: str, fn: Any, ufuncs: tuple[Any, ...], **fields: Any) -> Primit
     SCIPY_PRIMITIVES[name] = prim
     for u in ufuncs:
         _UFUNCS[u.__name__] = prim
-        register_ufunc(u, _handler(prim, u.__name__), prim)
+        # an entry with arguments it does not differentiate goes through its handler (which
+        # refuses them traced), not the dispatch's direct route to the primitive
+        register_ufunc(u, _handler(prim, u.__name__), None if prim.nondiff_args else prim)
     return prim
 
 
+_PARAMS = {"polygamma": ("n", "x"), "gammainc": ("a", "x"), "gammaincc": ("a", "x"), "betainc": ("a", "b", "x"),
+           "stdtr": ("df", "t"), "jv": ("v", "x"), "yv": ("v", "x"), "iv": ("v", "x"), "ive": ("v", "x"),
+           "zeta": ("x", "q")}
+"""The arguments' names of the entries with arguments that are not differentiated."""
+
+
+def _differentiated(v: Any) -> bool:
+    """``v`` carries a derivative: a value of the forward or reverse trace (the symbolic
+    backend's default method runs them over its expressions)."""
+    while isinstance(v, Value):
+        if v._trace.backend_name in ("forward", "reverse"):
+            return True
+        v = getattr(v, "primal", None)
+    return False
+
+
+def _refuse_traced_constants(prim: Primitive, name: str, args: tuple[Any, ...]) -> None:
+    """Raise where an argument the entry does not differentiate (an order, a shape
+    parameter) is being differentiated: its derivative is not in the table, and leaving
+    it out would give a wrong number."""
+    for j in sorted(prim.nondiff_args):
+        if j < len(args) and _differentiated(args[j]):
+            param = _PARAMS.get(prim.name, ())[j] if j < len(_PARAMS.get(prim.name, ())) else f"argument {j}"
+            raise UnsupportedOperation(
+                f"scipy.special.{name} is not differentiable in {param} in diffkit (no closed form in the "
+                f"table); pass {param} as a constant, or use backend='numeric' for a finite-difference value")
+
+
 def _handler(prim: Primitive, name: str) -> Any:
-    return ufunc_handler(prim, f"scipy.special.{name}")
+    plain = ufunc_handler(prim, f"scipy.special.{name}")
+    if not prim.nondiff_args:
+        return plain
+
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        _refuse_traced_constants(prim, name, args)
+        return plain(*args, **kwargs)
+
+    handler.primitive = prim  # type: ignore[attr-defined]
+    return handler
 
 
 # --------------------------------------------------------------------------
@@ -101,6 +140,13 @@ _entry("erfinv", sc.erfinv, (sc.erfinv,), sympy=lazy_sympy("erfinv"),
 _entry("erfcinv", sc.erfcinv, (sc.erfcinv,), sympy=lazy_sympy("erfcinv"),
        partials=(lambda out, x: -_SQRT_PI_OVER_TWO * np.exp(out * out),), domain=((0.0, 2.0),), saves=((OUT,),),
        doc="d/dx = -sqrt(pi)/2 exp(erfcinv(x)^2), on (0, 2)")
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_entry("log_ndtr", sc.log_ndtr, (sc.log_ndtr,), sympy=lambda x: sympy.log(sympy.erfc(-x / sympy.sqrt(2)) / 2),
+       partials=(lambda out, x: np.exp(-0.5 * (x * x) - _HALF_LOG_2PI - out),), domain=((-INF, INF),),
+       saves=((OUT, 0),),
+       doc="log of the standard normal distribution function; d/dx = exp(-x^2/2 - log(2 pi)/2 - log_ndtr(x)), "
+           "the density over the distribution function, without underflow in the lower tail")
 
 # --------------------------------------------------------------------------
 # Gamma and friends
@@ -134,6 +180,14 @@ _entry("gammaln", sc.gammaln, (sc.gammaln,), sympy=lazy_sympy("loggamma"),
 _entry("gamma", sc.gamma, (sc.gamma,), sympy=lazy_sympy("gamma"),
        partials=(lambda out, x: out * _p("digamma", x),), domain=((0.0, INF),), saves=((OUT, 0),),
        doc="d/dx = gamma(x) digamma(x); sampled on x > 0")
+_entry("rgamma", sc.rgamma, (sc.rgamma,), sympy=lambda x: 1 / sympy.gamma(x),
+       partials=(lambda out, x: -out * _p("digamma", x),), domain=((0.0, INF),), saves=((OUT, 0),),
+       doc="1/Gamma(x); d/dx = -digamma(x)/Gamma(x); sampled on x > 0 (at the zeros 0, -1, ... of "
+           "1/Gamma the rule's digamma has its poles)")
+_entry("gammasgn", sc.gammasgn, (sc.gammasgn,), sympy=lambda x: sympy.sign(sympy.gamma(x)), nargs=1, elementwise=True,
+       jvp=(lambda t, out, x: t * 0.0,), vjp=(lambda ct, out, x: ct * 0.0,), domain=((0.0, INF),), saves=((),),
+       doc="the sign of Gamma(x): derivative 0 (sampled on x > 0, where it is 1; it jumps at the poles "
+           "0, -1, -2, ..., where the derivative taken is 0 too)")
 _entry("beta", sc.beta, (sc.beta,), sympy=lazy_sympy("beta"),
        partials=(lambda out, a, b: out * (_p("digamma", a) - _p("digamma", a + b)),
                  lambda out, a, b: out * (_p("digamma", b) - _p("digamma", a + b))),
@@ -239,6 +293,19 @@ _entry("bessel_i1", sc.i1, (sc.i1,), sympy=lambda x: sympy.besseli(1, x),
        partials=(_i1_prime,), domain=((-INF, INF),), saves=((OUT, 0),),
        doc="the modified Bessel function I1; d/dx = I0(x) - I1(x)/x, and its limit 1/2 at x = 0")
 
+_entry("bessel_j0", sc.j0, (sc.j0,), sympy=lambda x: sympy.besselj(0, x),
+       partials=(lambda out, x: -_p("bessel_j1", x),), domain=((-INF, INF),), saves=((0,),),
+       doc="the Bessel function J0; d/dx = -J1(x)")
+_entry("bessel_j1", sc.j1, (sc.j1,), sympy=lambda x: sympy.besselj(1, x),
+       partials=(lambda out, x: 0.5 * (_p("bessel_j0", x) - _p("jv", 2.0, x)),), domain=((-INF, INF),),
+       saves=((0,),), doc="the Bessel function J1; d/dx = (J0(x) - J2(x)) / 2")
+_entry("bessel_y0", sc.y0, (sc.y0,), sympy=lambda x: sympy.bessely(0, x),
+       partials=(lambda out, x: -_p("bessel_y1", x),), domain=((0.0, INF),), saves=((0,),),
+       doc="the Bessel function Y0, for x > 0; d/dx = -Y1(x)")
+_entry("bessel_y1", sc.y1, (sc.y1,), sympy=lambda x: sympy.bessely(1, x),
+       partials=(lambda out, x: 0.5 * (_p("bessel_y0", x) - _p("yv", 2.0, x)),), domain=((0.0, INF),),
+       saves=((0,),), doc="the Bessel function Y1, for x > 0; d/dx = (Y0(x) - Y2(x)) / 2")
+
 
 def _order_rule(name: str, sign: float, extra: Any = None) -> tuple[Any, Any]:
     """JVP and VJP in x of an order-v Bessel function from the recurrence
@@ -317,7 +384,7 @@ def supported() -> list[str]:
         >>> "erf" in supported() and "polygamma" in supported()
         True
     """
-    names = {u for u in _UFUNCS if not u.startswith("_")} | {"polygamma", "zeta", "digamma", "jn"}
+    names = {u for u in _UFUNCS if not u.startswith("_")} | {"polygamma", "zeta", "digamma", "jn", "multigammaln"}
     return sorted(names)
 
 
@@ -351,6 +418,7 @@ def polygamma(n: Any, x: Any) -> Any:
         >>> bool(abs(dk.grad(lambda x: polygamma(1, x))(2.0) - polygamma(2, 2.0)) < 1e-12)
         True
     """
+    _refuse_traced_constants(PRIMITIVES["polygamma"], "polygamma", (n, x))
     return bind(PRIMITIVES["polygamma"], n, x)
 
 
@@ -363,5 +431,34 @@ def zeta(x: Any, q: Any = None) -> Any:
         >>> float(dk.grad(lambda q: zeta(2.0, q))(1.0))   # -2 zeta(3)
         -2.404113806319188
     """
+    _refuse_traced_constants(PRIMITIVES["zeta"], "zeta", (x, q))
     return bind(PRIMITIVES["zeta"], x, 1.0 if q is None else q)
 
+
+
+def multigammaln(a: Any, d: int) -> Any:
+    """``scipy.special.multigammaln`` on traced values (SciPy's is a Python function, not a
+    ufunc): the log of the multivariate gamma function,
+    ``d (d - 1) / 4 log(pi) + sum_{j<d} gammaln(a - j/2)``. Its derivative in ``a`` is
+    ``sum_{j<d} digamma(a - j/2)``; the dimension ``d`` (a positive integer) is not
+    differentiated. Like SciPy, it needs ``a > (d - 1) / 2``.
+
+    Example:
+        >>> import diffkit as dk
+        >>> float(dk.grad(lambda a: multigammaln(a, 2))(3.0))  # digamma(3) + digamma(2.5)
+        1.6259409757437102
+    """
+    if isinstance(d, Value) or int(d) != d or int(d) < 1:
+        raise UnsupportedOperation("scipy.special.multigammaln: the dimension d must be a positive integer "
+                                   "constant; it is not differentiated")
+    if not _traced(a):
+        return sc.multigammaln(a, d)
+    d = int(d)
+    v = np.asarray(concrete(a))
+    if v.dtype.kind in "fiu" and np.any(v <= 0.5 * (d - 1)):
+        raise InvalidArgument(f"scipy.special.multigammaln: condition a ({v}) > (d-1)/2 ({0.5 * (d - 1)}) "
+                              "not met")
+    total = _p("gammaln", a)
+    for j in range(1, d):
+        total = total + _p("gammaln", a - 0.5 * j)
+    return total + 0.25 * d * (d - 1) * math.log(math.pi)

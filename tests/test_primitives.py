@@ -764,7 +764,7 @@ def test_at_kink_reduction_without_tie_is_false(name: str) -> None:
 
 
 UNSUPPORTED = {
-    "numpy.fft.hfft": lambda x: np.sum(np.fft.hfft(x)),
+    "numpy.histogram": lambda x: np.sum(np.histogram(x)[0] * 1.0),
     "numpy.unwrap": lambda x: np.sum(np.unwrap(x)),
     "numpy.polyfit": lambda x: np.sum(np.polyfit(np.arange(4.0), x, 1)),
 }
