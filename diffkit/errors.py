@@ -108,10 +108,10 @@ class UnsupportedOperation(DiffkitError, TypeError):
     Example:
         >>> import numpy as np, diffkit as dk
         >>> try:
-        ...     dk.grad(lambda x: np.fft.hfft(x).sum())(np.ones(3))
+        ...     dk.grad(lambda x: np.histogram(x)[1].sum())(np.ones(3))
         ... except dk.UnsupportedOperation as e:
         ...     print(str(e).split(";")[0])
-        numpy.fft.hfft is not supported by diffkit (backend 'reverse')
+        numpy.histogram is not supported by diffkit (backend 'reverse')
     """
 
 

@@ -653,9 +653,9 @@ def test_grad_of_vector_function_is_shape_error(backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_unsupported_numpy_function(backend: str) -> None:
     with pytest.raises(dk.UnsupportedOperation) as info:
-        dk.grad(lambda v: np.sum(np.fft.hfft(v)), backend=backend)(V)
+        dk.grad(lambda v: np.sum(np.histogram(v)[1]), backend=backend)(V)
     msg = str(info.value)
-    assert "numpy.fft.hfft" in msg
+    assert "numpy.histogram" in msg
     assert f"'{backend}'" in msg
     assert isinstance(info.value, TypeError)
 

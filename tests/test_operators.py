@@ -183,8 +183,8 @@ def test_errors_name_the_function(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_unsupported_function_names_function_and_backend(backend):
     with pytest.raises(dk.UnsupportedOperation) as e:
-        dk.grad(lambda v: np.sum(np.fft.hfft(v)), backend=backend)(np.ones(4))
-    assert "numpy.fft.hfft" in str(e.value) and backend in str(e.value)
+        dk.grad(lambda v: np.sum(np.histogram(v)[1]), backend=backend)(np.ones(4))
+    assert "numpy.histogram" in str(e.value) and backend in str(e.value)
     assert "<lambda>" in str(e.value)
 
 
