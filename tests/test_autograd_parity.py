@@ -138,7 +138,8 @@ def _quiet(fn: Callable[[Any], Any], x: Any) -> Any:
 # function they act on traced values and contribute derivative 0: f = x * g(x).
 CONSTANT: dict[str, Callable[[Any], Any]] = {
     "floor": np.floor, "ceil": np.ceil, "round": np.round, "rint": np.rint, "around": np.around,
-    "fix": lambda x: _quiet(np.fix, x),  # (deprecated in NumPy 2.5: NumPy warns, as without diffkit) "trunc": np.trunc, "sign": np.sign,
+    "fix": lambda x: _quiet(np.fix, x),  # (deprecated in NumPy 2.5: NumPy warns, as without diffkit)
+    "trunc": np.trunc, "sign": np.sign,
     "floor_divide": lambda x: np.floor_divide(x, 0.37),  # (not at a jump: x / 0.37 not an integer)
     "all": lambda x: np.all(x > -1.0), "any": lambda x: np.any(x > 0.8),
     "argmax": lambda x: np.argmax(x), "argmin": lambda x: np.argmin(x),
