@@ -21,7 +21,7 @@ import numpy as np
 
 from .core.values import (FUNCTION_HANDLERS, UFUNC_HANDLERS, Value, _numpy_name, bind, concrete, is_complex, pack,
                           register_foreign_ufuncs, register_function, register_index, register_reduce,
-                          register_setitem, register_ufunc, shape_of, ufunc_handler)
+                          register_setitem, register_ufunc, shape_of, structure, ufunc_handler)
 from .errors import InvalidArgument, TracingError, UnsupportedOperation
 from .primitives import PRIMITIVES, P
 
@@ -405,6 +405,9 @@ def _normalize_index(idx: Any, nd: int) -> tuple[Any, ...]:
         return idx
     out: list[Any] = []
     for i in idx:
+        if isinstance(i, Value) and i.dtype.kind in "bi":
+            i = concrete(i)  # a mask or index computed from the values (the compiled backend's
+            # comparisons are traced): its number, which makes that trace hold at this point only
         if isinstance(i, Value):
             raise TracingError("an index cannot be a traced value: keep indices independent of "
                                "differentiated values")
@@ -993,7 +996,7 @@ def _norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> 
 
 def _symbolic(a: Any) -> bool:
     """Whether ``a``'s concrete value is a SymPy object array (the symbolic backend's)."""
-    return np.asarray(concrete(pack(a))).dtype == object
+    return np.asarray(structure(pack(a))).dtype == object
 
 
 @_register(np.tile)
@@ -1856,12 +1859,12 @@ def _size(a: Any, axis: Any = None) -> int:
 
 @_register(np.result_type)
 def _result_type(*args: Any) -> Any:
-    return np.result_type(*[concrete(a) for a in args])
+    return np.result_type(*[structure(a) for a in args])
 
 
 def _like(maker: Callable[..., Any]) -> Callable[..., Any]:
     def handler(a: Any, *args: Any, dtype: Any = None, **kw: Any) -> Any:
-        base = concrete(pack(a))
+        base = structure(pack(a))
         return maker(np.shape(base), *args, dtype=dtype or np.result_type(base))
 
     return handler
@@ -1890,7 +1893,7 @@ def _real(val: Any) -> Any:
 
 
 def _real_dtype(val: Any) -> Any:
-    dt = np.asarray(concrete(val)).dtype
+    dt = np.asarray(structure(val)).dtype
     return dt if dt.kind == "f" else np.dtype(np.float64)
 
 

@@ -150,6 +150,42 @@ float and ``c * g`` the table's VJP, or ``None``. Called only with a Python floa
 float NumPy array ``ct``."""
 
 # --------------------------------------------------------------------------
+# Into a buffer: the same arithmetic written into memory the caller owns (the
+# compiled backend's generated code reuses its buffers across calls, so a
+# partial derivative or a matrix product allocates nothing per call)
+# --------------------------------------------------------------------------
+
+
+def _one_minus_square_into(buf: np.ndarray, out: Any, x: Any) -> np.ndarray:
+    np.multiply(out, out, out=buf)
+    return np.subtract(1.0, buf, out=buf)
+
+
+def _minus_sin_into(buf: np.ndarray, out: Any, x: Any) -> np.ndarray:
+    np.sin(x, out=buf)
+    return np.negative(buf, out=buf)
+
+
+PARTIAL_INTO: dict[Primitive, Callable[[np.ndarray, Any, Any], np.ndarray]] = {
+    P.tanh: _one_minus_square_into,
+    P.sin: lambda buf, out, x: np.cos(x, out=buf),
+    P.cos: _minus_sin_into,
+    P.log: lambda buf, out, x: np.divide(1.0, x, out=buf),
+    P.sqrt: lambda buf, out, x: np.divide(0.5, out, out=buf),
+}
+"""``partial(buf, out, x)``: the table's partial derivative of a unary elementwise primitive
+(``partials[0](out, x)``, the same operations in the same order) written into ``buf``, a float
+array of the output's shape. tests/test_table.py checks each against the table, bitwise."""
+
+
+def matmul_vjp_into(j: int, buf: np.ndarray, ct: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The table's matmul VJP for two matrices (``ct @ b.T``, ``a.T @ ct``) into ``buf``."""
+    if j == 0:
+        return np.matmul(ct, swap_last_axes(b), out=buf)
+    return np.matmul(swap_last_axes(a), ct, out=buf)
+
+
+# --------------------------------------------------------------------------
 # Diagonal seeds
 # --------------------------------------------------------------------------
 

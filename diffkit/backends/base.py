@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.values import Value, concrete, shape_of
+from ..core.values import Value, concrete, shape_of, structure
 from ..errors import InvalidType, ShapeError, TracingError
 
 
@@ -137,7 +137,7 @@ def _zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 
 
 def _float_dtype(x: Any) -> Any:
-    dt = x.dtype if type(x) is np.ndarray else np.asarray(concrete(x)).dtype
+    dt = x.dtype if type(x) is np.ndarray else np.asarray(structure(x)).dtype
     # object: SymPy expressions, whose seeds stay exact integers (no 1.0* factors)
     return dt if dt.kind in "fcO" else np.dtype(np.float64)
 

@@ -69,6 +69,10 @@ class Primitive:
         nargs: number of array arguments, ``None`` for variadic ones.
         jvp: per-argument linear maps ``jvp[i](t, out, *args, **params)``.
         vjp: per-argument maps ``vjp[i](ct, out, *args, **params)``.
+        partials: of a primitive declared by its partial derivatives, those
+            functions ``partial_i(out, *args)`` (its JVP and VJP rules are
+            ``t * partial`` and ``ct * partial``); the compiled backend multiplies
+            cotangents by them without calling the rule.
         jvp_joint: for variadic primitives, ``jvp_joint(tangents, out, *args,
             **params)`` with ``None`` for the tangents of constants.
         vjp_variadic: for variadic primitives, ``vjp_variadic(i, ct, out, *args,
@@ -119,6 +123,7 @@ class Primitive:
     nargs: int | None = 1
     jvp: tuple[Rule, ...] = ()
     vjp: tuple[Rule, ...] = ()
+    partials: tuple[Callable[..., Any], ...] | None = None
     jvp_joint: Rule | None = None
     vjp_variadic: Rule | None = None
     saves: tuple[tuple[int, ...], ...] | None = None
@@ -185,6 +190,8 @@ def define(
     it, so the two modes agree by construction.
     """
     if partials is not None:
+        if "jvp" not in fields and "vjp" not in fields:  # the rules are the partials' own
+            fields["partials"] = partials
         fields.setdefault("jvp", tuple(jvp_from_partial(p) for p in partials))
         fields.setdefault("vjp", tuple(vjp_from_partial(p) for p in partials))
         fields.setdefault("elementwise", True)

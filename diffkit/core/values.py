@@ -244,6 +244,15 @@ def concrete(x: Any) -> Any:
     return x
 
 
+def structure(x: Any) -> Any:
+    """The plain value under a traced value, read for its shape and dtype only: a
+    backend whose trace must hold at other points (the compiled backend) does not
+    count this as reading the number, as it does :func:`concrete`."""
+    while isinstance(x, Value):
+        x = x._structure()
+    return x
+
+
 def _numpy_name(func: Any) -> str:
     mod = getattr(func, "__module__", None) or "numpy"
     mod = mod.replace("numpy.linalg._linalg", "numpy.linalg").replace("numpy._core.", "numpy.")
@@ -586,6 +595,10 @@ class Value:
         """Whether the value is complex (of the innermost concrete value; the symbolic
         backend's values say so themselves)."""
         return is_complex(self.primal)
+
+    def _structure(self) -> Any:
+        """The value one level down, for its shape and dtype (see :func:`structure`)."""
+        return self.primal
 
     @property
     def real(self) -> Any:
