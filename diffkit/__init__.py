@@ -35,6 +35,7 @@ from .primitives import PRIMITIVES
 
 if TYPE_CHECKING:
     from .backends import Forward, Reverse, Symbolic, backends, get_backend
+    from .backends.compiled import Compiled, source
     from .backends.numeric import Numeric, NumericResult
     from .backends.symbolic import precise
     from .core.function import Function
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(("Forward", "Reverse", "Symbolic", "backends", "get_backend"), ".backends"),
     **dict.fromkeys(("Numeric", "NumericResult"), ".backends.numeric"),
+    **dict.fromkeys(("Compiled", "source"), ".backends.compiled"),
     "precise": ".backends.symbolic",
     "Function": ".core.function",
     **dict.fromkeys(("custom_jvp", "custom_vjp"), ".custom"),
@@ -106,7 +108,7 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 __all__ = [
-    "primitive",
+    "primitive", "Compiled", "source",
     "PRIMITIVES", "Report", "assert_backends_agree", "crosscheck", "BackendMismatch", "DiffkitError", "Forward", "Function",
     "InvalidArgument", "InvalidType", "NotFound", "SizeLimitError", "TimeLimitError", "Unavailable",
     "Numeric", "NumericResult", "ParseError", "Reverse", "ShapeError", "Symbolic", "diff", "precise", "TracingError", "UnsupportedOperation", "backends",

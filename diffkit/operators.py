@@ -523,7 +523,7 @@ def grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holomorphic: bo
         >>> dk.grad(lambda x, y=1.0: x * y**2)(3.0, y=2.0)
         np.float64(4.0)
     """
-    vg = value_and_grad(f, argnums, has_aux=has_aux, holomorphic=holomorphic, backend=backend)
+    vg = _value_and_grad(f, argnums, has_aux, holomorphic, backend, need_value=False)
     F = as_function(f)
 
     def grad_f(*args: Any, **kwargs: Any) -> Any:
@@ -543,9 +543,17 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holom
         >>> float(value), g
         (5.0, array([2., 4.]))
     """
+    return _value_and_grad(f, argnums, has_aux, holomorphic, backend, need_value=True)
+
+
+def _value_and_grad(f: Any, argnums: Argnums, has_aux: bool, holomorphic: bool, backend: Any,
+                    need_value: bool) -> Callable[..., Any]:
+    """:func:`value_and_grad`; ``need_value=False`` (for :func:`grad`) lets a backend that
+    can (``grad_without_value``) skip the work only the value needs."""
     F = as_function(f)
     be = get_backend(backend)
     nums_of = _argnums_cache(argnums, F, "grad")
+    skip = {"need_value": False} if not need_value and getattr(be, "grad_without_value", False) else {}
 
     def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
         nums, single = nums_of(len(args))
@@ -557,8 +565,9 @@ def value_and_grad(f: Any, argnums: Argnums = 0, *, has_aux: bool = False, holom
             if cplx and not native(be):
                 out, grads, aux = _split_value_and_grad(be, Fx, fn, primals, nums, cplx, has_aux, holomorphic)
             else:
-                out, grads, aux = be.value_and_grad(fn, primals, nums, has_aux, name=F.name)
-                check_output_dtype("grad", out, holomorphic)
+                out, grads, aux = be.value_and_grad(fn, primals, nums, has_aux, name=F.name, **skip)
+                if out is not None or not skip:
+                    check_output_dtype("grad", out, holomorphic)
         except (DiffkitError, TypeError, ValueError, AttributeError) as e:
             _reraise(e, F, "grad", be)
             raise

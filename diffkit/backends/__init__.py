@@ -25,7 +25,8 @@ GROUP = "diffkit.backends"
 """The entry-point group through which a package adds a backend (the built-in ones too)."""
 
 _BUILTIN = {"symbolic": "diffkit.backends.symbolic:Symbolic", "numeric": "diffkit.backends.numeric:Numeric",
-            "forward": "diffkit.backends.forward:Forward", "reverse": "diffkit.backends.reverse:Reverse"}
+            "forward": "diffkit.backends.forward:Forward", "reverse": "diffkit.backends.reverse:Reverse",
+            "compiled": "diffkit.backends.compiled:Compiled"}
 """The built-in backends' entry points, also when diffkit runs from a source tree without
 its package metadata."""
 
