@@ -553,7 +553,7 @@ def report(report: Any, ax: Any = None) -> Any:
         >>> rep = dk.crosscheck("sin(x)*exp(y)", args=(1.0, 2.0), argnums=(0, 1), time_budget=0.0)
         >>> fig = plots.report(rep)
         >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
-        ['symbolic', 'numeric', 'forward', 'reverse']
+        ['symbolic', 'numeric', 'forward', 'reverse', 'compiled']
     """
     rows = list(report.rows)
     fig, ax = _axes(ax, (7.5, 1.6 + 0.55 * max(len(rows), 1)))

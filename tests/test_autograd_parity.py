@@ -27,7 +27,7 @@ import pytest
 
 import diffkit as dk
 
-BACKENDS = ("forward", "reverse")
+BACKENDS = ("forward", "reverse", "compiled")
 
 rng = np.random.default_rng(20261206)
 V = np.array([0.3, -0.7, 0.55, 0.9, -0.2, 0.45])  # distinct, away from 0 and +-1

@@ -26,7 +26,7 @@ def test_check_json_and_ops():
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [r["value"] for r in data["rows"]] == [[12.0]] * len(data["rows"])
-    assert {r["backend"] for r in data["rows"]} == {"symbolic", "numeric", "forward", "reverse"}
+    assert {r["backend"] for r in data["rows"]} == {"symbolic", "numeric", "forward", "reverse", "compiled"}
     assert data["ok"] is True and data["reference"]["value"] == [12.0]
     result = runner.invoke(app, ["check", "x*y**2", "--at", "x=1", "y=3", "--op", "hessian", "--format", "json"])
     data = json.loads(result.output)

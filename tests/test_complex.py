@@ -28,11 +28,11 @@ import diffkit as dk
 from diffkit.backends.base import Dropped
 from diffkit.core.primitive import OUT, PRIMITIVES
 
-BACKENDS = ("forward", "reverse", "symbolic", "numeric")
-AD = ("forward", "reverse", "symbolic")
+BACKENDS = ("forward", "reverse", "compiled", "symbolic", "numeric")
+AD = ("forward", "reverse", "compiled", "symbolic")
 EPS = float(np.finfo(np.float64).eps)
 
-RTOL = {"forward": 16 * EPS, "reverse": 16 * EPS, "symbolic": 16 * EPS, "numeric": 1e-9}
+RTOL = {"forward": 16 * EPS, "reverse": 16 * EPS, "compiled": 16 * EPS, "symbolic": 16 * EPS, "numeric": 1e-9}
 """The AD and symbolic backends evaluate a handful of correctly rounded operations (a
 few ulps); the numeric backend's finite differences are good to about 1e-12 here
 (complex step is refused: the functions take real or imaginary parts), 1e-9 leaves
@@ -289,7 +289,7 @@ def test_complex_and_real_arguments_together(backend: str) -> None:
     close(gz, 0.5 - 0.5j, backend)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_jvp_and_vjp_of_a_nonholomorphic_function(backend: str) -> None:
     # f(z) = conj(z) z**2 = |z|**2 z = u + iv, u = x**3 + x y**2, v = x**2 y + y**3, at 3 + 4j:
     # u_x = 43, u_y = 24, v_x = 24, v_y = 57.
@@ -310,7 +310,7 @@ def test_jvp_of_a_real_valued_function_of_a_complex_argument(backend: str) -> No
     close(t, 22.0, backend)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_vjp_of_a_real_argument_is_real(backend: str) -> None:
     # exp(ix): J = i exp(ix); the cotangent of x for c: Re(c i exp(ix)) (JAX's convention)
     (ct,) = dk.vjp(lambda x: np.exp(1j * x), 0.3, backend=backend)[1](2 - 1j)

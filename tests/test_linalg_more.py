@@ -64,7 +64,7 @@ def test_numpy_gauge_is_what_the_rules_assume() -> None:
         assert np.all(np.imag(v[k, np.arange(v.shape[1])]) == 0)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("name", sorted(GAUGED))
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}{c[1]}-{c[2]}")
 def test_eig_matches_finite_differences_of_numpy(case: tuple[str, int, int], name: str, backend: str) -> None:
@@ -106,7 +106,7 @@ def test_eig_jvp_and_vjp_agree(case: tuple[str, int, int]) -> None:
     np.testing.assert_allclose(np.real(np.sum(abar * t)), lhs, rtol=1e-10)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("kind", ("real", "pairs"))
 def test_eig_hessian(kind: str, backend: str) -> None:
     """The rules are written with traced operations: second orders are central differences
@@ -139,7 +139,7 @@ def test_eig_by_hand() -> None:
         np.testing.assert_allclose(g, [[0.0, 0.0], [0.5, 1.0]], atol=1e-15)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_eig_refuses_at_repeated_eigenvalues(backend: str) -> None:
     for a in (np.eye(3), np.array([[2.0, 1.0], [0.0, 2.0]]), np.diag([1.0, 2.0, 1.0 + 1e-15])):
         with pytest.raises(UnsupportedOperation, match="repeated eigenvalues"):
@@ -201,7 +201,7 @@ def test_wide_qr_by_hand() -> None:
         np.testing.assert_allclose(dk.jacobian(lambda m: np.linalg.qr(m)[0], backend=backend)(a), 0.0, atol=1e-15)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_wide_qr_hessian(backend: str) -> None:
     a = WIDE_QR["2x4"]
     f = lambda m: np.sum(np.linalg.qr(m)[0] ** 3) + np.sum(np.sin(np.linalg.qr(m)[1]))
@@ -210,7 +210,7 @@ def test_wide_qr_hessian(backend: str) -> None:
     np.testing.assert_allclose(dk.hessian(f, backend=backend)(a), want, atol=1e-7)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_qr_refuses_dependent_leading_columns(backend: str) -> None:
     a = np.array([[1.0, 2.0, 0.5], [2.0, 4.0, -1.0]])  # X = first two columns, singular
     with pytest.raises(UnsupportedOperation, match="linearly dependent"):
@@ -222,7 +222,7 @@ def test_qr_refuses_dependent_leading_columns(backend: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("kind", ("real", "pairs"))
 def test_eigvals_hessian(kind: str, backend: str) -> None:
     a = MATRICES[(kind, 3, 1)]
@@ -231,7 +231,7 @@ def test_eigvals_hessian(kind: str, backend: str) -> None:
     np.testing.assert_allclose(dk.hessian(f, backend=backend)(a), want, atol=1e-7)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_eigvals_hessian_by_hand(backend: str) -> None:
     # sum(lambda^2) = tr(A^2) (real eigenvalues): d2/dA_ij dA_kl = 2 delta_il delta_jk
     a = MATRICES[("real", 3, 0)]
@@ -307,7 +307,7 @@ def test_truncated_pinv_values_are_numpys() -> None:
     assert np.linalg.lstsq(a, np.ones(4), rcond=0.1)[2] == 2
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_pinv_refuses_where_the_rank_jumps(backend: str) -> None:
     # the default cutoff (1e-15 of s_max) drops an exactly zero singular value: a step of that
     # size changes the rank, so finite differences of np.linalg.pinv blow up; refuse
@@ -321,7 +321,7 @@ def test_pinv_refuses_where_the_rank_jumps(backend: str) -> None:
         dk.hessian(lambda m: np.sum(np.linalg.pinv(m, rcond=0.1)), backend=backend)(a)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_pinv_refuses_complex(backend: str) -> None:
     with pytest.raises(UnsupportedOperation, match="complex"):
         dk.jvp(np.linalg.pinv, (TRUNCATED["nothing_dropped"] + 1j,), (np.ones((4, 3)) + 0j,), backend=backend)
@@ -395,7 +395,7 @@ _CA = np.random.default_rng(11).normal(size=(3, 3)) + 1j * np.random.default_rng
 _CH = _CA.conj().T @ _CA + np.eye(3)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("name", ["svd", "svdvals", "norm_2", "eigh", "cholesky"])
 def test_real_only_rules_refuse_complex(name: str, backend: str) -> None:
     f, a = {
@@ -409,7 +409,7 @@ def test_real_only_rules_refuse_complex(name: str, backend: str) -> None:
         dk.grad(f, backend=backend)(a)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_logabsdet_of_a_complex_matrix(backend: str) -> None:
     # log|det A| = Re(log det A): the step dA changes it by Re(tr(A^-1 dA)); JAX's gradient is A^-T
     f = lambda m: np.linalg.slogdet(m)[1]
@@ -418,14 +418,14 @@ def test_logabsdet_of_a_complex_matrix(backend: str) -> None:
     np.testing.assert_allclose(got, np.linalg.inv(_CA).T, atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_eig_of_a_stack(backend: str) -> None:
     a = np.stack([MATRICES[("pairs", 3, 0)], MATRICES[("real", 3, 1)]])
     f = lambda m: np.abs(np.linalg.eig(m)[1]).sum() + np.real(np.linalg.eig(m)[0]).sum() ** 2
     np.testing.assert_allclose(dk.grad(f, backend=backend)(a), central_grad(f, a), atol=1e-7)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_lstsq_of_a_rank_deficient_matrix(backend: str) -> None:
     a, b = TRUNCATED["tall_rank2"], np.arange(1.0, 5.0)
     # NumPy's default cutoff (eps * max(m, n) of s_max) sits at the zero singular value: refuse
@@ -443,7 +443,7 @@ def test_lstsq_of_a_rank_deficient_matrix(backend: str) -> None:
 _SYM = MATRICES[("real", 3, 0)] + MATRICES[("real", 3, 0)].T
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("how", ("default", "rcond"))
 def test_pinv_hermitian_reads_the_lower_triangle(how: str, backend: str) -> None:
     kw = {"rcond": 0.01} if how == "rcond" else {}
@@ -454,7 +454,7 @@ def test_pinv_hermitian_reads_the_lower_triangle(how: str, backend: str) -> None
         np.testing.assert_allclose(np.triu(got, 1), 0.0)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_svd_hermitian_refuses_its_vectors(backend: str) -> None:
     with pytest.raises(UnsupportedOperation, match="hermitian"):
         dk.grad(lambda m: np.linalg.svd(m, hermitian=True)[0][0, 0], backend=backend)(_SYM)

@@ -25,7 +25,7 @@ import pytest
 
 import diffkit as dk
 
-BACKENDS = ("forward", "reverse")
+BACKENDS = ("forward", "reverse", "compiled")
 
 # Central difference f'(x) ~ (f(x+h) - f(x-h)) / 2h with h = 1e-6 * max(1, |x|):
 # truncation error ~ h^2 |f'''| / 6 ~ 1e-13 and round-off ~ eps |f| / h ~ 1e-10

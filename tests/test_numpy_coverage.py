@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:invalid value encountered in _where_sympy"),
 ]
 
-AD = ("forward", "reverse", "symbolic")
+AD = ("forward", "reverse", "compiled", "symbolic")
 RNG = np.random.default_rng(20261206)
 V6 = RNG.normal(size=6)
 M34 = RNG.normal(size=(3, 4))
@@ -199,21 +199,21 @@ def test_cumprod_at_a_zero_by_hand(backend: str) -> None:
     np.testing.assert_array_equal(np.asarray(g, dtype=float), [0.0, 6.0, 0.0])
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_sinc_at_zero_by_hand(backend: str) -> None:
     # sinc is even: sinc'(0) = 0; sinc'(1/2) = (cos(pi/2) - sinc(1/2)) / (1/2) = -4/pi
     g = dk.grad(lambda x: np.sum(np.sinc(x)), backend=backend)(np.array([0.0, 0.5]))
     np.testing.assert_allclose(np.asarray(g), [0.0, -4.0 / np.pi], rtol=1e-15, atol=1e-16)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_nan_to_num_gradient_zero_where_replaced(backend: str) -> None:
     # an infinite entry is replaced by a constant: derivative 0 there, 3 (of 3 x) elsewhere
     g = dk.grad(lambda x: np.sum(np.nan_to_num(3.0 * x)), backend=backend)(np.array([np.inf, 2.0]))
     np.testing.assert_array_equal(np.asarray(g), [0.0, 3.0])
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_median_by_hand(backend: str) -> None:
     # median of 4 values is the mean of the middle two: 1/2 on each
     g = dk.grad(np.median, backend=backend)(np.array([4.0, 1.0, 3.0, 2.0]))
@@ -328,7 +328,7 @@ SYMBOLIC_LINALG = {"matrix_power_3": SQUARE, "matrix_power_minus_2": SQUARE[:2, 
 symbolic 4 x 3 matrix takes minutes)."""
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("name", list(LINALG))
 def test_linalg_matches_finite_differences(name: str, backend: str) -> None:
     f, a = LINALG[name]
@@ -346,7 +346,7 @@ def test_linalg_without_sympy_form_refuses_on_symbolic(name: str) -> None:
         dk.jacobian(LINALG[name][0], backend="symbolic")(LINALG[name][1])
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_singular_values_by_hand(backend: str) -> None:
     # A = diag(3, -1): U = I, s = (3, 1), V = diag(1, -1). ds_i/dA = u_i v_i^T, so
     # d s_1 / dA = e1 e1^T, d||A||_* / dA = U V^T = diag(1, -1), d||A||_2 / dA = e1 e1^T
@@ -359,7 +359,7 @@ def test_singular_values_by_hand(backend: str) -> None:
                                   [[1.0, 0.0], [0.0, 0.0]])
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_svd_refuses_where_the_vectors_are_not_differentiable(backend: str) -> None:
     with pytest.raises(UnsupportedOperation, match="repeated singular values"):
         dk.jacobian(lambda m: np.linalg.svd(m)[0], backend=backend)(np.eye(3))
@@ -373,14 +373,14 @@ def test_svd_refuses_where_the_vectors_are_not_differentiable(backend: str) -> N
         dk.grad(lambda m: np.sum(np.linalg.svd(m, compute_uv=False)), backend=backend)(np.eye(3)), np.eye(3))
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_qr_of_a_complex_matrix_refuses(backend: str) -> None:
     # wide matrices are differentiable (tests/test_linalg_more.py); complex ones have no rules here
     with pytest.raises(UnsupportedOperation, match="complex"):
         dk.jvp(lambda m: np.linalg.qr(m)[0], (WIDE + 1j,), (WIDE + 0j,), backend=backend)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("uplo", ["L", "U"])
 def test_eigh_reads_the_triangle_uplo_names(uplo: str, backend: str) -> None:
     # a non-symmetric matrix: NumPy reads one triangle. The value is NumPy's; the
@@ -462,7 +462,7 @@ def test_fft_gradients_by_hand(backend: str) -> None:
     np.testing.assert_allclose(jac, np.eye(n), atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_nan_reductions_skip_the_nans_by_hand(backend: str) -> None:
     # nanmean of (1, nan, 3) is (1 + 3) / 2: the gradient is 1/2 at the numbers, 0 at the NaN
     g = dk.grad(np.nanmean, backend=backend)(np.array([1.0, np.nan, 3.0]))
@@ -480,7 +480,7 @@ def test_convolve_by_hand(backend: str) -> None:
 GENERAL = RNG.normal(size=(4, 4))
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("case", ["complex", "real", "modulus", "stack"])
 def test_eigvals_matches_finite_differences(case: str, backend: str) -> None:
     f, a = {
@@ -492,7 +492,7 @@ def test_eigvals_matches_finite_differences(case: str, backend: str) -> None:
     check(f, a, backend, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_eigvals_by_hand(backend: str) -> None:
     # d lambda_i / dA = u_i v_i^T / (u_i^T v_i), u_i and v_i the left and right eigenvectors.
     # A = [[1, 1], [0, 3]]: lambda = 1 has v = (1, 0), u = (1, -1/2); lambda = 3 has
@@ -503,7 +503,7 @@ def test_eigvals_by_hand(backend: str) -> None:
     np.testing.assert_allclose(jac, [[[1.0, 0.0], [-0.5, 0.0]], [[0.0, 0.0], [0.5, 1.0]]], atol=1e-15)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_eig_refuses_clearly(backend: str) -> None:
     # eig's eigenvectors are differentiable (tests/test_linalg_more.py), but not at repeated eigenvalues
     with pytest.raises(UnsupportedOperation, match="repeated eigenvalues"):
@@ -524,7 +524,7 @@ def test_numeric_backend(name: str) -> None:
     check(f, x, "numeric", atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 @pytest.mark.parametrize("case", ["nuclear_norm", "pinv", "svd_vectors", "qr", "fft_power", "mod", "cumprod"])
 def test_second_order(case: str, backend: str) -> None:
     """Hessians: central differences of the (reverse-mode) gradient."""
@@ -583,7 +583,7 @@ def test_interp_matches_finite_differences(wrt: str, backend: str) -> None:
     check(f, v, backend)
 
 
-@pytest.mark.parametrize("backend", ("forward", "reverse"))
+@pytest.mark.parametrize("backend", ("forward", "reverse", "compiled"))
 def test_interp_by_hand(backend: str) -> None:
     # the slope of the segment a point is in; on a knot, the segment to its right (the one
     # NumPy's value formula uses); outside the knots the value is constant

@@ -227,7 +227,7 @@ def test_symbolic_backend_differentiates_the_function_not_the_rule():
     assert dk.grad(log1pexp, backend="symbolic")(0.0) == pytest.approx(0.5, rel=EPS)
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_custom_jvp_is_used(backend):
     # the naive derivative exp(x)/(1+exp(x)) overflows to nan at x = 1000; the rule gives 1
     with np.errstate(over="ignore"):  # the primal log1p(exp(1000)) itself overflows to inf
@@ -264,7 +264,7 @@ def scaled_identity(x, y):
 scaled_identity.defvjp(lambda x, y: (x + y, None), lambda res, g: (2.0 * g, 3.0 * g))
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_custom_vjp_is_used(backend):
     # forward mode builds the Jacobian from the backward pass, so both modes see the rule
     g = dk.grad(lambda x, y: 5.0 * scaled_identity(x, y), argnums=(0, 1), backend=backend)(2.0, 1.0)
@@ -288,7 +288,7 @@ def test_custom_vjp_wrong_arity_is_a_clear_error():
         dk.grad(f)(1.0, 2.0)
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_custom_rules_with_wrongly_shaped_results_are_clear_errors(backend):
     # a bwd returning a cotangent of the wrong shape used to fail deep inside NumPy
     @dk.custom_vjp

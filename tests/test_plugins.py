@@ -56,7 +56,7 @@ class Central(Reverse):
 
 def test_an_installed_backend_is_listed_and_used(install):
     install("dkplugin_a", "central = dkplugin_a:Central\n", CENTRAL)
-    assert dk.backends() == ("symbolic", "numeric", "forward", "reverse", "central")
+    assert dk.backends() == ("symbolic", "numeric", "forward", "reverse", "compiled", "central")
     g = dk.grad(lambda x: np.sin(x) * x, backend="central")(0.5)
     assert g == pytest.approx(np.cos(0.5) * 0.5 + np.sin(0.5), rel=1e-15)
     rep = dk.crosscheck("x**3", (2.0,), "derivative", time_budget=0)
@@ -69,7 +69,7 @@ def test_the_bench_lists_a_plugin_backend(install):
 
     install("dkplugin_b", "central = dkplugin_b:Central\n", CENTRAL)
     names = [t.name for t in peers.available_tools(include_peers=False)]
-    assert names == ["diffkit reverse", "diffkit forward", "diffkit numeric", "diffkit central"]
+    assert names == ["diffkit reverse", "diffkit forward", "diffkit numeric", "diffkit compiled", "diffkit central"]
     tool = peers.get_tool("diffkit central")
     case = peers.Case("cube", lambda xp, x: xp.sum(x ** 3), (np.array([1.0, 2.0]),), 0)
     np.testing.assert_allclose(tool.grad(case)(), [3.0, 12.0])
@@ -90,7 +90,7 @@ def test_a_plugin_cannot_replace_a_builtin(install):
     install("dkplugin_b", "reverse = dkplugin_b:Central\n", CENTRAL.replace("Central", "Central"))
     with pytest.warns(UserWarning, match="replace the built-in backend 'reverse'"):
         names = dk.backends()
-    assert names == ("symbolic", "numeric", "forward", "reverse")
+    assert names == ("symbolic", "numeric", "forward", "reverse", "compiled")
     assert type(dk.get_backend("reverse")).__module__ == "diffkit.backends.reverse"
 
 

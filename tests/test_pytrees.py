@@ -10,7 +10,7 @@ import pytest
 
 import diffkit as dk
 
-BACKENDS = ["forward", "reverse", "numeric", "symbolic"]
+BACKENDS = ["forward", "reverse", "compiled", "numeric", "symbolic"]
 
 Params = collections.namedtuple("Params", "w b")
 
@@ -363,7 +363,7 @@ def test_mean_of_a_list(backend):
         close(dk.grad(f, argnums=(0, 1), backend=backend)(2.0, 3.0), (0.5, 3.0), tol_of(backend))
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_linalg_of_an_object_array_says_what_to_write(backend):
     with pytest.raises(dk.TracingError, match=r"np\.stack"):
         dk.grad(lambda x, y: np.linalg.det(np.array([[x, 1.0], [y, x]])), backend=backend)(2.0, 3.0)
@@ -498,7 +498,7 @@ def _mlp_grad_by_hand(p, x):
 def test_crosscheck_of_tree_arguments():
     report = dk.crosscheck(_mlp_loss, (MLP_P, MLP_X), "grad", candidates={"by hand": _mlp_grad_by_hand})
     assert report.ok, str(report)
-    assert sorted(r.backend for r in report.rows) == ["by hand", "forward", "numeric", "reverse", "symbolic"]
+    assert sorted(r.backend for r in report.rows) == ["by hand", "compiled", "forward", "numeric", "reverse", "symbolic"]
     want = np.concatenate([np.ravel(v) for v in dk.tree_leaves(_mlp_grad_by_hand(MLP_P, MLP_X))])
     for row in report.rows:  # the flat values: the leaves in JAX's order (b, then W)
         np.testing.assert_allclose(row.value, want, rtol=1e-9)

@@ -178,7 +178,7 @@ DIAGONAL_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(DIAGONAL_CASES))
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_diagonal_seeds_give_the_jacobian(name, backend):
     fun = DIAGONAL_CASES[name]
     x = RNG.normal(size=5)
@@ -188,7 +188,7 @@ def test_diagonal_seeds_give_the_jacobian(name, backend):
     j[...] = 0.0  # writable, and nobody else's
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_diagonal_seeds_under_hessians_and_several_arguments(backend):
     f = lambda u, w: np.sum(np.tanh(A @ u) * w[:4]) + np.sum(u**3)
     u, w = RNG.normal(size=5), RNG.normal(size=5)
@@ -201,7 +201,7 @@ def test_diagonal_seeds_under_hessians_and_several_arguments(backend):
     np.testing.assert_allclose(jw, np.eye(4, 5) * np.tanh(y)[:, None], rtol=1e-13)
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_the_jacobian_of_a_linear_map_is_a_copy_of_its_matrix(backend):
     # the identity seed makes diag(1) @ A the matrix itself: it must not be handed out
     m = RNG.normal(size=(3, 4))

@@ -115,7 +115,7 @@ def test_second_derivative_matches_mpmath(name, backend):
     np.testing.assert_allclose(float(got), want, rtol=1e-9)
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_arrays_and_broadcasting(backend):
     x = np.array([0.2, 0.9, 1.7])
     g = dk.grad(lambda x: np.sum(sc.gammaln(x) * sc.erf(x)), backend=backend)(x)
@@ -154,7 +154,7 @@ def test_i1_derivative_at_zero_is_its_limit(backend):
     assert float(dk.grad(sc.i1, backend=backend)(0.0)) == pytest.approx(0.5, rel=1e-15)
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_unsupported_scipy_function_names_scipy(backend):
     with pytest.raises(dk.UnsupportedOperation) as info:
         dk.grad(lambda x: sc.struve(1.0, x), backend=backend)(0.5)
@@ -340,7 +340,7 @@ def test_norm_logcdf_sf_and_poisson(backend):
         np.testing.assert_allclose(gp, st.poisson.pmf(k, mu) * (k / mu - 1.0), rtol=1e-12)
 
 
-@pytest.mark.parametrize("backend", ["forward", "reverse"])
+@pytest.mark.parametrize("backend", ["forward", "reverse", "compiled"])
 def test_multivariate_normal_logpdf(backend):
     from diffkit import scipy as dks
 
