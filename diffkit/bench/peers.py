@@ -19,6 +19,10 @@ The tools (gradient; Jacobian modes):
 * ``diffkit forward``: ``dk.grad(..., backend="forward")``, one tangent per
   input, so gradients only up to ``max_grad_inputs`` inputs; forward.
 * ``diffkit numeric``: no gradient rows; ``dk.jacobian(..., backend="numeric")``.
+* ``diffkit compiled``: ``dk.grad(..., backend="compiled")``, the gradient
+  written as Python source once and compiled (the first call, which traces and
+  compiles, is the setup); Jacobians in mode ``auto``: the backend runs forward
+  mode where the arguments are fewer than the outputs, else reverse mode.
 * ``autograd``: ``autograd.grad``; reverse (``autograd.jacobian``) and forward
   (``autograd.core.make_jvp``, one JVP per column).
 * ``jax``: ``jax.jit(jax.grad)`` in float64 with synchronous CPU dispatch
@@ -234,6 +238,40 @@ class DiffkitNumeric(_Diffkit):
     gradient = False
 
 
+class DiffkitCompiled(_Diffkit):
+    name, backend, modes = "diffkit compiled", "compiled", ("auto",)
+    note = "source transformation; setup is trace + compile"
+
+    def grad(self, case: Case) -> Callable[[], Any]:
+        return _no_fallback(super().grad(case))
+
+    def jacobian(self, case: Case, mode: str) -> Callable[[], Any]:
+        return _no_fallback(super().jacobian(case, mode))
+
+
+def _no_fallback(call: Callable[[], Any]) -> Callable[[], Any]:
+    """``call``, whose first run raises :class:`~diffkit.errors.Unavailable` if the compiled
+    backend handed the function to the reverse backend (its warning): a row timed
+    then would be the reverse backend's, under the compiled backend's name."""
+    import warnings
+
+    first = [True]
+
+    def run() -> Any:
+        if not first[0]:
+            return call()
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always", RuntimeWarning)
+            out = call()
+        fell = [w for w in seen if "differentiated by the reverse backend" in str(w.message)]
+        if fell:
+            raise Unavailable(f"diffkit compiled: {fell[0].message}")
+        first[0] = False
+        return out
+
+    return run
+
+
 class Autograd(Tool):
     name, modes = "autograd", ("reverse", "forward")
 
@@ -390,9 +428,10 @@ class Torch(Tool):
 
 
 #: Every tool, in the order of the tables: diffkit's backends first, then the peers.
-TOOLS: tuple[str, ...] = ("diffkit reverse", "diffkit forward", "diffkit numeric", "autograd", "jax", "torch")
-_CLASSES: dict[str, type[Tool]] = {c.name: c for c in (DiffkitReverse, DiffkitForward, DiffkitNumeric, Autograd,
-                                                        Jax, Torch)}
+TOOLS: tuple[str, ...] = ("diffkit reverse", "diffkit forward", "diffkit numeric", "diffkit compiled", "autograd",
+                          "jax", "torch")
+_CLASSES: dict[str, type[Tool]] = {c.name: c for c in (DiffkitReverse, DiffkitForward, DiffkitNumeric,
+                                                        DiffkitCompiled, Autograd, Jax, Torch)}
 _INSTANCES: dict[str, Tool] = {}
 
 
@@ -424,7 +463,7 @@ def get_tool(name: str) -> Tool:
 def all_tool_names() -> tuple[str, ...]:
     """:data:`TOOLS` and, after diffkit's own, one ``"diffkit NAME"`` per plug-in backend."""
     plugins = tuple(_plugin_tools())
-    return TOOLS[:3] + plugins + TOOLS[3:]
+    return TOOLS[:4] + plugins + TOOLS[4:]
 
 
 def tools(names: Sequence[str] | None = None) -> list[Tool]:

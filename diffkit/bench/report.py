@@ -25,8 +25,17 @@ TARGETS: tuple[tuple[str, str, str, str, float, str], ...] = (
     ("jacobian", "(1000, 1) forward", "diffkit forward", "ratio", 5.0, "Jacobian (1000, 1) / f, forward"),
     ("jacobian", "(100, 100) reverse", "diffkit reverse", "ratio", 10.0, "Jacobian (100, 100) / f, reverse"),
     ("jacobian", "(100, 100) forward", "diffkit forward", "ratio", 10.0, "Jacobian (100, 100) / f, forward"),
+    ("cheap gradient", "rosenbrock n=1e5", "diffkit compiled", "ratio", 2.0,
+     "compiled grad / f, Rosenbrock n = 1e5"),
+    ("cheap gradient", "mlp 64-128-10", "diffkit compiled", "ratio", 1.5, "compiled grad / f, MLP 64-128-10"),
+    ("scalar chain", "scalar chain 1000 ops", "diffkit compiled", "ratio", 2.0,
+     "compiled scalar chain, µs per operation"),
+    ("jacobian", "(1, 1000) auto", "diffkit compiled", "ratio", 5.0, "compiled Jacobian (1, 1000) / f"),
+    ("jacobian", "(1000, 1) auto", "diffkit compiled", "ratio", 5.0, "compiled Jacobian (1000, 1) / f"),
+    ("jacobian", "(100, 100) auto", "diffkit compiled", "ratio", 10.0, "compiled Jacobian (100, 100) / f"),
 )
-"""Targets on the AD rows; the numeric and symbolic ones are checked in :func:`targets`."""
+"""Targets on the AD rows (the default process's figures); the numeric and symbolic ones are
+checked in :func:`targets`."""
 
 
 def machine(tools: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
@@ -101,7 +110,14 @@ def pivot(rows: list[dict[str, Any]], section: str, field: str = "ratio",
     """Rows of one section as a table: one line per case, one column per tool.
 
     A cell that was not measured shows a footnote mark; the reasons are
-    appended to ``notes`` (numbered from 1).
+    appended to ``notes`` (numbered from 1). A row measured again with the tuned
+    allocator (``tuned_<field>``) shows both figures, the default process's first:
+    ``2.5 / 1.9``.
+
+    Example:
+        >>> rows = [{"section": "s", "case": "c", "tool": "t", "ratio": 2.5, "tuned_ratio": 1.9}]
+        >>> pivot(rows, "s")
+        (['case', 't'], [['c', '2.5 / 1.9']])
     """
     sel = [r for r in rows if r.get("section") == section]
     tools = list(dict.fromkeys(r["tool"] for r in sel))
@@ -122,8 +138,11 @@ def pivot(rows: list[dict[str, Any]], section: str, field: str = "ratio",
                 line.append(f"n/a [{notes.index(why) + 1}]")
             else:
                 spread = r.get("spread")
-                line.append(fmt(r[field]) + (f" ±{100 * spread:.0f}%" if isinstance(spread, float) and spread > 0.1
-                                             else ""))
+                cell = fmt(r[field]) + (f" ±{100 * spread:.0f}%" if isinstance(spread, float) and spread > 0.1
+                                        else "")
+                if r.get(f"tuned_{field}") is not None:
+                    cell += f" / {fmt(r[f'tuned_{field}'])}"
+                line.append(cell)
         body.append(line)
     return ["case", *tools], body
 
@@ -167,8 +186,18 @@ def tables(run: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
         field = "seconds" if section == "scaling" else "ratio"
         notes: list[str] = []
         head, body = pivot(ad, section, field, notes)
+        if any(r.get(f"tuned_{field}") is not None for r in ad if r.get("section") == section):
+            title += " (default allocator / tuned allocator)"
         if body:
             out.append((title, head, body + [[f"[{i}] {n}"] for i, n in enumerate(notes, 1)]))
+    setup = [{"section": "setup", "case": r["case"], "tool": r["tool"], "setup_seconds": r.get("setup_seconds"),
+              "note": r.get("note")} for r in ad if r.get("section") in ("cheap gradient", "scalar chain", "jacobian")]
+    if any(r["setup_seconds"] is not None for r in setup):
+        notes = []
+        head, body = pivot(setup, "setup", "setup_seconds", notes)
+        out.append(("Setup (seconds): building the derivative and its first call (the compiled backend's and "
+                    "JAX's trace and compile), not counted in the figures above", head,
+                    body + [[f"[{i}] {n}"] for i, n in enumerate(notes, 1)]))
     numeric = run.get("sections", {}).get("numeric", [])
     if numeric:
         out.append(("Numeric accuracy: digits against 50-digit mpmath truth, evaluations per derivative",
@@ -247,9 +276,13 @@ def to_markdown(run: dict[str, Any], figure: str | None = None) -> str:
         f"Measured {m.get('date', '?')} on {m.get('cpu', '?')} ({m.get('cores', '?')} cores, "
         f"{m.get('system', '?')}), Python {m.get('python', '?')}, NumPy {m.get('numpy', '?')} "
         f"({m.get('blas', '?')}), diffkit {m.get('diffkit', '?')}; one BLAS thread "
-        f"(OPENBLAS_NUM_THREADS={env.get('OPENBLAS_NUM_THREADS')}), glibc malloc thresholds "
-        f"{env.get('MALLOC_TRIM_THRESHOLD_')} (so that freed temporaries are reused, not returned to the "
-        f"OS). Tools: {tools or 'diffkit only'}. The whole run took {fmt(run.get('seconds'))} s"
+        f"(OPENBLAS_NUM_THREADS={env.get('OPENBLAS_NUM_THREADS')}). Each AD figure is given twice, "
+        f"`default / tuned`: first in a process with glibc's default allocator (malloc thresholds "
+        f"{env.get('MALLOC_TRIM_THRESHOLD_') or 'unset'}), as users run, then in a child process with the "
+        "malloc thresholds raised to 1e9 (freed temporaries reused, not returned to the OS: no page "
+        "faults on large arrays); targets are judged on the first. The compiled backend's and JAX's "
+        "first call (trace and compile) is setup, not timed in the figures. "
+        f"Tools: {tools or 'diffkit only'}. The whole run took {fmt(run.get('seconds'))} s"
         + (" (`--quick`)." if run.get("quick") else "."),
         "",
         "Run it yourself: `pip install \".[peers]\"` (autograd, JAX, PyTorch 2.13 CPU, numdifftools, "

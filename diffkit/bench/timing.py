@@ -4,11 +4,14 @@ A benchmark compares functions *side by side*: each is warmed up, then all are
 called in turn, round after round, so that a slow moment of a shared machine
 hits every one of them alike, and the median and quartiles of each are kept.
 
-Two settings matter before the process starts (:data:`ENV`): glibc's malloc
-must keep freed memory (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``;
-otherwise large temporaries go back to the OS and a benchmark measures page
-faults), and BLAS, OpenMP and XLA must use one thread. glibc and OpenBLAS read
-them when they start, so a script sets them and re-executes itself
+Two settings matter before the process starts (:data:`ENV`): BLAS, OpenMP and
+XLA must use one thread (:data:`THREAD_ENV`, always), and glibc's malloc may be
+told to keep freed memory (:data:`TUNED_MALLOC`: ``MALLOC_TRIM_THRESHOLD_``,
+``MALLOC_MMAP_THRESHOLD_``; otherwise large temporaries go back to the OS and a
+benchmark of large arrays measures page faults). The benchmark measures first as
+users run, with glibc's default allocator, then again in a child process with the
+tuned one (:func:`tuned_environ`), and shows both. glibc and OpenBLAS read these
+when they start, so a script sets them and re-executes itself
 (:func:`ensure_environment`); :func:`environment_ok` says whether they are in
 place. PyTorch's own thread pool is set to one thread when it is loaded
 (:mod:`diffkit.bench.peers`).
@@ -28,7 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-__all__ = ["ENV", "Stat", "environment_ok", "ensure_environment", "timeit"]
+__all__ = ["ENV", "THREAD_ENV", "TUNED_MALLOC", "Stat", "allocator", "environment_ok", "ensure_environment",
+           "timeit", "tuned_environ"]
 
 #: The environment every benchmark runs in (read by glibc, OpenBLAS/MKL/OpenMP and XLA at start).
 ENV: dict[str, str] = {
@@ -42,26 +46,73 @@ ENV: dict[str, str] = {
 }
 
 
-def environment_ok(environ: Any = None) -> bool:
-    """Whether every variable of :data:`ENV` has its value (in ``os.environ`` by default).
+#: glibc's malloc told to keep freed memory (the second, "tuned allocator" measurement).
+TUNED_MALLOC: dict[str, str] = {k: ENV[k] for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")}
+
+#: One thread for BLAS, OpenMP and XLA: every measurement, default allocator or tuned.
+THREAD_ENV: dict[str, str] = {k: v for k, v in ENV.items() if k not in TUNED_MALLOC}
+
+
+def allocator(environ: Any = None) -> str:
+    """``"tuned"`` when glibc's malloc thresholds of :data:`TUNED_MALLOC` are set (in
+    ``os.environ`` by default), ``"default"`` when neither is set, else ``"custom"``.
+
+    Example:
+        >>> allocator({}), allocator(TUNED_MALLOC), allocator({"MALLOC_TRIM_THRESHOLD_": "1"})
+        ('default', 'tuned', 'custom')
+    """
+    environ = os.environ if environ is None else environ
+    if all(environ.get(k) == v for k, v in TUNED_MALLOC.items()):
+        return "tuned"
+    return "default" if not any(k in environ for k in TUNED_MALLOC) else "custom"
+
+
+def environment_ok(environ: Any = None, malloc: str = "tuned") -> bool:
+    """Whether the variables of :data:`THREAD_ENV` have their values (in ``os.environ`` by
+    default) and the allocator is ``malloc`` (:func:`allocator`: ``"tuned"``, every
+    variable of :data:`ENV`; ``"default"``, no malloc threshold set; ``"any"``).
 
     The malloc and thread settings only work if they were there when the process
     started, so ``True`` means they were set in this process's environment, not
     merely now.
+
+    Example:
+        >>> environment_ok(ENV), environment_ok(THREAD_ENV), environment_ok(THREAD_ENV, malloc="default")
+        (True, False, True)
     """
     environ = os.environ if environ is None else environ
-    return all(environ.get(k) == v for k, v in ENV.items())
+    threads = all(environ.get(k) == v for k, v in THREAD_ENV.items())
+    return threads and (malloc == "any" or allocator(environ) == malloc)
 
 
-def ensure_environment(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - replaces the process
-    """Re-execute this Python process with :data:`ENV` set, unless it already is.
+def tuned_environ(environ: Any = None) -> dict[str, str]:
+    """A copy of ``environ`` (``os.environ``) with :data:`ENV` set: a child process's
+    environment for the tuned-allocator measurement.
+
+    Example:
+        >>> e = tuned_environ({"HOME": "/h"})
+        >>> e["HOME"], allocator(e), environment_ok(e)
+        ('/h', 'tuned', True)
+    """
+    return {**(os.environ if environ is None else environ), **ENV}
+
+
+def ensure_environment(argv: Sequence[str] | None = None,
+                       malloc: str = "default") -> None:  # pragma: no cover - replaces the process
+    """Re-execute this Python process with :data:`THREAD_ENV` set and glibc's allocator
+    ``malloc`` (``"default"``: the malloc thresholds removed, as users run; ``"tuned"``:
+    :data:`TUNED_MALLOC` set), unless it already is so.
 
     Call it first thing in a script (``argv`` defaults to ``sys.argv``); it
     never returns if it re-executes.
     """
-    if environment_ok():
+    if environment_ok(malloc=malloc):
         return
-    os.environ.update(ENV)
+    os.environ.update(THREAD_ENV)
+    for k in TUNED_MALLOC:
+        os.environ.pop(k, None)
+    if malloc == "tuned":
+        os.environ.update(TUNED_MALLOC)
     args = list(sys.argv if argv is None else argv)
     os.execv(sys.executable, [sys.executable] + args)
 

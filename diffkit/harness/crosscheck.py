@@ -260,7 +260,7 @@ def crosscheck(f: Any, args: Sequence[Any] = (), op: str = "grad", *, argnums: A
         >>> report.ok, report.reference.kind
         (True, "symbolic: SymPy's own derivatives in mpmath, 50 digits")
         >>> sorted(r.backend for r in report.rows)
-        ['forward', 'numeric', 'reverse', 'symbolic']
+        ['compiled', 'forward', 'numeric', 'reverse', 'symbolic']
 
         Any other derivative is judged the same way (``candidates``)::
 

@@ -226,6 +226,11 @@ def _footer(rep: Report) -> list[str]:
         ratios = [f"{r.backend} {_number(r.call_time) / f_time:.1f}x" for r in rep.rows
                   if _number(r.call_time) and math.isfinite(_number(r.call_time))]
         lines.append(f"f: {_time_fmt(f_time)}; call time / f time: " + ", ".join(ratios))
+    setups = [f"{r.backend} {_time_fmt(r.setup_time)}" for r in rep.rows
+              if _number(r.setup_time) is not None and math.isfinite(_number(r.setup_time))]
+    if setups:
+        # what the first call costs beyond a later one: tracing and compiling (symbolic, compiled)
+        lines.append("setup (first call minus the median call): " + ", ".join(setups))
     for r in rep.rows:
         if r.message and r.verdict != "ok":
             lines.append(f"{r.backend}: {r.message}")
@@ -444,6 +449,10 @@ def suite_summary_lines(summary: dict[str, Any]) -> list[str]:
     if summary.get("rerun"):
         lines.append(f"{summary['rerun']} cases run again: their stored records were made for a different case "
                      "or diffkit version (fingerprint)")
+    timings = summary.get("backend_times") or {}
+    if timings:
+        lines.append("median over cases, setup / call: " + ", ".join(
+            f"{b} {_time_fmt(t['setup'])} / {_time_fmt(t['call'])}" for b, t in timings.items()))
     if summary.get("mean_case_seconds") is not None:
         lines.append(f"wall time {_g(summary['elapsed'], '.1f')} s; mean time per case (in its process) "
                      f"{_g(summary['mean_case_seconds'], '.3f')} s")

@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import statistics
 import threading
 import time
 from collections import deque
@@ -340,7 +341,29 @@ class SuiteResult:
                     and isinstance(r.get("elapsed"), (int, float))]
         return {"suite": self.name, "total": len(self.records), "counts": counts,
                 "with_convention": conventions, "elapsed": self.elapsed, "resumed": self.skipped,
-                "rerun": self.rerun, "mean_case_seconds": (sum(overhead) / len(overhead)) if overhead else None}
+                "rerun": self.rerun, "mean_case_seconds": (sum(overhead) / len(overhead)) if overhead else None,
+                "backend_times": backend_times(self.records)}
+
+
+def backend_times(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per backend, the median over cases of its setup time (the first call, tracing and
+    compiling for the symbolic and compiled backends, minus the median call) and of its
+    call time: ``{"compiled": {"setup": s, "call": s, "cases": n}}``, in row order.
+
+    Example:
+        >>> recs = [{"rows": [{"backend": "compiled", "setup_time": 0.25, "call_time": 0.5}]},
+        ...         {"rows": [{"backend": "compiled", "setup_time": 0.75, "call_time": 1.5}]}]
+        >>> backend_times(recs)
+        {'compiled': {'setup': 0.5, 'call': 1.0, 'cases': 2}}
+    """
+    seen: dict[str, list[tuple[float, float]]] = {}
+    for rec in records:
+        for row in rec.get("rows") or ():
+            s, c = row.get("setup_time"), row.get("call_time")
+            if isinstance(s, (int, float)) and isinstance(c, (int, float)) and math.isfinite(s) and math.isfinite(c):
+                seen.setdefault(row.get("backend", "?"), []).append((float(s), float(c)))
+    return {b: {"setup": statistics.median(s for s, _ in v), "call": statistics.median(c for _, c in v),
+                "cases": len(v)} for b, v in seen.items()}
 
 
 def _check_options(cases: Any, jobs: Any, timeout: Any, time_budget: Any) -> None:
