@@ -81,7 +81,8 @@ def measure() -> dict[str, float]:
     for case in jacobian_cases():
         fj = functools.partial(case.fn, np)
         j = dk.jacobian(fj, argnums=case.argnums, backend="compiled")
-        t = median_times({"f": lambda: fj(*case.args), "compiled": lambda: j(*case.args)}, rounds=21)
+        args = case.args
+        t = median_times({"f": functools.partial(fj, *args), "compiled": functools.partial(j, *args)}, rounds=21)
         out[f"jacobian {case.name}: compiled / f"] = t["compiled"] / t["f"]
     return out
 

@@ -66,10 +66,10 @@ from ..core.primitive import P, Primitive
 from ..core.values import TracedDType, Value, is_complex, new_level, pack, shape_of
 from ..errors import DiffkitError, TracingError
 from . import accel
-from .base import ADBackend, check_output, full, unbroadcast, zeros_batched
+from .base import ADBackend, check_output, full, unbroadcast
 from .reverse import Reverse
 
-__all__ = ["Compiled", "CNode", "source"]
+__all__ = ["CNode", "Compiled", "source"]
 
 
 class Untraceable(DiffkitError):
@@ -951,7 +951,7 @@ def _partial_source(w: _Writer, prim: Primitive, j: int, op: Op, args: list[str]
     with np.errstate(all="ignore"):
         try:
             got = partial(out, *vals)
-        except Exception:
+        except (ArithmeticError, ValueError, TypeError):  # (only to see whether it returns out or x itself)
             got = None
     if got is out and type(out) is np.ndarray:
         return f"v{op.out}"
@@ -1022,7 +1022,7 @@ class Variant:
             else:
                 src, ns, buffers = generate(self.prog, nb, batch, want_grad, identity, want_value)
             filename = f"<diffkit compiled {next(_SERIAL)}>"
-            exec(compile(src, filename, "exec"), ns)  # diffkit's own generated code, never user text
+            exec(compile(src, filename, "exec"), ns)  # noqa: S102  diffkit's own generated code, never user text
             got = self.code[key] = _Code(src, ns["run"], buffers)
         return got
 
