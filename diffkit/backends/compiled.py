@@ -545,9 +545,74 @@ def generate(prog: Program, nb: int, batch: tuple[int, ...], want_grad: bool = T
                 w.buffers[nbuf] = ((0,), w.buffers[nbuf][1])  # its buffer is never written
     if dead:
         w.lines = [ln for i, ln in enumerate(w.lines) if i not in dead]
+    _share_buffers(w, unpack)
     if w.buffers:
         w.lines.insert(unpack, "    " + "".join(f"B{i}, " for i in range(len(w.buffers))) + "= buffers")
     return "\n".join(w.lines) + "\n", w.ns, w.buffers
+
+
+_NAME = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+_BUFFER = re.compile(r"^B(\d+)$")
+_INTO = re.compile(r"^\s*(\w+) = (?:np\.\w+\(.*out=(B\d+)\)|\w+_into_\d+\((?:\d+, )?(B\d+),.*\))$")
+
+
+def _share_buffers(w: _Writer, start: int) -> None:
+    """Let intermediates whose lifetimes do not overlap share one buffer (of the same shape
+    and dtype), so a call touches less memory and keeps it in cache.
+
+    The generated code is straight-line. A name holds the buffer a line writes into
+    (``v3 = np.square(v2, out=B0)``, ``t1 = dtanh_into_2(B1, ...)``); any other line's
+    name may be a view of every buffer its line reads (``reshape``, ``transpose``,
+    indexing): a buffer lives from the line that first writes it to the last line that
+    reads it or a name that may view it. A buffer is reused only after that last line."""
+    lines = w.lines
+    holds: dict[str, set[str]] = {}   # name -> the buffers it may be or view
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for i in range(start, len(lines)):
+        line = lines[i]
+        names = _NAME.findall(line)
+        target = None
+        stripped = line.strip()
+        if " = " in stripped and not stripped.startswith(("if ", "return ")):
+            target = stripped.split(" = ", 1)[0].strip()
+            if not target.isidentifier():
+                target = None
+        into = _INTO.match(line)
+        reads: set[str] = set()
+        for n in names:
+            if _BUFFER.match(n):
+                reads.add(n)
+            elif n in holds and n != target:
+                reads |= holds[n]
+        for b in reads:
+            first.setdefault(b, i)
+            last[b] = i
+        if target is not None:
+            holds[target] = {into.group(2) or into.group(3)} if into else (
+                reads | (holds.get(target, set()) if f"{target} +=" in stripped else set()))
+    # greedy: in order of first use, reuse a buffer of the same layout whose last use is over
+    order = sorted((first[f"B{i}"], i) for i in range(len(w.buffers))
+                   if f"B{i}" in first and w.buffers[i][0] != (0,))
+    free: dict[Any, list[tuple[int, int]]] = {}  # layout -> [(last use, physical)]
+    physical: dict[int, int] = {}
+    layouts: list[tuple[tuple[int, ...], Any]] = []
+    for begin, i in order:
+        layout = (w.buffers[i][0], w.buffers[i][1].str)
+        pool = free.setdefault(layout, [])
+        chosen = next((k for k, (end, _) in enumerate(pool) if end < begin), None)
+        if chosen is None:
+            physical[i] = len(layouts)
+            layouts.append(w.buffers[i])
+        else:
+            physical[i] = pool.pop(chosen)[1]
+        pool.append((last[f"B{i}"], physical[i]))
+    if len(layouts) == len(w.buffers):
+        return
+    rename = {f"B{i}": f"B{physical[i]}" for i in physical}
+    pattern = re.compile(r"\bB(\d+)\b")
+    w.lines[start:] = [pattern.sub(lambda m: rename.get(m.group(0), m.group(0)), ln) for ln in lines[start:]]
+    w.buffers = layouts
 
 
 def _guards_by_var(prog: Program) -> dict[int, list[bool]]:
@@ -668,8 +733,10 @@ def _accumulate(w: _Writer, cts: dict[int, _Term], k: int, term: _Term, shape: t
         return
     if prev.diag:
         prev = _undiag(w, prev, dtype)
+        shape = prev.shape  # the batch of cotangents the diagonal stood for
     if term.diag:
         term = _undiag(w, term, dtype)
+        shape = term.shape
     if shape == ():  # scalar code: Python arithmetic on floats
         t = w.temp()
         w.emit(f"{t} = {_scalar_src(prev)} + {_scalar_src(term)}")
@@ -761,8 +828,13 @@ def _contribute(w: _Writer, prog: Program, op: Op, j: int, k: int, c: _Term, cts
         elif name == "divide" and j == 1:
             # d(x / y)/dy = -out / y
             y_scalar = type(vals[1]) is float or type(vals[1]) is int or np.ndim(vals[1]) == 0
-            term = c.times(const=-1.0, arrays=(f"v{op.out}",), divisors=(args[1],), shape=out_shape) \
-                if not y_scalar else c.times(const=-1.0, scalars=(f"v{op.out}", f"(1.0 / {args[1]})"))
+            if not y_scalar:
+                term = c.times(const=-1.0, arrays=(f"v{op.out}",), divisors=(args[1],), shape=out_shape)
+            elif type(out) is np.ndarray:  # an array over a number: out is an array factor
+                term = c.times(const=-1.0, arrays=(f"v{op.out}",), scalars=(f"(1.0 / {args[1]})",),
+                               shape=out_shape)
+            else:
+                term = c.times(const=-1.0, scalars=(f"v{op.out}", f"(1.0 / {args[1]})"))
         elif name == "square":
             term = c.times(const=2.0, arrays=(args[0],), shape=out_shape) if type(vals[0]) is np.ndarray \
                 else c.times(const=2.0, scalars=(args[0],))
@@ -897,6 +969,7 @@ def generate_jvp(prog: Program, nb: int, batch: tuple[int, ...]) -> tuple[str, d
     aux_src = "(" + "".join(w.operand(r) + ", " for r in prog.aux[1]) + ")" if prog.aux else "()"
     w.emit(f"return {value}, {aux_src}, {t_out}")
     w.ns["_fit"] = _fit
+    _share_buffers(w, unpack)
     if w.buffers:
         w.lines.insert(unpack, "    " + "".join(f"B{i}, " for i in range(len(w.buffers))) + "= buffers")
     return "\n".join(w.lines) + "\n", w.ns, w.buffers
@@ -1484,16 +1557,16 @@ def source(f: Any, *args: Any, argnums: Any = 0, op: str = "grad") -> str:
         >>> import numpy as np, diffkit as dk
         >>> print(dk.source(lambda x: np.sum(np.sin(x) * x), np.ones(3)))
         def run(x, ct, buffers):
-            B0, B1, B2, B3, = buffers
+            B0, B1, B2, = buffers
             v1 = np.sin(x, out=B0)
             v2 = np.multiply(v1, x, out=B1)
             v3 = np.add.reduce(v2, axis=axis_0, keepdims=False)
             t1 = dsin_into_2(B2, v1, x)
             t3 = np.empty((3,), float_4)
             np.multiply(v1, ct, out=t3)
-            np.multiply(x, t1, out=B3)
-            B3 *= ct
-            t3 += B3
+            np.multiply(x, t1, out=B0)
+            B0 *= ct
+            t3 += B0
             return v3, (), (t3, )
         <BLANKLINE>
     """
