@@ -53,8 +53,8 @@ def test_every_report_format_shows_the_compiled_row_and_its_setup():
 
 def test_an_expression_string_is_traced_once(monkeypatch):
     # the harness differentiates expression strings: the compiled backend caches per
-    # function object (weakly), so a parsed expression must be weak-referenceable, or
-    # every call traces and compiles again and the call time is the compile time
+    # function object, weakly where it can; a parsed expression (equal to any other of the
+    # same text, so no weak key) is kept among the last few such functions, strongly
     calls = []
     orig = C.trace_program
 
@@ -96,3 +96,15 @@ def test_backend_times_skips_rows_without_times():
                       {"backend": "compiled", "setup_time": 2.0, "call_time": 1.0}]},
             {"rows": []}, {"error": "no rows"}]
     assert backend_times(recs) == {"compiled": {"setup": 2.0, "call": 1.0, "cases": 1}}
+
+
+def test_parsed_expressions_are_no_weak_keys():
+    # a parsed expression equals every other of the same text: as a key of a weak dictionary
+    # (the operators' wrappers, the backends' caches) a second, equal one would find the
+    # first's entry, whose weak reference dies with the first (a flaky 'NoneType' call)
+    import weakref
+
+    a, b = (dk.Function.parse("x + y", variables=("x", "y")).fn for _ in range(2))
+    assert a == b and a is not b
+    with pytest.raises(TypeError):
+        weakref.ref(a)

@@ -318,7 +318,7 @@ class Expression:
         tree: the root :data:`Node` of the expression tree.
     """
 
-    __slots__ = ("text", "variables", "names_used", "functions_used", "tree", "_callables", "_order", "__weakref__")
+    __slots__ = ("text", "variables", "names_used", "functions_used", "tree", "_callables", "_order")
 
     text: str
     variables: tuple[str, ...]
