@@ -1225,12 +1225,8 @@ def _svd_parts(out: Any, a: Any) -> tuple[Any, Any, Any]:
 
 
 def _svd_f(s: Any) -> Any:
-    # F_ij = 1 / (s_j**2 - s_i**2) off the diagonal, 0 on it
-    s2 = s * s
-    d = s2[..., None, :] - s2[..., :, None]
-    k = np.shape(s)[-1]
-    eye = _const(np.eye(k), s)
-    return (1.0 - eye) / (d + eye)
+    # F_ij = 1 / (s_j**2 - s_i**2) off the diagonal, 0 on it: eigh's F of the squares
+    return _eigh_f(s * s)
 
 
 def _svd_jvp(t: Any, out: Any, a: Any) -> Any:
